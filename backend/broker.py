@@ -1,0 +1,61 @@
+"""The Celery app as both sides configure it, and the one way the API enqueues a run.
+
+The broker only carries "run id N"; everything else lives in the database.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
+
+from backend.config import Settings, get_settings
+
+RUN_TASK = "epoque.run_training"
+QUEUES = ("cpu", "gpu")
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("epoque", broker=settings.broker)
+    options: dict[str, object] = {}
+    if settings.embedded_broker:
+        # kombu hands these options to create_engine, so the polling interval cannot go here:
+        # it is an attribute of the transport class (default 1 s, too slow for a live lab).
+        kombu_sqlalchemy.Transport.polling_interval = settings.broker_poll_seconds
+        options = {"connect_args": {"timeout": 30}}
+    else:
+        # Training runs can last hours. Redis re-delivers an unacked message after this, so keep
+        # it long; a dead worker's run is recovered through the database, not through redelivery.
+        options = {"visibility_timeout": 24 * 3600}
+    app.conf.update(
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        task_default_queue="cpu",
+        worker_hijack_root_logger=False,
+        broker_heartbeat=0,
+    )
+    return app
+
+
+@lru_cache
+def celery_client() -> Celery:
+    return make_celery(get_settings())
+
+
+def enqueue_run(run_id: int, queue: str) -> None:
+    celery_client().send_task(RUN_TASK, args=[run_id], queue=queue)
+
+
+def check_broker() -> str:
+    """'ok' or the reason the broker cannot be reached (for /api/health)."""
+    try:
+        with celery_client().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+    except Exception as exc:  # noqa: BLE001  (health reports any failure as text)
+        return f"unreachable: {type(exc).__name__}"

@@ -1,0 +1,155 @@
+"""The ``epoque`` command: serve, worker, train, submit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger("epoque")
+
+
+def _embedded_worker() -> subprocess.Popen[bytes]:
+    """One Celery worker child; it dies with us even if we are killed."""
+
+    def _die_with_parent() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "worker"], preexec_fn=_die_with_parent
+    )
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is not None:
+        return
+    # SIGQUIT: Celery's cold shutdown; a warm one would wait for a training run to finish.
+    child.send_signal(signal.SIGQUIT)
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.config import get_settings
+    from backend.migrate import upgrade
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    upgrade()
+    child = None if args.no_worker else _embedded_worker()
+    try:
+        log.info("Époque lab on http://%s:%s", host, port)
+        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    finally:
+        if child is not None:
+            _stop(child)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker.celery_app import app
+    from worker.tasks import worker_device
+
+    queues = args.queues or ("gpu,cpu" if worker_device().startswith("cuda") else "cpu")
+    app.worker_main([
+        "worker", "--pool=solo", "--concurrency=1", f"--queues={queues}",
+        f"--hostname=epoque-{os.getpid()}@%h", f"--loglevel={args.loglevel}",
+        "--without-gossip", "--without-mingle",
+    ])
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from backend.specfile import SpecFileError, load_spec_file
+    from worker.headless import train_to_folder
+
+    try:
+        spec = load_spec_file(args.spec)
+    except SpecFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path("runs") / Path(args.spec).stem)
+    outcome = train_to_folder(spec, out, threads=args.threads)
+    print(json.dumps({"status": outcome.status, "result": outcome.result, "folder": str(out)},
+                     indent=2))
+    return 0 if outcome.status == "succeeded" else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    import httpx
+
+    from backend.specfile import SpecFileError, load_spec_file
+
+    try:
+        spec = load_spec_file(args.spec)
+    except SpecFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.post(f"{args.url.rstrip('/')}/api/runs",
+                              json=spec.model_dump(mode="json"), timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 201:
+        print(f"error: {response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    run = response.json()
+    print(json.dumps({"id": run["id"], "status": run["status"],
+                      "url": f"{args.url.rstrip('/')}/#/runs/{run['id']}"}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="epoque", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="API + lab + an embedded worker")
+    serve.add_argument("--host", help="default EPOQUE_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default EPOQUE_PORT or 8000")
+    serve.add_argument("--no-worker", action="store_true", help="do not start a worker")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a Celery worker that trains runs")
+    worker.add_argument("--queues", help="comma-separated: cpu, gpu (default by device)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+    train = sub.add_parser("train", help="one run headless, results to a folder")
+    train.add_argument("spec", help="YAML or JSON spec file")
+    train.add_argument("--out", help="result folder (default runs/<spec name>)")
+    train.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+    train.set_defaults(func=cmd_train)
+
+    submit = sub.add_parser("submit", help="send a spec to a running lab")
+    submit.add_argument("spec", help="YAML or JSON spec file")
+    submit.add_argument("--url", default="http://127.0.0.1:8000")
+    submit.set_defaults(func=cmd_submit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

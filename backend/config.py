@@ -1,0 +1,54 @@
+"""Settings: one pydantic-settings class, read from ``EPOQUE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EPOQUE_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="All embedded state lives under it.")
+    database_url: str | None = Field(None, description="Default: SQLite file in the data dir.")
+    broker_url: str | None = Field(
+        None, description="Default: kombu's SQLAlchemy transport on a SQLite file in the data dir."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = Field("auto", description="Device the worker trains on: auto, cpu, cuda, cuda:N.")
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch threads per worker process; default 1 (fastest for small "
+        "models on a shared CPU)."
+    )
+    broker_poll_seconds: float = Field(
+        0.1, gt=0, description="Polling interval of the embedded SQLite broker."
+    )
+    stream_poll_seconds: float = Field(
+        0.1, gt=0, description="How often a stream looks for new points in the database."
+    )
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'epoque.sqlite').resolve()}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker.startswith("sqla+")
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.ensure_dirs()
+    return settings

@@ -1,0 +1,23 @@
+"""Domain errors that services raise; routers map them to HTTP answers."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Unavailable(DomainError):
+    status_code = 503

@@ -1,0 +1,45 @@
+"""What the API says about a run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from backend.runs.models import Run
+
+
+class Progress(BaseModel):
+    epoch: int
+    max_epochs: int
+
+
+class RunOut(BaseModel):
+    id: int
+    name: str | None
+    status: str
+    spec: dict[str, Any]
+    study_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    progress: Progress
+    result: dict[str, Any] | None
+    attempt: int
+    worker: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(
+            id=run.id, name=run.name, status=run.status, spec=run.spec, study_id=run.study_id,
+            created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
+            error=run.error, progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
+            result=run.result, attempt=run.attempt, worker=run.worker,
+        )
+
+
+class MetricsOut(BaseModel):
+    series: dict[str, list[list[float | None]]]
+    cursor: int

@@ -1,0 +1,115 @@
+"""Runs and their metric points: create, read, delete, and the one write path ``log_batch``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.db import utcnow
+from backend.errors import NotFound
+from backend.runs.models import MetricPoint, Run
+from worker.engine.spec import Spec
+
+Point = tuple[str, int, float | None]  # (key, x, value)
+
+
+def queue_for(spec: Spec) -> str:
+    """Runs that ask for CUDA go to GPU workers; everything else to the CPU queue."""
+    return "gpu" if spec.device.startswith("cuda") else "cpu"
+
+
+def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> Run:
+    run = Run(
+        name=spec.name,
+        status="queued",
+        spec=spec.model_dump(mode="json"),
+        study_id=study_id,
+        queue=queue_for(spec),
+        created_at=utcnow(),
+        epoch=0,
+        max_epochs=spec.training.max_epochs,
+        attempt=0,
+    )
+    session.add(run)
+    session.commit()
+    return run
+
+
+def get_run(*, session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def list_runs(
+    *, session: Session, status: str | None = None, study_id: int | None = None,
+    limit: int = 500, offset: int = 0,
+) -> Sequence[Run]:
+    query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if study_id is not None:
+        query = query.where(Run.study_id == study_id)
+    return session.scalars(query).all()
+
+
+def delete_run(*, session: Session, run_id: int) -> None:
+    get_run(session=session, run_id=run_id)
+    # Points first: SQLite only cascades when foreign keys are on for that connection.
+    session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
+    session.execute(delete(Run).where(Run.id == run_id))
+    session.commit()
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def log_batch(*, session: Session, run_id: int, points: Iterable[Point]) -> None:
+    """Insert points in one statement; a point already stored (a resumed epoch) is kept as is."""
+    rows = [
+        {"run_id": run_id, "key": key, "x": int(x), "value": _finite_or_none(value)}
+        for key, x, value in points
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(MetricPoint).on_conflict_do_nothing(), rows)
+
+
+def get_points(
+    *, session: Session, run_id: int, after: int = 0, keys: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> tuple[dict[str, list[list[Any]]], int]:
+    """Points with id > after, grouped by key, and the cursor that follows them."""
+    query = (
+        select(MetricPoint.id, MetricPoint.key, MetricPoint.x, MetricPoint.value)
+        .where(MetricPoint.run_id == run_id, MetricPoint.id > after)
+        .order_by(MetricPoint.id)
+    )
+    if keys:
+        query = query.where(MetricPoint.key.in_(keys))
+    if limit is not None:
+        query = query.limit(limit)
+    series: dict[str, list[list[Any]]] = {}
+    cursor = after
+    for point_id, key, x, value in session.execute(query):
+        series.setdefault(key, []).append([x, value])
+        cursor = point_id
+    return series, cursor
+
+
+def last_cursor(*, session: Session, run_id: int) -> int:
+    return session.scalar(
+        select(func.coalesce(func.max(MetricPoint.id), 0)).where(MetricPoint.run_id == run_id)
+    ) or 0

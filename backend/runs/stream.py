@@ -1,0 +1,69 @@
+"""WS /api/runs/{id}/stream: catch up from a cursor, then follow the run until it ends.
+
+The database is the only source: every message is read from committed rows, and each carries
+the cursor after it, so a client that reconnects with its last cursor misses nothing and gets
+nothing twice, whichever process wrote the points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from backend.config import get_settings
+from backend.db import new_session
+from backend.runs import service
+from backend.runs.models import FINAL_STATUSES, Run
+from backend.runs.schemas import RunOut
+
+router = APIRouter()
+
+# Points per message: big enough to replay a long run quickly, small enough to stay a message.
+BATCH = 5000
+
+
+def _poll(run_id: int, cursor: int) -> tuple[dict[str, Any] | None, dict[str, Any], int, bool]:
+    """The run (read first: once final, all its points are already committed), then new points."""
+    with new_session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return None, {}, cursor, False
+        run_json = RunOut.of(run).model_dump(mode="json")
+        series, new_cursor = service.get_points(
+            session=session, run_id=run_id, after=cursor, limit=BATCH
+        )
+        more = sum(len(points) for points in series.values()) >= BATCH
+        return run_json, series, new_cursor, more
+
+
+@router.websocket("/api/runs/{run_id}/stream")
+async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
+    await websocket.accept()
+    poll_seconds = get_settings().stream_poll_seconds
+    cursor, last_state = max(after, 0), None
+    try:
+        while True:
+            run, series, cursor, more = await run_in_threadpool(_poll, run_id, cursor)
+            if run is None:
+                await websocket.send_json({"type": "error", "message": f"run {run_id} not found",
+                                           "cursor": cursor})
+                await websocket.close(code=4404)
+                return
+            if series:
+                await websocket.send_json({"type": "points", "series": series, "cursor": cursor})
+            if more:
+                continue
+            state = (run["status"], run["progress"]["epoch"], run["finished_at"])
+            if run["status"] in FINAL_STATUSES:
+                await websocket.send_json({"type": "end", "run": run, "cursor": cursor})
+                await websocket.close()
+                return
+            if state != last_state:
+                await websocket.send_json({"type": "run", "run": run, "cursor": cursor})
+                last_state = state
+            await asyncio.sleep(poll_seconds)
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,39 @@
+"""Worker registry: register, beat, list the live ones, forget on exit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backend.db import utcnow as now
+from backend.workers.models import Worker
+
+# A worker that has not beaten for this long is not listed as alive.
+ALIVE_WITHIN = timedelta(seconds=30)
+
+
+def register_worker(*, session: Session, name: str, device: str, threads: int, queues: str) -> None:
+    worker = session.get(Worker, name) or Worker(name=name, started_at=now())
+    worker.device, worker.threads, worker.queues = device, threads, queues
+    worker.current_run_id, worker.heartbeat_at = None, now()
+    session.merge(worker)
+    session.commit()
+
+
+def beat(*, session: Session, name: str, current_run_id: int | None) -> None:
+    worker = session.get(Worker, name)
+    if worker is not None:
+        worker.heartbeat_at, worker.current_run_id = now(), current_run_id
+        session.commit()
+
+
+def forget_worker(*, session: Session, name: str) -> None:
+    session.execute(delete(Worker).where(Worker.name == name))
+    session.commit()
+
+
+def live_workers(*, session: Session) -> list[Worker]:
+    since = now() - ALIVE_WITHIN
+    return list(session.scalars(select(Worker).where(Worker.heartbeat_at >= since)))

@@ -1,0 +1,123 @@
+"""The runs API on SQLite and on this machine's PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from backend.app import create_app
+from backend.db import new_session
+from backend.runs.models import MetricPoint, Run
+
+
+@pytest.fixture
+def client(configure, db_url: str) -> Iterator[TestClient]:
+    configure(database_url=db_url)
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def _count_runs() -> int:
+    with new_session() as session:
+        return session.scalar(select(func.count()).select_from(Run)) or 0
+
+
+def test_create_list_get_delete(client: TestClient) -> None:
+    created = client.post("/api/runs", json={"name": "first", "training": {"max_epochs": 3}})
+    assert created.status_code == 201, created.text
+    run = created.json()
+    assert run["status"] == "queued"
+    assert run["name"] == "first"
+    assert run["progress"] == {"epoch": 0, "max_epochs": 3}
+    assert run["spec"]["optim"]["lr"] == 0.1  # defaults are filled in and stored
+    second = client.post("/api/runs", json={}).json()
+
+    listed = client.get("/api/runs").json()
+    assert [r["id"] for r in listed] == [second["id"], run["id"]]  # newest first
+    assert [r["id"] for r in client.get("/api/runs", params={"status": "succeeded"}).json()] == []
+
+    fetched = client.get(f"/api/runs/{run['id']}")
+    assert fetched.status_code == 200 and fetched.json()["id"] == run["id"]
+
+    assert client.delete(f"/api/runs/{run['id']}").status_code == 204
+    assert client.get(f"/api/runs/{run['id']}").status_code == 404
+    assert client.delete(f"/api/runs/{run['id']}").status_code == 404
+    assert [r["id"] for r in client.get("/api/runs").json()] == [second["id"]]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "reason"),
+    [
+        ({"seed": "abc"}, "seed", "valid integer"),
+        ({"colour": "blue"}, "colour", "Extra inputs are not permitted"),
+        ({"optim": {"lr": -1}}, "optim.lr", "greater than 0"),
+        ({"optim": {"batch_size": 0}}, "optim.batch_size", "at least 1"),
+        ({"data": {"dataset": "imagenet"}}, "data.dataset", "unknown dataset"),
+        ({"model": {"hidden": [0]}}, "model.hidden.0", "greater than or equal to 1"),
+        ({"training": {"max_epochs": 0}}, "training.max_epochs", "greater than or equal to 1"),
+    ],
+)
+def test_invalid_spec_is_422_naming_the_field_and_writes_nothing(
+    client: TestClient, spec: dict, field: str, reason: str
+) -> None:
+    before = _count_runs()
+    response = client.post("/api/runs", json=spec)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(d["field"] == field and reason in d["msg"] for d in detail), detail
+    assert _count_runs() == before
+
+
+def test_option_not_implemented_is_rejected_not_ignored(client: TestClient) -> None:
+    response = client.post("/api/runs", json={"data": {"dataset": "mnist"}})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "data.dataset"
+    assert "not available yet" in response.json()["detail"][0]["msg"]
+
+
+def test_body_that_is_not_a_spec_object(client: TestClient) -> None:
+    assert client.post("/api/runs", json=[1, 2]).status_code == 422
+    assert client.post("/api/runs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_metrics_json_cursor_and_csv(client: TestClient) -> None:
+    from backend.runs.lifecycle import record_epoch
+
+    run = client.post("/api/runs", json={"training": {"max_epochs": 2}}).json()
+    with new_session() as session:
+        record_epoch(session=session, run_id=run["id"], epoch=1,
+                     points=[("train_loss", 1, 0.9), ("val_accuracy", 1, 0.5)])
+        record_epoch(session=session, run_id=run["id"], epoch=2,
+                     points=[("train_loss", 2, float("nan")), ("val_accuracy", 2, 0.75),
+                             ("train_loss", 1, 123.0)])  # a replayed point is kept once
+    body = client.get(f"/api/runs/{run['id']}/metrics").json()
+    assert body["series"] == {"train_loss": [[1, 0.9], [2, None]],
+                              "val_accuracy": [[1, 0.5], [2, 0.75]]}
+    later = client.get(f"/api/runs/{run['id']}/metrics",
+                       params={"after": 0, "keys": "val_accuracy"}).json()
+    assert later["series"] == {"val_accuracy": [[1, 0.5], [2, 0.75]]}
+    first_two = client.get(f"/api/runs/{run['id']}/metrics").json()["cursor"]
+    assert client.get(f"/api/runs/{run['id']}/metrics", params={"after": first_two}).json() == {
+        "series": {}, "cursor": first_two}
+    assert client.get(f"/api/runs/{run['id']}").json()["progress"]["epoch"] == 2
+
+    csv = client.get(f"/api/runs/{run['id']}/metrics.csv")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines() == [
+        "key,x,value", "train_loss,1,0.9", "train_loss,2,", "val_accuracy,1,0.5",
+        "val_accuracy,2,0.75"]
+    with new_session() as session:
+        assert session.scalar(select(func.count()).select_from(MetricPoint)) == 4
+    assert client.get("/api/runs/999999/metrics").status_code == 404
+
+
+def test_health_and_schema(client: TestClient) -> None:
+    health = client.get("/api/health").json()
+    assert health["database"] == "ok" and health["broker"] == "ok"
+    assert health["workers"] == []
+    schema = client.get("/api/spec/schema").json()
+    assert set(schema["properties"]) >= {"seed", "data", "model", "optim", "training"}
+    assert all("description" in prop for prop in schema["properties"].values())

@@ -1,0 +1,125 @@
+"""Shared fixtures: real databases (SQLite file, this machine's PostgreSQL), real brokers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/11"
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    if not _pg_available():
+        pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (.ci/run starts it)")
+    return PG_ADMIN
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"epoque_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    from backend.db import engine_for
+
+    engine_for(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}").dispose()
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.fail("Redis is not reachable on 127.0.0.1:6379 (.ci/run starts it)")
+    client.flushdb()  # our own database index: leftovers of an earlier test would be consumed
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'epoque.sqlite'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., dict[str, str]]:
+    """Point the settings at a database and broker, apply the migrations, return the env."""
+    from backend.broker import celery_client
+    from backend.config import get_settings
+    from backend.migrate import upgrade
+
+    def _configure(database_url: str | None = None, broker_url: str | None = None) -> dict[str, str]:
+        env = {"EPOQUE_DATA_DIR": str(tmp_path / "data")}
+        if database_url:
+            env["EPOQUE_DATABASE_URL"] = database_url
+        if broker_url:
+            env["EPOQUE_BROKER_URL"] = broker_url
+        for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        celery_client.cache_clear()
+        upgrade()
+        return env
+
+    yield _configure
+    get_settings.cache_clear()
+    celery_client.cache_clear()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
+    """Start real ``epoque worker`` processes; they are stopped at the end of the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "worker", "--loglevel", "INFO"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -1,0 +1,319 @@
+"""The experiment spec: one pydantic model, the public contract of SPEC.md.
+
+Every field has a default, so ``Spec()`` (or ``{}``) is a small MLP on digits. Unknown
+fields are rejected. Options the engine does not implement yet are rejected with a
+"not available yet" error on their own field, never silently ignored: the sets
+``AVAILABLE_*`` below say what the engine can run today.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# What the engine implements now. Growing these sets is how an option becomes available.
+AVAILABLE_DATASETS = {"digits", "moons"}
+AVAILABLE_ARCHS = {"mlp"}
+AVAILABLE_METHODS = {"sgd"}
+AVAILABLE_SCHEDULES = {"constant"}
+AVAILABLE_INITS = {"pytorch"}
+AVAILABLE_AUGMENT_OPS: set[str] = set()
+
+BUILTIN_DATASETS = (
+    "digits", "mnist1d", "moons", "circles", "spirals", "xor", "shapes",
+    "mnist", "fashion_mnist", "cifar10",
+)
+SYNTHETIC_DATASETS = {"moons", "circles", "spirals", "xor", "shapes"}
+TWO_D_DATASETS = {"moons", "circles", "spirals", "xor"}
+
+
+def _not_yet(what: str) -> ValueError:
+    return ValueError(f"{what} is not available yet")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataSpec(_Strict):
+    dataset: str = Field(
+        "digits",
+        description="Dataset: digits, mnist1d, moons, circles, spirals, xor, shapes, mnist, "
+        "fashion_mnist, cifar10 or folder:<uploaded-dataset-id>.",
+        json_schema_extra={"examples": list(BUILTIN_DATASETS)},
+    )
+    n_samples: int | None = Field(
+        None, ge=10, le=1_000_000, description="Number of examples (synthetic sets only)."
+    )
+    noise: float | None = Field(None, ge=0, le=10, description="Noise level (2-D sets only).")
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of the training part kept aside as S_v."
+    )
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share held out for test where there is no official split."
+    )
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v.startswith("folder:"):
+            if not v[len("folder:"):]:
+                raise ValueError("folder datasets are written folder:<uploaded-dataset-id>")
+            raise _not_yet("dataset 'folder:…'")
+        if v not in BUILTIN_DATASETS:
+            raise ValueError(
+                f"unknown dataset {v!r}; choose one of {', '.join(BUILTIN_DATASETS)} "
+                "or folder:<id>"
+            )
+        if v not in AVAILABLE_DATASETS:
+            raise _not_yet(f"dataset {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _synthetic_only(self) -> DataSpec:
+        if self.n_samples is not None and self.dataset not in SYNTHETIC_DATASETS:
+            raise ValueError(f"n_samples applies to synthetic datasets only, not {self.dataset!r}")
+        if self.noise is not None and self.dataset not in TWO_D_DATASETS:
+            raise ValueError(f"noise applies to 2-D datasets only, not {self.dataset!r}")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+
+class DropoutSpec(_Strict):
+    p_inc_input: float = Field(
+        1.0, gt=0, le=1, description="Inclusion probability on the input (course: 0.8)."
+    )
+    p_inc_hidden: float = Field(
+        1.0, gt=0, le=1, description="Inclusion probability on hidden layers (course: 0.5)."
+    )
+    inference: Literal["scale", "mc"] = Field(
+        "scale", description="scale: strategy B (weights scaled); mc: strategy A (average masks)."
+    )
+    mc_samples: int = Field(20, ge=1, le=1000, description="Masks averaged by strategy A.")
+
+    @model_validator(mode="after")
+    def _available(self) -> DropoutSpec:
+        if self.p_inc_input < 1 or self.p_inc_hidden < 1:
+            raise _not_yet("dropout")
+        return self
+
+
+class InitSpec(_Strict):
+    scheme: Literal[
+        "pytorch", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+        "normal", "constant", "zeros",
+    ] = Field("pytorch", description="Weight initialisation scheme.")
+    value: float = Field(0.0, description="Weight value for the constant scheme.")
+    std: float = Field(0.01, gt=0, description="Standard deviation for the normal scheme.")
+
+    @field_validator("scheme")
+    @classmethod
+    def _available(cls, v: str) -> str:
+        if v not in AVAILABLE_INITS:
+            raise _not_yet(f"init scheme {v!r}")
+        return v
+
+
+class ModelSpec(_Strict):
+    arch: Literal["mlp", "cnn"] = Field("mlp", description="mlp or cnn.")
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [128, 128],
+        max_length=32,
+        description="mlp: hidden layer widths; cnn: channels per conv block.",
+    )
+    activation: Literal["relu", "tanh", "sigmoid", "leaky_relu"] = Field(
+        "relu", description="Activation of hidden layers."
+    )
+    batchnorm: bool = Field(False, description="Batch normalisation after each hidden layer.")
+    batchnorm_eval: Literal["running", "full_pass"] = Field(
+        "running",
+        description="Statistics used at prediction: running average, or one full pass over S.",
+    )
+    dropout: DropoutSpec = Field(default_factory=DropoutSpec, description="Dropout.")
+    init: InitSpec = Field(default_factory=InitSpec, description="Initialisation.")
+
+    @field_validator("arch")
+    @classmethod
+    def _arch_available(cls, v: str) -> str:
+        if v not in AVAILABLE_ARCHS:
+            raise _not_yet(f"arch {v!r}")
+        return v
+
+    @field_validator("batchnorm")
+    @classmethod
+    def _bn_available(cls, v: bool) -> bool:
+        if v:
+            raise _not_yet("batchnorm")
+        return v
+
+
+class ScheduleSpec(_Strict):
+    kind: Literal["constant", "inv_sqrt", "step", "piecewise", "exponential", "cosine"] = Field(
+        "constant", description="How η changes over epochs."
+    )
+    milestones: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, max_length=100, description="step: epochs where η is multiplied by gamma."
+    )
+    gamma: float = Field(0.1, gt=0, description="step/exponential: multiplicative factor.")
+    table: list[tuple[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0)]]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="piecewise: [[epoch, lr], ...] e.g. [[0,0.1],[75,0.01],[125,0.001]].",
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _available(cls, v: str) -> str:
+        if v not in AVAILABLE_SCHEDULES:
+            raise _not_yet(f"schedule {v!r}")
+        return v
+
+
+class OptimSpec(_Strict):
+    method: Literal["sgd", "adam"] = Field(
+        "sgd", description="sgd: the course's momentum update v ← αv − ηg, z ← z + v; or adam."
+    )
+    lr: float = Field(0.1, gt=0, le=100, description="Learning rate η.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum α (0 = plain SGD).")
+    batch_size: int | Literal["full"] = Field(
+        32, description="Minibatch size m; 1 = pure SGD; \"full\" = the whole training set."
+    )
+    weight_decay: float = Field(
+        0.0, ge=0, description="λ in (λ/2)‖w‖², biases and batchnorm parameters excluded."
+    )
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="η schedule.")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("batch_size must be at least 1 (or \"full\")")
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _available(cls, v: str) -> str:
+        if v not in AVAILABLE_METHODS:
+            raise _not_yet(f"optimiser {v!r}")
+        return v
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _wd_available(cls, v: float) -> float:
+        if v:
+            raise _not_yet("weight_decay")
+        return v
+
+
+class EarlyStoppingSpec(_Strict):
+    patience: int | None = Field(
+        None, ge=1, le=10_000, description="Patience p in epochs; empty = off."
+    )
+    monitor: Literal["val_accuracy", "val_loss"] = Field(
+        "val_accuracy", description="What improves the best model z*."
+    )
+
+    @field_validator("patience")
+    @classmethod
+    def _available(cls, v: int | None) -> int | None:
+        if v is not None:
+            raise _not_yet("early stopping")
+        return v
+
+
+class TrainingSpec(_Strict):
+    max_epochs: int = Field(50, ge=1, le=100_000, description="Number of epochs T.")
+    early_stopping: EarlyStoppingSpec = Field(
+        default_factory=EarlyStoppingSpec, description="Early stopping (COURSE.md §3)."
+    )
+    log_every_steps: int | None = Field(
+        None, ge=1, description="Also stream the minibatch loss every N steps."
+    )
+
+    @field_validator("log_every_steps")
+    @classmethod
+    def _available(cls, v: int | None) -> int | None:
+        if v is not None:
+            raise _not_yet("log_every_steps")
+        return v
+
+
+class AugmentOp(_Strict):
+    """One augmentation step; extra parameters depend on the op."""
+
+    model_config = ConfigDict(extra="allow")
+    op: Literal[
+        "random_crop", "random_horizontal_flip", "random_vertical_flip", "random_resized_crop",
+        "random_rotation", "random_affine", "color_jitter",
+    ] = Field(description="torchvision transform to apply to training batches.")
+
+    @field_validator("op")
+    @classmethod
+    def _available(cls, v: str) -> str:
+        if v not in AVAILABLE_AUGMENT_OPS:
+            raise _not_yet(f"augmentation {v!r}")
+        return v
+
+
+class EnsembleSpec(_Strict):
+    members: int = Field(1, ge=1, le=64, description="K networks trained from seeds seed…seed+K−1.")
+    combine: Literal["mean", "vote"] = Field(
+        "mean", description="mean of probabilities, or majority vote."
+    )
+
+    @field_validator("members")
+    @classmethod
+    def _available(cls, v: int) -> int:
+        if v > 1:
+            raise _not_yet("ensembles")
+        return v
+
+
+class DiagnosticsSpec(_Strict):
+    layer_stats: bool = Field(True, description="Per-layer activation and gradient std each epoch.")
+    grad_noise: bool = Field(
+        False, description="Variance of the minibatch gradient for several m, every few epochs."
+    )
+    boundary: Literal["auto", "on", "off"] | bool = Field(
+        "auto", description="Decision-boundary grid for 2-D datasets."
+    )
+
+    @field_validator("grad_noise")
+    @classmethod
+    def _available(cls, v: bool) -> bool:
+        if v:
+            raise _not_yet("grad_noise")
+        return v
+
+
+class Spec(_Strict):
+    """An experiment: data, model, optimisation, training, augmentation, ensemble, diagnostics."""
+
+    name: str | None = Field(None, max_length=200, description="Optional label.")
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1,
+        description="Everything random derives from it: split, init, order, dropout, augmentation.",
+    )
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$",
+        description="auto | cpu | cuda | cuda:N (auto = cuda when the worker has it).",
+    )
+    data: DataSpec = Field(default_factory=DataSpec, description="Data.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="Model.")
+    optim: OptimSpec = Field(default_factory=OptimSpec, description="Optimisation.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Training.")
+    augment: list[AugmentOp] = Field(
+        default_factory=list, max_length=20,
+        description="Ordered augmentation ops, applied to training data only.",
+    )
+    ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec, description="Ensemble.")
+    diagnostics: DiagnosticsSpec = Field(
+        default_factory=DiagnosticsSpec, description="Diagnostics."
+    )
+
+
+def parse_spec(data: dict[str, Any] | None) -> Spec:
+    """Validate a spec from plain data (JSON or YAML); raises pydantic.ValidationError."""
+    return Spec.model_validate(data or {})

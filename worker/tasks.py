@@ -1,0 +1,140 @@
+"""Celery glue: claim the run in the database, train it with the engine, store what it reports.
+
+No training logic lives here; see worker/engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import torch
+from celery.signals import worker_ready, worker_shutdown
+
+from backend.broker import RUN_TASK
+from backend.config import get_settings
+from backend.db import new_session
+from backend.runs.lifecycle import RunGone, claim_run, finish_run, record_epoch
+from backend.runs.service import Point
+from backend.workers import service as workers
+from worker.celery_app import app
+from worker.engine import Callbacks, parse_spec, train
+
+log = logging.getLogger(__name__)
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+HEARTBEAT_SECONDS = 5.0
+# Points are buffered and written together at most this often (one commit per flush).
+FLUSH_SECONDS = 0.25
+
+_current_run: int | None = None
+
+
+def worker_device() -> str:
+    wanted = get_settings().device
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return wanted
+
+
+def configure_threads() -> int:
+    # One thread per process: on a small shared CPU, oversubscribed threads make small models
+    # several times slower.
+    threads = get_settings().torch_threads or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+class EpochWriter:
+    """Buffers the engine's epoch metrics and writes them in batches."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.points: list[Point] = []
+        self.epoch = 0
+        self.last_flush = time.monotonic()
+
+    def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.points.extend((key, epoch, value) for key, value in metrics.items())
+        self.epoch = epoch
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        with new_session() as session:
+            record_epoch(session=session, run_id=self.run_id, epoch=self.epoch, points=self.points)
+        self.points = []
+        self.last_flush = time.monotonic()
+
+
+def execute_run(run_id: int) -> str:
+    """Train run ``run_id`` if it can be claimed; returns the final status (or 'skipped')."""
+    global _current_run
+    with new_session() as session:
+        run = claim_run(session=session, run_id=run_id, worker=WORKER_NAME)
+        if run is None:
+            log.info("run %s not claimable (deleted, or taken by another attempt)", run_id)
+            return "skipped"
+        spec = parse_spec(run.spec)
+    _current_run = run_id
+    writer = EpochWriter(run_id)
+    device = worker_device() if spec.device == "auto" else spec.device
+    status, result, error = "failed", None, None
+    try:
+        outcome = train(spec, Callbacks(on_epoch=writer.on_epoch), device=device)
+        writer.flush()
+        status, result = outcome.status, outcome.result
+    except RunGone:
+        log.info("run %s was deleted while training", run_id)
+        return "deleted"
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        _current_run = None
+    with new_session() as session:
+        finish_run(session=session, run_id=run_id, status=status, result=result, error=error)
+    log.info("run %s ended %s", run_id, status)
+    return status
+
+
+@app.task(name=RUN_TASK)
+def run_training(run_id: int) -> str:
+    return execute_run(run_id)
+
+
+def _heartbeat(stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            with new_session() as session:
+                workers.beat(session=session, name=WORKER_NAME, current_run_id=_current_run)
+        except Exception:  # noqa: BLE001  (a missed beat is retried; the worker goes on)
+            log.warning("heartbeat failed", exc_info=True)
+
+
+_stop_heartbeat = threading.Event()
+
+
+@worker_ready.connect
+def _on_ready(sender: Any = None, **_: Any) -> None:
+    threads = configure_threads()
+    queues = ",".join(sorted(q.name for q in app.amqp.queues.consume_from.values()))
+    with new_session() as session:
+        workers.register_worker(
+            session=session, name=WORKER_NAME, device=worker_device(), threads=threads,
+            queues=queues,
+        )
+    threading.Thread(target=_heartbeat, args=(_stop_heartbeat,), daemon=True).start()
+    log.info("worker %s ready: device %s, %d torch thread(s), queues %s",
+             WORKER_NAME, worker_device(), threads, queues)
+
+
+@worker_shutdown.connect
+def _on_shutdown(sender: Any = None, **_: Any) -> None:
+    _stop_heartbeat.set()
+    with new_session() as session:
+        workers.forget_worker(session=session, name=WORKER_NAME)
