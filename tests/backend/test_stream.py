@@ -1,0 +1,64 @@
+"""The stream: catch-up by cursor, live points, final status; a reconnect is exact."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+from tests.conftest import wait_for
+
+SPEC = {"name": "stream test", "training": {"max_epochs": 30}}
+
+
+def _collect(ws, points: list[tuple[str, int, float | None]], stop_after_points: int | None):
+    """Read messages into ``points``; return (last cursor, last message type)."""
+    cursor, kind = 0, None
+    while True:
+        message = ws.receive_json()
+        assert "cursor" in message and message["cursor"] >= cursor
+        cursor, kind = message["cursor"], message["type"]
+        if kind == "points":
+            for key, series in message["series"].items():
+                points.extend((key, x, v) for x, v in series)
+        if kind == "end" or (stop_after_points is not None and len(points) >= stop_after_points):
+            return cursor, kind, message
+
+
+def test_reconnect_with_cursor_gets_every_point_exactly_once(configure, start_worker) -> None:
+    env = configure()
+    start_worker(env)
+    with TestClient(create_app()) as client:
+        wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker")
+        run = client.post("/api/runs", json=SPEC).json()
+        points: list[tuple[str, int, float | None]] = []
+        with client.websocket_connect(f"/api/runs/{run['id']}/stream") as ws:
+            cursor, kind, _ = _collect(ws, points, stop_after_points=20)
+        assert kind == "points", "the run ended before the client could drop mid-run"
+        assert client.get(f"/api/runs/{run['id']}").json()["status"] == "running"
+
+        with client.websocket_connect(f"/api/runs/{run['id']}/stream?after={cursor}") as ws:
+            _, kind, end = _collect(ws, points, stop_after_points=None)
+        assert kind == "end" and end["run"]["status"] == "succeeded"
+
+        counts = Counter((key, x) for key, x, _ in points)
+        assert max(counts.values()) == 1, "a point arrived twice"
+        stored = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
+        stored_points = sorted((k, x, v) for k, s in stored.items() for x, v in s)
+        assert sorted(points) == stored_points  # none missing, none extra
+        assert {x for k, x, _ in points if k == "val_accuracy"} == set(range(1, 31))
+
+        # A late client replays everything, then gets the final status and the socket closes.
+        replay: list[tuple[str, int, float | None]] = []
+        with client.websocket_connect(f"/api/runs/{run['id']}/stream") as ws:
+            _, kind, _ = _collect(ws, replay, stop_after_points=None)
+        assert kind == "end" and sorted(replay) == stored_points
+
+
+def test_stream_of_unknown_run_says_so(configure) -> None:
+    configure()
+    with TestClient(create_app()) as client:
+        with client.websocket_connect("/api/runs/424242/stream") as ws:
+            message = ws.receive_json()
+            assert message["type"] == "error" and "not found" in message["message"]
