@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 AVAILABLE_DATASETS = {"digits", "moons"}
 AVAILABLE_ARCHS = {"mlp"}
 AVAILABLE_METHODS = {"sgd"}
-AVAILABLE_SCHEDULES = {"constant"}
+AVAILABLE_SCHEDULES = {"constant", "inv_sqrt", "step", "piecewise", "exponential", "cosine"}
 AVAILABLE_INITS = {"pytorch"}
 AVAILABLE_AUGMENT_OPS: set[str] = set()
 
@@ -214,13 +214,6 @@ class EarlyStoppingSpec(_Strict):
     monitor: Literal["val_accuracy", "val_loss"] = Field(
         "val_accuracy", description="What improves the best model z*."
     )
-
-    @field_validator("patience")
-    @classmethod
-    def _available(cls, v: int | None) -> int | None:
-        if v is not None:
-            raise _not_yet("early stopping")
-        return v
 
 
 class TrainingSpec(_Strict):

@@ -1,0 +1,53 @@
+"""Load a saved model z* and predict with it (used by the API's /predict and by scripts).
+
+The saved file is ``torch.save({spec, state_dict, classes, input_shape})``; loading it builds
+the network from its spec, so no training code is involved.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .models import build_model
+from .spec import parse_spec
+
+
+class PredictError(ValueError):
+    """Inputs that do not fit the model: the message says what was expected."""
+
+
+@dataclass
+class Predictor:
+    model: torch.nn.Module
+    classes: list[str]
+    input_shape: tuple[int, ...]
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Predictor:
+        saved: dict[str, Any] = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        spec = parse_spec(saved["spec"])
+        shape = tuple(int(d) for d in saved["input_shape"])
+        model = build_model(spec, shape, len(saved["classes"]))
+        model.load_state_dict(saved["state_dict"])
+        model.eval()
+        return cls(model=model, classes=list(saved["classes"]), input_shape=shape)
+
+    @torch.no_grad()
+    def probabilities(self, inputs: list[Any]) -> list[list[float]]:
+        try:
+            x = torch.as_tensor(inputs, dtype=torch.float32)
+        except (TypeError, ValueError) as exc:
+            raise PredictError(f"inputs must be a list of numeric arrays: {exc}") from None
+        flat = 1
+        for d in self.input_shape:
+            flat *= d
+        if x.ndim < 1 or x.numel() != len(x) * flat or len(x) == 0:
+            raise PredictError(
+                f"each input must hold {flat} numbers (shape {list(self.input_shape)})"
+            )
+        x = x.reshape(len(x), *self.input_shape)
+        return torch.softmax(self.model(x), dim=1).tolist()
