@@ -14,6 +14,7 @@ from backend.errors import DomainError
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.spec_errors import SpecInvalid
+from backend.studies import router as studies_router
 from backend.system import router as system_router
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def create_app() -> FastAPI:
     app.include_router(system_router.router)
     app.include_router(runs_router.router)
     app.include_router(stream.router)
+    app.include_router(studies_router.router)
 
     @app.exception_handler(SpecInvalid)
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:

@@ -5,6 +5,7 @@ No training logic lives here; see worker/engine.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
@@ -18,11 +19,11 @@ from celery.signals import worker_ready, worker_shutdown
 from backend.broker import RUN_TASK
 from backend.config import get_settings
 from backend.db import new_session
-from backend.runs.lifecycle import RunGone, claim_run, finish_run, record_epoch
+from backend.runs.lifecycle import RunGone, claim_run, finish_run, read_controls, record_epoch
 from backend.runs.service import Point
 from backend.workers import service as workers
 from worker.celery_app import app
-from worker.engine import Callbacks, parse_spec, train
+from worker.engine import Callbacks, Spec, TrainOutcome, parse_spec, train
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +50,36 @@ def configure_threads() -> int:
     return threads
 
 
-class EpochWriter:
-    """Buffers the engine's epoch metrics and writes them in batches."""
+class RunReporter:
+    """The engine's callbacks for one run: buffered metric writes and live control."""
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.points: list[Point] = []
         self.epoch = 0
         self.last_flush = time.monotonic()
+        self.requested_lr: float | None = None
+        self.applied_lr: float | None = None
 
     def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.points.extend((key, epoch, value) for key, value in metrics.items())
         self.epoch = epoch
         if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
+
+    def should_stop(self) -> bool:
+        # One small read per epoch: cancel and η requests reach us on every broker.
+        with new_session() as session:
+            cancel, self.requested_lr = read_controls(session=session, run_id=self.run_id)
+        if cancel:
+            self.flush()
+        return cancel
+
+    def current_lr(self, epoch: int, scheduled: float) -> float | None:
+        if self.requested_lr is not None and self.requested_lr != self.applied_lr:
+            self.applied_lr = self.requested_lr
+            self.points.append(("events/lr", epoch, self.requested_lr))
+        return self.applied_lr
 
     def flush(self) -> None:
         with new_session() as session:
@@ -71,23 +88,32 @@ class EpochWriter:
         self.last_flush = time.monotonic()
 
 
+def model_blob(spec: Spec, outcome: TrainOutcome) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"spec": spec.model_dump(mode="json"), "state_dict": outcome.state_dict,
+                "classes": outcome.classes, "input_shape": list(outcome.input_shape)}, buffer)
+    return buffer.getvalue()
+
+
 def execute_run(run_id: int) -> str:
     """Train run ``run_id`` if it can be claimed; returns the final status (or 'skipped')."""
     global _current_run
     with new_session() as session:
         run = claim_run(session=session, run_id=run_id, worker=WORKER_NAME)
         if run is None:
-            log.info("run %s not claimable (deleted, or taken by another attempt)", run_id)
+            log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
             return "skipped"
         spec = parse_spec(run.spec)
     _current_run = run_id
-    writer = EpochWriter(run_id)
+    reporter = RunReporter(run_id)
+    callbacks = Callbacks(on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
+                          current_lr=reporter.current_lr)
     device = worker_device() if spec.device == "auto" else spec.device
-    status, result, error = "failed", None, None
+    status, result, error, model = "failed", None, None, None
     try:
-        outcome = train(spec, Callbacks(on_epoch=writer.on_epoch), device=device)
-        writer.flush()
-        status, result = outcome.status, outcome.result
+        outcome = train(spec, callbacks, device=device)
+        reporter.flush()
+        status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
     except RunGone:
         log.info("run %s was deleted while training", run_id)
         return "deleted"
@@ -97,7 +123,8 @@ def execute_run(run_id: int) -> str:
     finally:
         _current_run = None
     with new_session() as session:
-        finish_run(session=session, run_id=run_id, status=status, result=result, error=error)
+        finish_run(session=session, run_id=run_id, status=status, result=result, error=error,
+                   model=model)
     log.info("run %s ended %s", run_id, status)
     return status
 

@@ -6,6 +6,7 @@ from alembic import context
 
 from backend.db import Base, engine_for
 from backend.runs import models as _runs  # noqa: F401  (registers tables on Base.metadata)
+from backend.studies import models as _studies  # noqa: F401
 from backend.workers import models as _workers  # noqa: F401
 
 config = context.config

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.db import utcnow
 from backend.errors import NotFound
-from backend.runs.models import Run
+from backend.runs.models import Run, RunModel
 from backend.runs.service import Point, log_batch
 
 
@@ -46,10 +46,23 @@ def record_epoch(*, session: Session, run_id: int, epoch: int, points: Iterable[
     session.commit()
 
 
+def read_controls(*, session: Session, run_id: int) -> tuple[bool, float | None]:
+    """(cancel requested, η requested by hand) for the running worker."""
+    row = session.execute(
+        select(Run.cancel_requested, Run.requested_lr).where(Run.id == run_id)
+    ).first()
+    if row is None:
+        raise RunGone(f"run {run_id} was deleted")
+    return bool(row[0]), row[1]
+
+
 def finish_run(
     *, session: Session, run_id: int, status: str, result: dict[str, Any] | None = None,
-    error: str | None = None,
+    error: str | None = None, model: bytes | None = None,
 ) -> None:
+    """The final status, result and returned model z*, in one transaction."""
+    if model is not None and session.get(Run, run_id) is not None:
+        session.merge(RunModel(run_id=run_id, blob=model, created_at=utcnow()))
     session.execute(
         update(Run)
         .where(Run.id == run_id)

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text,
+    JSON, BigInteger, Boolean, Float, LargeBinary, ForeignKey, Index, Integer, String, Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from backend.db import Base, UTCDateTime
 
@@ -39,6 +40,9 @@ class Run(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Live control, written by the API and read by the worker once per epoch (any broker).
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    requested_lr: Mapped[float | None] = mapped_column(Float)
 
 
 class MetricPoint(Base):
@@ -55,3 +59,13 @@ class MetricPoint(Base):
     key: Mapped[str] = mapped_column(String(200))
     x: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float)
+
+
+class RunModel(Base):
+    """The returned model z* (torch.save bytes), kept in the database so every API can serve it."""
+
+    __tablename__ = "run_models"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

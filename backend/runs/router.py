@@ -7,14 +7,15 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from backend.broker import enqueue_run
 from backend.deps import SessionDep
 from backend.errors import Unavailable
-from backend.runs import service
+from backend.runs import control, service
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
+from worker.engine.predict import PredictError, Predictor
 from worker.engine.spec import parse_spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -25,7 +26,7 @@ def create_run(session: SessionDep, spec: Annotated[dict[str, Any], Body()]) -> 
     try:
         parsed = parse_spec(spec)
     except ValidationError as exc:
-        raise SpecInvalid(exc) from None
+        raise SpecInvalid.from_validation(exc) from None
     run = service.create_run(session=session, spec=parsed)
     try:
         enqueue_run(run.id, run.queue)
@@ -95,3 +96,46 @@ def get_metrics_csv(
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'},
     )
+
+
+@router.post("/{run_id}/cancel", response_model=RunOut)
+def cancel_run(run_id: int, session: SessionDep) -> RunOut:
+    """Stop after the current epoch; the best model so far is kept. A queued run ends at once."""
+    return RunOut.of(control.request_cancel(session=session, run_id=run_id))
+
+
+class LrIn(BaseModel):
+    lr: float = Field(gt=0, le=100, description="The new learning rate η, used from the next epoch.")
+
+
+@router.post("/{run_id}/lr", response_model=RunOut)
+def change_lr(run_id: int, body: LrIn, session: SessionDep) -> RunOut:
+    return RunOut.of(control.request_lr(session=session, run_id=run_id, lr=body.lr))
+
+
+@router.get("/{run_id}/model", response_class=Response)
+def download_model(run_id: int, session: SessionDep) -> Response:
+    """The returned model z*: ``torch.load`` gives {spec, state_dict, classes, input_shape}."""
+    blob = service.get_model(session=session, run_id=run_id)
+    return Response(blob, media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="run-{run_id}-model.pt"'})
+
+
+class PredictIn(BaseModel):
+    inputs: list[Any] = Field(min_length=1, max_length=10_000,
+                              description="Examples, each shaped like the dataset's inputs.")
+
+
+class PredictOut(BaseModel):
+    probabilities: list[list[float]]
+    classes: list[str]
+
+
+@router.post("/{run_id}/predict", response_model=PredictOut)
+def predict(run_id: int, body: PredictIn, session: SessionDep) -> PredictOut:
+    predictor = Predictor.from_bytes(service.get_model(session=session, run_id=run_id))
+    try:
+        probabilities = predictor.probabilities(body.inputs)
+    except PredictError as exc:
+        raise SpecInvalid.one("inputs", str(exc)) from None
+    return PredictOut(probabilities=probabilities, classes=predictor.classes)

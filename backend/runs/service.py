@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import utcnow
 from backend.errors import NotFound
-from backend.runs.models import MetricPoint, Run
+from backend.runs.models import MetricPoint, Run, RunModel
 from worker.engine.spec import Spec
 
 Point = tuple[str, int, float | None]  # (key, x, value)
@@ -23,8 +23,8 @@ def queue_for(spec: Spec) -> str:
     return "gpu" if spec.device.startswith("cuda") else "cpu"
 
 
-def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> Run:
-    run = Run(
+def new_run(spec: Spec, study_id: int | None = None) -> Run:
+    return Run(
         name=spec.name,
         status="queued",
         spec=spec.model_dump(mode="json"),
@@ -34,7 +34,12 @@ def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> 
         epoch=0,
         max_epochs=spec.training.max_epochs,
         attempt=0,
+        cancel_requested=False,
     )
+
+
+def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> Run:
+    run = new_run(spec, study_id)
     session.add(run)
     session.commit()
     return run
@@ -63,6 +68,7 @@ def delete_run(*, session: Session, run_id: int) -> None:
     get_run(session=session, run_id=run_id)
     # Points first: SQLite only cascades when foreign keys are on for that connection.
     session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
+    session.execute(delete(RunModel).where(RunModel.run_id == run_id))
     session.execute(delete(Run).where(Run.id == run_id))
     session.commit()
 
@@ -113,3 +119,11 @@ def last_cursor(*, session: Session, run_id: int) -> int:
     return session.scalar(
         select(func.coalesce(func.max(MetricPoint.id), 0)).where(MetricPoint.run_id == run_id)
     ) or 0
+
+
+def get_model(*, session: Session, run_id: int) -> bytes:
+    run = get_run(session=session, run_id=run_id)
+    stored = session.get(RunModel, run_id)
+    if stored is None:
+        raise NotFound(f"run {run_id} has no model yet (status {run.status})")
+    return stored.blob

@@ -1,0 +1,59 @@
+"""Expand a base spec and a grid of dotted field paths into one spec per grid point."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.engine.spec import Spec, parse_spec
+
+
+class GridError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def _set_path(spec: dict[str, Any], path: str, value: Any) -> None:
+    node = spec
+    *parents, leaf = path.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise GridError(f"grid.{path}", f"{part!r} is not a group of fields")
+        node = child
+    node[leaf] = value
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    for path, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"grid.{path}", "needs a non-empty list of values")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def expand(base: dict[str, Any], grid: dict[str, list[Any]], max_points: int) -> list[tuple[dict[str, Any], Spec]]:
+    """(grid point, validated spec) for each point; errors name ``grid.<path>``."""
+    points = grid_points(grid)
+    if len(points) > max_points:
+        raise GridError("grid", f"{len(points)} grid points exceed the limit of {max_points}")
+    out = []
+    for point in points:
+        raw = copy.deepcopy(base)
+        for path, value in point.items():
+            _set_path(raw, path, value)
+        try:
+            spec = parse_spec(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            path = next((p for p in point if loc == p or loc.startswith(p + ".")), None)
+            field = f"grid.{path}" if path else f"base.{loc}"
+            shown = f" (value {point[path]!r})" if path else ""
+            raise GridError(field, err["msg"].removeprefix("Value error, ") + shown) from None
+        out.append((point, spec))
+    return out

@@ -1,0 +1,84 @@
+"""HTTP routes of studies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field, ValidationError
+
+from backend.broker import enqueue_run
+from backend.deps import SessionDep
+from backend.errors import Unavailable
+from backend.runs.schemas import RunOut
+from backend.spec_errors import SpecInvalid
+from backend.studies import service
+from backend.studies.grid import GridError
+
+router = APIRouter(prefix="/api/studies", tags=["studies"])
+
+
+class StudyIn(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    base: dict[str, Any] = Field(default_factory=dict, description="The spec every run starts from.")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description='Dotted field paths and their values, e.g. {"optim.batch_size": [1, 32, 256]}.',
+    )
+    seeds: int | None = Field(
+        None, ge=1, le=64, description="Repeat every grid point with this many seeds."
+    )
+
+
+class StudyOut(BaseModel):
+    id: int
+    name: str | None
+    status: str
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    runs: list[RunOut]
+    summary: list[dict[str, Any]]
+
+
+def _out(study: Any, runs: Any) -> StudyOut:
+    return StudyOut(
+        id=study.id, name=study.name, status=service.study_status(runs), base=study.base,
+        grid=study.grid, runs=[RunOut.of(r) for r in runs], summary=service.summary(study, runs),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyOut)
+def create_study(body: StudyIn, session: SessionDep) -> StudyOut:
+    try:
+        study, runs = service.create_study(
+            session=session, name=body.name, base=body.base, grid=body.grid, seeds=body.seeds
+        )
+    except ValidationError as exc:
+        raise SpecInvalid.from_validation(exc, prefix=("base",)) from None
+    except GridError as exc:
+        raise SpecInvalid.one(exc.field, exc.message) from None
+    try:
+        for run in runs:
+            enqueue_run(run.id, run.queue)
+    except Exception as exc:
+        service.delete_study(session=session, study_id=study.id)
+        raise Unavailable(f"the broker could not take the runs: {type(exc).__name__}") from exc
+    return _out(study, runs)
+
+
+@router.get("", response_model=list[StudyOut])
+def list_studies(session: SessionDep) -> list[StudyOut]:
+    return [_out(s, service.study_runs(session=session, study_id=s.id))
+            for s in service.list_studies(session=session)]
+
+
+@router.get("/{study_id}", response_model=StudyOut)
+def get_study(study_id: int, session: SessionDep) -> StudyOut:
+    study = service.get_study(session=session, study_id=study_id)
+    return _out(study, service.study_runs(session=session, study_id=study_id))
+
+
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_study(study_id: int, session: SessionDep) -> Response:
+    service.delete_study(session=session, study_id=study_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

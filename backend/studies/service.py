@@ -1,0 +1,101 @@
+"""Studies: create one run per grid point, read them back with a summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from backend.db import utcnow
+from backend.errors import NotFound
+from backend.runs.models import FINAL_STATUSES, MetricPoint, Run, RunModel
+from backend.runs.service import new_run
+from backend.studies.grid import expand
+from backend.studies.models import Study
+from worker.engine.spec import parse_spec
+
+MAX_GRID_POINTS = 256
+
+
+def create_study(
+    *, session: Session, name: str | None, base: dict[str, Any], grid: dict[str, list[Any]],
+    seeds: int | None = None,
+) -> tuple[Study, list[Run]]:
+    """Validate every grid point first, then store the study and all its runs in one commit."""
+    base_spec = parse_spec(base)  # errors here name base.<field>
+    grid = dict(grid)
+    if seeds:
+        grid["seed"] = [base_spec.seed + i for i in range(seeds)]
+    expanded = expand(base_spec.model_dump(mode="json"), grid, MAX_GRID_POINTS)
+    study = Study(name=name, base=base_spec.model_dump(mode="json"), grid=grid, created_at=utcnow())
+    session.add(study)
+    session.flush()
+    runs = []
+    for point, spec in expanded:
+        if spec.name is None or spec.name == base_spec.name:
+            label = ", ".join(f"{k}={v}" for k, v in point.items())
+            spec = spec.model_copy(update={"name": f"{name or 'study'} [{label}]"[:200]})
+        runs.append(new_run(spec, study.id))
+    session.add_all(runs)
+    session.commit()
+    return study, runs
+
+
+def get_study(*, session: Session, study_id: int) -> Study:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} not found")
+    return study
+
+
+def list_studies(*, session: Session, limit: int = 200) -> Sequence[Study]:
+    return session.scalars(select(Study).order_by(Study.id.desc()).limit(limit)).all()
+
+
+def study_runs(*, session: Session, study_id: int) -> Sequence[Run]:
+    return session.scalars(select(Run).where(Run.study_id == study_id).order_by(Run.id)).all()
+
+
+def delete_study(*, session: Session, study_id: int) -> None:
+    get_study(session=session, study_id=study_id)
+    run_ids = select(Run.id).where(Run.study_id == study_id)
+    session.execute(delete(MetricPoint).where(MetricPoint.run_id.in_(run_ids)))
+    session.execute(delete(RunModel).where(RunModel.run_id.in_(run_ids)))
+    session.execute(delete(Run).where(Run.study_id == study_id))
+    session.execute(delete(Study).where(Study.id == study_id))
+    session.commit()
+
+
+def study_status(runs: Sequence[Run]) -> str:
+    if any(r.status == "running" for r in runs):
+        return "running"
+    if any(r.status == "queued" for r in runs):
+        return "queued"
+    return "finished" if all(r.status in FINAL_STATUSES for r in runs) else "running"
+
+
+def _point(study: Study, run: Run) -> dict[str, Any]:
+    def get(path: str) -> Any:
+        node: Any = run.spec
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    return {path: get(path) for path in study.grid}
+
+
+def summary(study: Study, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    rows = []
+    for run in runs:
+        result = run.result or {}
+        seconds = None
+        if run.started_at and run.finished_at:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+        rows.append({
+            "run_id": run.id, "point": _point(study, run), "status": run.status,
+            "best_epoch": result.get("best_epoch"), "test_accuracy": result.get("test_accuracy"),
+            "test_loss": result.get("test_loss"), "seconds": seconds,
+        })
+    return rows

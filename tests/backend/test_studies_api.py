@@ -1,0 +1,49 @@
+"""Studies: one run per grid point, seeds shortcut, clear errors, summary table."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+
+
+def test_grid_makes_one_run_per_point(configure) -> None:
+    configure()
+    with TestClient(create_app()) as client:
+        body = {"name": "m sweep", "base": {"training": {"max_epochs": 2}},
+                "grid": {"optim.batch_size": [1, 32, 512], "optim.momentum": [0.0, 0.9]}}
+        study = client.post("/api/studies", json=body)
+        assert study.status_code == 201, study.text
+        study = study.json()
+        assert len(study["runs"]) == 6 and study["status"] == "queued"
+        combos = {(r["spec"]["optim"]["batch_size"], r["spec"]["optim"]["momentum"])
+                  for r in study["runs"]}
+        assert combos == {(m, a) for m in (1, 32, 512) for a in (0.0, 0.9)}
+        assert all(r["spec"]["training"]["max_epochs"] == 2 for r in study["runs"])
+        assert {tuple(row["point"].items()) for row in study["summary"]} == {
+            (("optim.batch_size", m), ("optim.momentum", a)) for m, a in combos}
+        listed = client.get("/api/runs", params={"study_id": study["id"]}).json()
+        assert len(listed) == 6
+        assert client.get(f"/api/studies/{study['id']}").json()["id"] == study["id"]
+
+
+def test_repeat_with_seeds(configure) -> None:
+    configure()
+    with TestClient(create_app()) as client:
+        study = client.post("/api/studies", json={"base": {"seed": 10}, "seeds": 4}).json()
+        assert sorted(r["spec"]["seed"] for r in study["runs"]) == [10, 11, 12, 13]
+
+
+def test_bad_grid_names_the_field_and_creates_nothing(configure) -> None:
+    configure()
+    with TestClient(create_app()) as client:
+        bad = client.post("/api/studies", json={"grid": {"optim.lr": [0.1, -1]}})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["field"] == "grid.optim.lr"
+        bad = client.post("/api/studies", json={"base": {"optim": {"lr": "x"}}})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "base.optim.lr"
+        bad = client.post("/api/studies", json={"grid": {"optim.lr": []}})
+        assert bad.status_code == 422
+        bad = client.post("/api/studies", json={"grid": {"optim.nope": [1]}})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "grid.optim.nope"
+        assert client.get("/api/runs").json() == [] and client.get("/api/studies").json() == []

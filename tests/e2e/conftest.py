@@ -1,0 +1,126 @@
+"""Browser tests: the real `epoque serve` (API, embedded broker, one worker) and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if CHROMIUM.exists():
+        return
+    skip = pytest.mark.skip(reason=f"browser tests need Debian's Chromium at {CHROMIUM} "
+                                   "(apt-get install chromium)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _epoque() -> str:
+    beside = Path(sys.executable).parent / "epoque"
+    found = str(beside) if beside.exists() else shutil.which("epoque")
+    if not found:
+        pytest.fail("the `epoque` command is not installed (pip install -e .)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[str]:
+    """`epoque serve` on a free port with its own data dir; yields the base URL."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
+    port = _free_port()
+    data_dir = tmp_path_factory.mktemp("epoque-data")
+    env = {**os.environ, "EPOQUE_DATA_DIR": str(data_dir)}
+    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
+        env.pop(key, None)  # the embedded SQLite database and broker, whatever the shell says
+    log_path = artifacts / "server.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [_epoque(), "serve", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2).json()
+                # A worker must be listening, or the launched run would only wait in the queue.
+                if health.get("workers"):
+                    ready = True
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.25)
+        if not ready:
+            pytest.fail(f"`epoque serve` did not become ready with a worker; see {log_path}")
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: object, server: str) -> Iterator[object]:
+    """A fresh page; any uncaught script error in the lab fails the test."""
+    context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"the page reported script errors: {errors}"

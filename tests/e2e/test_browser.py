@@ -1,0 +1,140 @@
+"""The lab in a real browser: launch a run through the form, watch it live, read its result."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+FINISHED = {"succeeded", "failed", "cancelled", "diverged"}
+EPOCHS = 150
+
+# What the run view shows at one moment: its status and the points in each loss trace.
+READ_LIVE = """() => {
+  const view = document.querySelector("run-view");
+  const plot = document.querySelector('metric-chart[data-metric="loss"] .js-plotly-plot');
+  return {
+    status: view ? view.dataset.status || null : null,
+    train: plot && plot.data ? plot.data[0].x.length : -1,
+    val: plot && plot.data ? plot.data[1].x.length : -1,
+  };
+}"""
+
+
+def percent(value: float) -> str:
+    """The lab's accuracy format: JavaScript's (value * 100).toFixed(2), which rounds half up."""
+    return f"{Decimal(value * 100).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)} %"
+
+
+def test_launch_run_from_form_and_watch_it_live(page: Page, server: str, artifacts: Path) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    page.locator("run-list").get_by_role("link", name="New run").click()
+    expect(page).to_have_url(re.compile(r"#/launch$"))
+
+    # Fill the generated form by its labels, as a user would.
+    page.get_by_label("name", exact=True).fill("browser: digits MLP")
+    page.get_by_label("dataset", exact=True).fill("digits")
+    max_epochs = page.get_by_label("max_epochs", exact=True)
+    expect(max_epochs).to_have_value("50")  # the schema's default is shown
+    max_epochs.fill(str(EPOCHS))
+    expect(page.get_by_label("lr", exact=True)).to_have_value("0.1")
+    page.screenshot(path=str(artifacts / "launch-form.png"), full_page=True)
+    page.get_by_role("button", name="Launch").click()
+
+    expect(page).to_have_url(re.compile(r"#/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    expect(page.get_by_role("heading", name="browser: digits MLP")).to_be_visible()
+
+    # While the run is live, the loss chart gains points between two reads.
+    reads: list[dict] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        now = page.evaluate(READ_LIVE)
+        if now["status"] == "running" and now["train"] > 0:
+            reads.append(now)
+            if len(reads) >= 2 and reads[-1]["train"] > reads[0]["train"]:
+                break
+        if now["status"] in FINISHED:
+            break
+        page.wait_for_timeout(100)
+    assert len(reads) >= 2 and reads[-1]["train"] > reads[0]["train"], (
+        f"the loss chart did not grow while the run was running: {reads}"
+    )
+    expect(page.locator("run-view .progress-label")).to_contain_text(f"/ {EPOCHS}")
+    page.screenshot(path=str(artifacts / "run-view-live.png"), full_page=True)
+
+    # Once finished, the figures panel shows the API's own test accuracy.
+    accuracy = page.locator('.figure[data-figure="test_accuracy"] dd')
+    expect(accuracy).to_be_visible(timeout=180_000)
+    run = httpx.get(f"{server}/api/runs/{run_id}").json()
+    assert run["status"] == "succeeded", run.get("error")
+    result = run["result"]
+    expect(accuracy).to_have_text(percent(result["test_accuracy"]))
+    expect(page.locator("run-view [data-status]").first).to_be_visible()
+    expect(page.locator("run-view .badge")).to_have_text("succeeded")
+    expect(page.locator('.figure[data-figure="epochs_run"] dd')).to_have_text(str(result["epochs_run"]))
+    expect(page.locator('.figure[data-figure="best_epoch"] dd')).to_have_text(str(result["best_epoch"]))
+    expect(page.locator("run-view .progress-label")).to_have_text(f"epoch {EPOCHS} / {EPOCHS}")
+
+    # Every epoch reached the chart exactly once: as many points as the API has.
+    metrics = httpx.get(
+        f"{server}/api/runs/{run_id}/metrics", params={"keys": "train_loss,val_loss"}
+    ).json()["series"]
+    final = page.evaluate(READ_LIVE)
+    assert final["train"] == len(metrics["train_loss"]) == result["epochs_run"]
+    assert final["val"] == len(metrics["val_loss"])
+    assert page.evaluate(
+        """() => document.querySelector('metric-chart[data-metric="accuracy"] .js-plotly-plot')
+                   .data[1].y.length"""
+    ) == result["epochs_run"]
+
+    csv = page.get_by_role("link", name="Download metrics CSV")
+    assert httpx.get(server + csv.get_attribute("href")).text.startswith("key,x,value")
+
+    page.wait_for_timeout(400)  # let Plotly finish its last transition before the picture
+    page.screenshot(path=str(artifacts / "run-view.png"), full_page=True)
+    shutil.copyfile(artifacts / "run-view.png", REPO / "docs" / "img" / "run-view.png")
+
+    # Back home, the run list shows the finished run with the same figure.
+    page.get_by_role("link", name="← All runs").click()
+    row = page.locator(f'tr[data-run-id="{run_id}"]')
+    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text("digits")
+    expect(row).to_contain_text(percent(result["test_accuracy"]))
+    expect(row).to_contain_text(f"{EPOCHS} / {EPOCHS}")
+    page.screenshot(path=str(artifacts / "run-list.png"), full_page=True)
+
+
+def test_invalid_lr_is_explained_next_to_its_field(page: Page, server: str, artifacts: Path) -> None:
+    before = [run["id"] for run in httpx.get(f"{server}/api/runs").json()]
+    page.goto("/#/launch")
+    lr = page.get_by_label("lr", exact=True)
+    lr.fill("-1")
+    page.get_by_role("button", name="Launch").click()
+
+    error = page.locator('.field[data-path="optim.lr"] .field-error')
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("greater than 0")
+    expect(lr).to_have_attribute("aria-invalid", "true")
+    expect(lr).to_have_accessible_description(re.compile("greater than 0"))
+    expect(lr).to_be_focused()
+    # Only the lr field is marked, the form keeps what was typed, and the page stays put.
+    expect(page.locator(".field.has-error")).to_have_count(1)
+    expect(lr).to_have_value("-1")
+    expect(page).to_have_url(re.compile(r"#/launch$"))
+    expect(page.get_by_role("alert").first).to_contain_text("did not accept")
+    page.screenshot(path=str(artifacts / "launch-form-422.png"), full_page=True)
+
+    time.sleep(0.5)
+    after = [run["id"] for run in httpx.get(f"{server}/api/runs").json()]
+    assert after == before, "a rejected spec must not create a run"
