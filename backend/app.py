@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from backend.broker import enqueue_run
+from backend.config import get_settings
+from backend.db import new_session
 
 from backend.errors import DomainError
 from backend.runs import router as runs_router
 from backend.runs import stream
+from backend.runs.recovery import recover_stale_runs
 from backend.spec_errors import SpecInvalid
 from backend.studies import router as studies_router
 from backend.system import router as system_router
@@ -23,8 +32,39 @@ FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+def _recover_once() -> None:
+    settings = get_settings()
+    with new_session() as session:
+        actions = recover_stale_runs(session=session,
+                                     timeout_seconds=settings.heartbeat_timeout_seconds,
+                                     max_attempts=settings.max_attempts)
+    for run_id, queue, action in actions:
+        if action == "requeued":
+            enqueue_run(run_id, queue)
+
+
+async def _recovery_loop() -> None:
+    """Look for runs whose worker died, a few times per heartbeat timeout."""
+    period = max(get_settings().heartbeat_timeout_seconds / 4, 0.5)
+    while True:
+        try:
+            await run_in_threadpool(_recover_once)
+        except Exception:  # noqa: BLE001  (a failed sweep is retried on the next tick)
+            log.warning("recovery sweep failed", exc_info=True)
+        await asyncio.sleep(period)
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    task = asyncio.create_task(_recovery_loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(title="Époque", version="0.1.0",
+    app = FastAPI(title="Époque", version="0.1.0", lifespan=_lifespan,
                   description="A lab for seeing how neural-network training behaves.")
     app.include_router(system_router.router)
     app.include_router(runs_router.router)

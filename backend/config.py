@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     broker_poll_seconds: float = Field(
         0.1, gt=0, description="Polling interval of the embedded SQLite broker."
     )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker says it is alive.")
+    heartbeat_timeout_seconds: float = Field(
+        60.0, gt=0, description="A running run silent for this long is recovered (re-queued)."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
+    )
     stream_poll_seconds: float = Field(
         0.1, gt=0, description="How often a stream looks for new points in the database."
     )

@@ -19,7 +19,9 @@ from celery.signals import worker_ready, worker_shutdown
 from backend.broker import RUN_TASK
 from backend.config import get_settings
 from backend.db import new_session
-from backend.runs.lifecycle import RunGone, claim_run, finish_run, read_controls, record_epoch
+from backend.runs.lifecycle import (
+    LeaseLost, RunGone, beat_run, claim_run, finish_run, read_controls, record_epoch,
+)
 from backend.runs.service import Point
 from backend.workers import service as workers
 from worker.celery_app import app
@@ -28,11 +30,11 @@ from worker.engine import Callbacks, Spec, TrainOutcome, parse_spec, train
 log = logging.getLogger(__name__)
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
-HEARTBEAT_SECONDS = 5.0
 # Points are buffered and written together at most this often (one commit per flush).
 FLUSH_SECONDS = 0.25
 
-_current_run: int | None = None
+# (run id, attempt) being trained by this process, for the heartbeat thread.
+_current: tuple[int, int] | None = None
 
 
 def worker_device() -> str:
@@ -53,8 +55,8 @@ def configure_threads() -> int:
 class RunReporter:
     """The engine's callbacks for one run: buffered metric writes and live control."""
 
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
+    def __init__(self, run_id: int, attempt: int) -> None:
+        self.run_id, self.attempt = run_id, attempt
         self.points: list[Point] = []
         self.epoch = 0
         self.last_flush = time.monotonic()
@@ -70,7 +72,8 @@ class RunReporter:
     def should_stop(self) -> bool:
         # One small read per epoch: cancel and η requests reach us on every broker.
         with new_session() as session:
-            cancel, self.requested_lr = read_controls(session=session, run_id=self.run_id)
+            cancel, self.requested_lr = read_controls(
+                session=session, run_id=self.run_id, attempt=self.attempt)
         if cancel:
             self.flush()
         return cancel
@@ -83,7 +86,8 @@ class RunReporter:
 
     def flush(self) -> None:
         with new_session() as session:
-            record_epoch(session=session, run_id=self.run_id, epoch=self.epoch, points=self.points)
+            record_epoch(session=session, run_id=self.run_id, attempt=self.attempt,
+                         epoch=self.epoch, points=self.points)
         self.points = []
         self.last_flush = time.monotonic()
 
@@ -97,15 +101,15 @@ def model_blob(spec: Spec, outcome: TrainOutcome) -> bytes:
 
 def execute_run(run_id: int) -> str:
     """Train run ``run_id`` if it can be claimed; returns the final status (or 'skipped')."""
-    global _current_run
+    global _current
     with new_session() as session:
         run = claim_run(session=session, run_id=run_id, worker=WORKER_NAME)
         if run is None:
             log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
             return "skipped"
-        spec = parse_spec(run.spec)
-    _current_run = run_id
-    reporter = RunReporter(run_id)
+        spec, attempt = parse_spec(run.spec), run.attempt
+    _current = (run_id, attempt)
+    reporter = RunReporter(run_id, attempt)
     callbacks = Callbacks(on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
                           current_lr=reporter.current_lr)
     device = worker_device() if spec.device == "auto" else spec.device
@@ -114,17 +118,21 @@ def execute_run(run_id: int) -> str:
         outcome = train(spec, callbacks, device=device)
         reporter.flush()
         status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
-    except RunGone:
-        log.info("run %s was deleted while training", run_id)
-        return "deleted"
+    except (RunGone, LeaseLost) as exc:
+        log.info("run %s: stopping this attempt: %s", run_id, exc)
+        return "abandoned"
     except Exception as exc:
         log.exception("run %s failed", run_id)
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        _current_run = None
-    with new_session() as session:
-        finish_run(session=session, run_id=run_id, status=status, result=result, error=error,
-                   model=model)
+        _current = None
+    try:
+        with new_session() as session:
+            finish_run(session=session, run_id=run_id, attempt=attempt, status=status,
+                       result=result, error=error, model=model)
+    except (RunGone, LeaseLost) as exc:
+        log.info("run %s: result of this attempt dropped: %s", run_id, exc)
+        return "abandoned"
     log.info("run %s ended %s", run_id, status)
     return status
 
@@ -135,10 +143,14 @@ def run_training(run_id: int) -> str:
 
 
 def _heartbeat(stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_SECONDS):
+    while not stop.wait(get_settings().heartbeat_seconds):
+        current = _current
         try:
             with new_session() as session:
-                workers.beat(session=session, name=WORKER_NAME, current_run_id=_current_run)
+                workers.beat(session=session, name=WORKER_NAME,
+                             current_run_id=current[0] if current else None)
+                if current is not None:
+                    beat_run(session=session, run_id=current[0], attempt=current[1])
         except Exception:  # noqa: BLE001  (a missed beat is retried; the worker goes on)
             log.warning("heartbeat failed", exc_info=True)
 

@@ -13,13 +13,28 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.db import utcnow
-from backend.errors import NotFound
+from backend.errors import Conflict, NotFound
 from backend.runs.models import Run, RunModel
 from backend.runs.service import Point, log_batch
 
 
 class RunGone(NotFound):
     """The run was deleted while it trained."""
+
+
+class LeaseLost(Conflict):
+    """This attempt no longer owns the run (it was recovered and re-queued): stop at once."""
+
+
+def _lost(session: Session, run_id: int) -> Exception:
+    session.rollback()
+    if session.get(Run, run_id) is None:
+        return RunGone(f"run {run_id} was deleted")
+    return LeaseLost(f"run {run_id} is owned by another attempt now")
+
+
+def _owned(run_id: int, attempt: int) -> Any:
+    return (Run.id == run_id) & (Run.attempt == attempt) & (Run.status == "running")
 
 
 def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
@@ -34,38 +49,50 @@ def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
     return session.get(Run, run_id) if claimed else None
 
 
-def record_epoch(*, session: Session, run_id: int, epoch: int, points: Iterable[Point]) -> None:
-    """One transaction per flush: the points and the progress they represent."""
+def record_epoch(
+    *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point]
+) -> None:
+    """One transaction per flush: the points and the progress they represent, if still ours."""
     changed = session.execute(
-        update(Run).where(Run.id == run_id).values(epoch=epoch, heartbeat_at=utcnow())
+        update(Run).where(_owned(run_id, attempt)).values(epoch=epoch, heartbeat_at=utcnow())
     ).rowcount
     if not changed:
-        session.rollback()
-        raise RunGone(f"run {run_id} was deleted")
+        raise _lost(session, run_id)
     log_batch(session=session, run_id=run_id, points=points)
     session.commit()
 
 
-def read_controls(*, session: Session, run_id: int) -> tuple[bool, float | None]:
-    """(cancel requested, η requested by hand) for the running worker."""
+def read_controls(*, session: Session, run_id: int, attempt: int) -> tuple[bool, float | None]:
+    """(cancel requested, η requested by hand) for the attempt that owns the run."""
     row = session.execute(
-        select(Run.cancel_requested, Run.requested_lr).where(Run.id == run_id)
+        select(Run.cancel_requested, Run.requested_lr).where(_owned(run_id, attempt))
     ).first()
     if row is None:
-        raise RunGone(f"run {run_id} was deleted")
+        raise _lost(session, run_id)
     return bool(row[0]), row[1]
 
 
+def beat_run(*, session: Session, run_id: int, attempt: int) -> bool:
+    """Keep the lease alive between flushes (long epochs); False if it was lost."""
+    changed = session.execute(
+        update(Run).where(_owned(run_id, attempt)).values(heartbeat_at=utcnow())
+    ).rowcount
+    session.commit()
+    return bool(changed)
+
+
 def finish_run(
-    *, session: Session, run_id: int, status: str, result: dict[str, Any] | None = None,
-    error: str | None = None, model: bytes | None = None,
+    *, session: Session, run_id: int, attempt: int, status: str,
+    result: dict[str, Any] | None = None, error: str | None = None, model: bytes | None = None,
 ) -> None:
-    """The final status, result and returned model z*, in one transaction."""
-    if model is not None and session.get(Run, run_id) is not None:
-        session.merge(RunModel(run_id=run_id, blob=model, created_at=utcnow()))
-    session.execute(
+    """The final status, result and returned model z*, in one transaction, if still ours."""
+    changed = session.execute(
         update(Run)
-        .where(Run.id == run_id)
+        .where(_owned(run_id, attempt))
         .values(status=status, result=result, error=error, finished_at=utcnow())
-    )
+    ).rowcount
+    if not changed:
+        raise _lost(session, run_id)
+    if model is not None:
+        session.merge(RunModel(run_id=run_id, blob=model, created_at=utcnow()))
     session.commit()

@@ -13,6 +13,7 @@ from backend.broker import enqueue_run
 from backend.deps import SessionDep
 from backend.errors import Unavailable
 from backend.runs import control, service
+from backend.runs.downsample import downsample
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
 from worker.engine.predict import PredictError, Predictor
@@ -72,11 +73,27 @@ def get_metrics(
     session: SessionDep,
     keys: Annotated[str | None, Query(description="Comma-separated metric keys.")] = None,
     after: Annotated[int, Query(ge=0, description="Cursor: only points after it.")] = 0,
+    points: Annotated[int | None, Query(
+        ge=10, le=100_000,
+        description="Downsample each series to at most this many points (each bucket keeps "
+        "its min and max).")] = None,
 ) -> MetricsOut:
     service.get_run(session=session, run_id=run_id)
-    series, cursor = service.get_points(
-        session=session, run_id=run_id, after=after, keys=_keys(keys)
-    )
+    if points is None:
+        series, cursor = service.get_points(
+            session=session, run_id=run_id, after=after, keys=_keys(keys)
+        )
+        return MetricsOut(series=series, cursor=cursor)
+    cursor = service.last_cursor(session=session, run_id=run_id)
+    series = {}
+    for key in _keys(keys) or service.series_keys(session=session, run_id=run_id):
+        # Everything is read up to one cursor, so the stream can go on from it exactly.
+        reduced = downsample(session=session, run_id=run_id, key=key, points=points, until=cursor)
+        if reduced is None:
+            reduced = service.get_points(
+                session=session, run_id=run_id, keys=[key], until=cursor)[0].get(key, [])
+        if reduced:
+            series[key] = reduced
     return MetricsOut(series=series, cursor=cursor)
 
 

@@ -95,9 +95,9 @@ def log_batch(*, session: Session, run_id: int, points: Iterable[Point]) -> None
 
 def get_points(
     *, session: Session, run_id: int, after: int = 0, keys: Sequence[str] | None = None,
-    limit: int | None = None,
+    limit: int | None = None, until: int | None = None,
 ) -> tuple[dict[str, list[list[Any]]], int]:
-    """Points with id > after, grouped by key, and the cursor that follows them."""
+    """Points with after < id (≤ until), grouped by key, and the cursor that follows them."""
     query = (
         select(MetricPoint.id, MetricPoint.key, MetricPoint.x, MetricPoint.value)
         .where(MetricPoint.run_id == run_id, MetricPoint.id > after)
@@ -105,6 +105,8 @@ def get_points(
     )
     if keys:
         query = query.where(MetricPoint.key.in_(keys))
+    if until is not None:
+        query = query.where(MetricPoint.id <= until)
     if limit is not None:
         query = query.limit(limit)
     series: dict[str, list[list[Any]]] = {}
@@ -127,3 +129,9 @@ def get_model(*, session: Session, run_id: int) -> bytes:
     if stored is None:
         raise NotFound(f"run {run_id} has no model yet (status {run.status})")
     return stored.blob
+
+
+def series_keys(*, session: Session, run_id: int) -> list[str]:
+    return list(session.scalars(
+        select(MetricPoint.key).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.key)
+    ))

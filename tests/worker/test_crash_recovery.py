@@ -1,0 +1,65 @@
+"""A worker SIGKILLed mid-run: the run is recovered through the database, never run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+from tests.conftest import wait_for
+
+# Epochs of ~0.3 s, so the kill lands mid-run and progress is current.
+SPEC = {"name": "crash", "training": {"max_epochs": 14},
+        "model": {"hidden": [512, 512]}, "optim": {"batch_size": 8, "lr": 0.01}}
+FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "0.5", "EPOQUE_HEARTBEAT_TIMEOUT_SECONDS": "3"}
+
+
+def _kill_worker_of(client: TestClient, run_id: int, procs: dict[int, object]) -> int:
+    run = wait_for(lambda: (r := client.get(f"/api/runs/{run_id}").json())["progress"]["epoch"] >= 3
+                   and r, 120, "a few epochs")
+    pid = int(run["worker"].rsplit(":", 1)[1])
+    assert pid in procs, f"run is on an unknown process {run['worker']}"
+    os.kill(pid, signal.SIGKILL)
+    return run["progress"]["epoch"]
+
+
+@pytest.mark.redis
+def test_killed_worker_run_resumes_elsewhere_and_succeeds(
+    configure, start_worker, pg_url, redis_url, monkeypatch
+) -> None:
+    for key, value in FAST_RECOVERY.items():
+        monkeypatch.setenv(key, value)
+    env = {**configure(database_url=pg_url, broker_url=redis_url), **FAST_RECOVERY}
+    procs = {p.pid: p for p in (start_worker(env), start_worker(env))}
+    with TestClient(create_app()) as client:
+        wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
+        run = client.post("/api/runs", json=SPEC).json()
+        killed_at = _kill_worker_of(client, run["id"], procs)
+        final = wait_for(lambda: (r := client.get(f"/api/runs/{run['id']}").json())["status"]
+                         in ("succeeded", "failed") and r, 180, "the recovered run")
+        assert final["status"] == "succeeded", final["error"]
+        assert final["attempt"] == 2 and killed_at < 14
+        series = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
+        for key in ("train_loss", "val_accuracy", "lr"):
+            counts = Counter(x for x, _ in series[key])
+            assert sorted(counts) == list(range(1, 15)) and set(counts.values()) == {1}, key
+
+
+def test_attempts_exhausted_ends_failed_with_reason(configure, start_worker, monkeypatch) -> None:
+    recovery = {**FAST_RECOVERY, "EPOQUE_MAX_ATTEMPTS": "1"}
+    for key, value in recovery.items():
+        monkeypatch.setenv(key, value)
+    env = {**configure(), **recovery}  # embedded broker: it forgets the killed worker's message
+    procs = {p.pid: p for p in [start_worker(env)]}
+    with TestClient(create_app()) as client:
+        wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker")
+        run = client.post("/api/runs", json=SPEC).json()
+        _kill_worker_of(client, run["id"], procs)
+        final = wait_for(lambda: (r := client.get(f"/api/runs/{run['id']}").json())["status"]
+                         != "running" and r, 60, "the run to be given up")
+        assert final["status"] == "failed"
+        assert "stopped answering" in final["error"] and "1 attempts" in final["error"]
