@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.broker import enqueue_run
 from backend.config import get_settings
+from backend.datasets import router as datasets_router
 from backend.db import new_session
-
 from backend.errors import DomainError
+from backend.presets import router as presets_router
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
@@ -49,7 +50,7 @@ async def _recovery_loop() -> None:
     while True:
         try:
             await run_in_threadpool(_recover_once)
-        except Exception:  # noqa: BLE001  (a failed sweep is retried on the next tick)
+        except Exception:
             log.warning("recovery sweep failed", exc_info=True)
         await asyncio.sleep(period)
 
@@ -70,6 +71,8 @@ def create_app() -> FastAPI:
     app.include_router(runs_router.router)
     app.include_router(stream.router)
     app.include_router(studies_router.router)
+    app.include_router(datasets_router.router)
+    app.include_router(presets_router.router)
 
     @app.exception_handler(SpecInvalid)
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:

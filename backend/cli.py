@@ -26,7 +26,8 @@ def _embedded_worker() -> subprocess.Popen[bytes]:
             pass
 
     return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "worker"], preexec_fn=_die_with_parent
+        [sys.executable, "-m", "backend.cli", "worker"],
+        preexec_fn=_die_with_parent,  # noqa: PLW1509  (called before any thread starts)
     )
 
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
     )
+    max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset zip accepted.")
+    max_upload_files: int = Field(20_000, ge=1, description="Most files in one dataset zip.")
+    max_upload_uncompressed_bytes: int = Field(
+        500 * 2**20, ge=1, description="Most bytes a dataset zip may decompress to."
+    )
+    max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest image (w×h) in a zip.")
     stream_poll_seconds: float = Field(
         0.1, gt=0, description="How often a stream looks for new points in the database."
     )

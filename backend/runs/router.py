@@ -7,35 +7,21 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from backend.broker import enqueue_run
 from backend.deps import SessionDep
-from backend.errors import Unavailable
 from backend.runs import control, service
 from backend.runs.downsample import downsample
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
 from worker.engine.predict import PredictError, Predictor
-from worker.engine.spec import parse_spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
 def create_run(session: SessionDep, spec: Annotated[dict[str, Any], Body()]) -> RunOut:
-    try:
-        parsed = parse_spec(spec)
-    except ValidationError as exc:
-        raise SpecInvalid.from_validation(exc) from None
-    run = service.create_run(session=session, spec=parsed)
-    try:
-        enqueue_run(run.id, run.queue)
-    except Exception as exc:
-        # Nothing half-created: a run that no worker will ever see is removed again.
-        service.delete_run(session=session, run_id=run.id)
-        raise Unavailable(f"the broker could not take the run: {type(exc).__name__}") from exc
-    return RunOut.of(run)
+    return RunOut.of(service.submit_run(session=session, spec_data=spec))
 
 
 @router.get("", response_model=list[RunOut])

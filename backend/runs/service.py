@@ -6,14 +6,17 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from backend.broker import enqueue_run
 from backend.db import utcnow
-from backend.errors import NotFound
+from backend.errors import NotFound, Unavailable
 from backend.runs.models import MetricPoint, Run, RunModel
-from worker.engine.spec import Spec
+from backend.spec_errors import SpecInvalid
+from worker.engine.spec import Spec, parse_spec
 
 Point = tuple[str, int, float | None]  # (key, x, value)
 
@@ -42,6 +45,21 @@ def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> 
     run = new_run(spec, study_id)
     session.add(run)
     session.commit()
+    return run
+
+
+def submit_run(*, session: Session, spec_data: dict[str, Any], study_id: int | None = None) -> Run:
+    """Validate, store and enqueue a run; a run the broker refuses is removed again."""
+    try:
+        spec = parse_spec(spec_data)
+    except ValidationError as exc:
+        raise SpecInvalid.from_validation(exc) from None
+    run = create_run(session=session, spec=spec, study_id=study_id)
+    try:
+        enqueue_run(run.id, run.queue)
+    except Exception as exc:
+        delete_run(session=session, run_id=run.id)
+        raise Unavailable(f"the broker could not take the run: {type(exc).__name__}") from exc
     return run
 
 

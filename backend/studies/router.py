@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from backend.broker import enqueue_run
 from backend.deps import SessionDep
-from backend.errors import Unavailable
 from backend.runs.schemas import RunOut
-from backend.spec_errors import SpecInvalid
 from backend.studies import service
-from backend.studies.grid import GridError
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 
@@ -40,7 +36,7 @@ class StudyOut(BaseModel):
     summary: list[dict[str, Any]]
 
 
-def _out(study: Any, runs: Any) -> StudyOut:
+def study_out(study: Any, runs: Any) -> StudyOut:
     return StudyOut(
         id=study.id, name=study.name, status=service.study_status(runs), base=study.base,
         grid=study.grid, runs=[RunOut.of(r) for r in runs], summary=service.summary(study, runs),
@@ -49,33 +45,22 @@ def _out(study: Any, runs: Any) -> StudyOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyOut)
 def create_study(body: StudyIn, session: SessionDep) -> StudyOut:
-    try:
-        study, runs = service.create_study(
-            session=session, name=body.name, base=body.base, grid=body.grid, seeds=body.seeds
-        )
-    except ValidationError as exc:
-        raise SpecInvalid.from_validation(exc, prefix=("base",)) from None
-    except GridError as exc:
-        raise SpecInvalid.one(exc.field, exc.message) from None
-    try:
-        for run in runs:
-            enqueue_run(run.id, run.queue)
-    except Exception as exc:
-        service.delete_study(session=session, study_id=study.id)
-        raise Unavailable(f"the broker could not take the runs: {type(exc).__name__}") from exc
-    return _out(study, runs)
+    study, runs = service.submit_study(
+        session=session, name=body.name, base=body.base, grid=body.grid, seeds=body.seeds
+    )
+    return study_out(study, runs)
 
 
 @router.get("", response_model=list[StudyOut])
 def list_studies(session: SessionDep) -> list[StudyOut]:
-    return [_out(s, service.study_runs(session=session, study_id=s.id))
+    return [study_out(s, service.study_runs(session=session, study_id=s.id))
             for s in service.list_studies(session=session)]
 
 
 @router.get("/{study_id}", response_model=StudyOut)
 def get_study(study_id: int, session: SessionDep) -> StudyOut:
     study = service.get_study(session=session, study_id=study_id)
-    return _out(study, service.study_runs(session=session, study_id=study_id))
+    return study_out(study, service.study_runs(session=session, study_id=study_id))
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from backend.broker import enqueue_run
 from backend.db import utcnow
-from backend.errors import NotFound
+from backend.errors import NotFound, Unavailable
 from backend.runs.models import FINAL_STATUSES, MetricPoint, Run, RunModel
 from backend.runs.service import new_run
-from backend.studies.grid import expand
+from backend.spec_errors import SpecInvalid
+from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
 from worker.engine.spec import parse_spec
 
@@ -40,6 +43,26 @@ def create_study(
         runs.append(new_run(spec, study.id))
     session.add_all(runs)
     session.commit()
+    return study, runs
+
+
+def submit_study(
+    *, session: Session, name: str | None, base: dict[str, Any], grid: dict[str, list[Any]],
+    seeds: int | None = None,
+) -> tuple[Study, list[Run]]:
+    """Validate, store and enqueue a study; if the broker refuses, nothing is kept."""
+    try:
+        study, runs = create_study(session=session, name=name, base=base, grid=grid, seeds=seeds)
+    except ValidationError as exc:
+        raise SpecInvalid.from_validation(exc, prefix=("base",)) from None
+    except GridError as exc:
+        raise SpecInvalid.one(exc.field, exc.message) from None
+    try:
+        for run in runs:
+            enqueue_run(run.id, run.queue)
+    except Exception as exc:
+        delete_study(session=session, study_id=study.id)
+        raise Unavailable(f"the broker could not take the runs: {type(exc).__name__}") from exc
     return study, runs
 
 

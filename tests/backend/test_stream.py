@@ -58,7 +58,6 @@ def test_reconnect_with_cursor_gets_every_point_exactly_once(configure, start_wo
 
 def test_stream_of_unknown_run_says_so(configure) -> None:
     configure()
-    with TestClient(create_app()) as client:
-        with client.websocket_connect("/api/runs/424242/stream") as ws:
-            message = ws.receive_json()
-            assert message["type"] == "error" and "not found" in message["message"]
+    with TestClient(create_app()) as client, client.websocket_connect("/api/runs/424242/stream") as ws:
+        message = ws.receive_json()
+        assert message["type"] == "error" and "not found" in message["message"]

@@ -1,0 +1,157 @@
+"""One-click experiments: at least one study per lesson of COURSE.md, each a minute on a CPU.
+
+Each preset is data (a base spec and a grid), so the API, the lab's lesson cards and the docs
+all launch exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: list[dict[str, Any]] = [
+    {
+        "id": "sgd-momentum",
+        "lesson": 1,
+        "title": "Plain SGD vs momentum",
+        "description": "Pure SGD (m = 1) with η/√t, with and without momentum α. The curve of "
+                       "plain SGD is noisy; momentum smooths and speeds it up.",
+        "formula": "v ← α v − (η/√t) g ;  z ← z + v",
+        "study": {
+            "base": {"data": {"dataset": "digits"}, "model": {"hidden": [64]},
+                     "optim": {"lr": 0.05, "batch_size": 1, "schedule": {"kind": "inv_sqrt"}},
+                     "training": {"max_epochs": 15}},
+            "grid": {"optim.momentum": [0.0, 0.9]},
+        },
+    },
+    {
+        "id": "minibatch-size",
+        "lesson": 2,
+        "title": "Minibatch size m = 1, 32, 512",
+        "description": "The same network trained with three minibatch sizes. The gradient's "
+                       "variance falls like 1/m; large m is faster per example but changes the "
+                       "solution reached.",
+        "formula": "g ← (1/m) Σₖ ∇Fₖ(z),  Var[g] ∝ 1/m",
+        "study": {
+            "base": {"data": {"dataset": "digits"}, "model": {"hidden": [128]},
+                     "optim": {"lr": 0.02}, "training": {"max_epochs": 20},
+                     "diagnostics": {"grad_noise": True}},
+            "grid": {"optim.batch_size": [1, 32, 512]},
+        },
+    },
+    {
+        "id": "early-stopping",
+        "lesson": 3,
+        "title": "Early stopping with patience p",
+        "description": "Patience replaces the number of epochs: the returned model z* is the "
+                       "best one on the validation set, not the last one.",
+        "formula": "if Acc(z, S_v) > Acc(z*, S_v): z* ← z; T ← t + p",
+        "study": {
+            "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [256, 256]},
+                     "optim": {"lr": 0.05}, "training": {"max_epochs": 300}},
+            "grid": {"training.early_stopping.patience": [5, 20, 60]},
+        },
+    },
+    {
+        "id": "step-schedule",
+        "lesson": 4,
+        "title": "Step schedule: 1, 2, 3 and 4 stages",
+        "description": "η = 0.1, then ÷10 at epochs 75, 125 and 175 as on the slide: each drop "
+                       "gives a new plateau; no gain after 175.",
+        "formula": "η: 0.1 → 0.01 (75) → 0.001 (125) → 0.0001 (175)",
+        "study": {
+            "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [128, 128]},
+                     "optim": {"lr": 0.1, "schedule": {"kind": "step", "gamma": 0.1}},
+                     "training": {"max_epochs": 200}},
+            "grid": {"optim.schedule.milestones": [[], [75], [75, 125], [75, 125, 175]]},
+        },
+    },
+    {
+        "id": "initialisation",
+        "lesson": 5,
+        "title": "Constant vs random initialisation",
+        "description": "With every weight equal, all units of a layer stay identical forever "
+                       "(distinct units = 1); Xavier and Kaiming keep the activations' spread "
+                       "similar from layer to layer.",
+        "formula": "Xavier U[±√6/√(d_in+d_out)],  Kaiming U[±√(6/d_in)]",
+        "study": {
+            "base": {"data": {"dataset": "digits"},
+                     "model": {"hidden": [64, 64, 64, 64, 64], "activation": "tanh"},
+                     "optim": {"lr": 0.05}, "training": {"max_epochs": 30}},
+            "grid": {"model.init.scheme": ["constant", "normal", "pytorch", "xavier_uniform",
+                                           "kaiming_uniform"]},
+        },
+    },
+    {
+        "id": "batchnorm",
+        "lesson": 6,
+        "title": "A deep net with and without batch normalisation",
+        "description": "Eight sigmoid layers barely train; batch normalisation makes them "
+                       "train fast.",
+        "formula": "ã = γ (a − μ)/√(ε + σ²) + β",
+        "study": {
+            "base": {"data": {"dataset": "digits"},
+                     "model": {"hidden": [64] * 8, "activation": "sigmoid"},
+                     "optim": {"lr": 0.05}, "training": {"max_epochs": 30}},
+            "grid": {"model.batchnorm": [False, True]},
+        },
+    },
+    {
+        "id": "weight-decay",
+        "lesson": 7,
+        "title": "L2 regularisation: a λ sweep",
+        "description": "(λ/2)‖w‖² on the weights only: ‖w‖ shrinks as λ grows and the gap "
+                       "between training and validation narrows.",
+        "formula": "min (1/n) Σ L(R_w(xᵢ), yᵢ) + (λ/2)‖w‖²",
+        "study": {
+            "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [256, 256]},
+                     "optim": {"lr": 0.05}, "training": {"max_epochs": 80}},
+            "grid": {"optim.weight_decay": [0.0, 0.0001, 0.001, 0.01]},
+        },
+    },
+    {
+        "id": "dropout",
+        "lesson": 8,
+        "title": "Dropout: inference A (average masks) vs B (scaling)",
+        "description": "Inclusion probabilities 0.8 on the input and 0.5 elsewhere. Each run "
+                       "reports both strategies' test accuracy.",
+        "formula": "B: weight outgoing connections by p_inc;  A: average of K masks",
+        "study": {
+            "base": {"data": {"dataset": "mnist1d"}, "model": {
+                "hidden": [512, 512],
+                "dropout": {"p_inc_input": 0.8, "p_inc_hidden": 0.5, "mc_samples": 20}},
+                "optim": {"lr": 0.05}, "training": {"max_epochs": 60}},
+            "grid": {"model.dropout.inference": ["scale", "mc"]},
+        },
+    },
+    {
+        "id": "augmentation",
+        "lesson": 9,
+        "title": "Harmful vs helpful augmentation",
+        "description": "On shapes with left and right arrows, a horizontal flip turns one class "
+                       "into the other; a small crop and rotation helps.",
+        "formula": "don't turn a 6 into a 9",
+        "study": {
+            "base": {"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]},
+                     "optim": {"lr": 0.05}, "training": {"max_epochs": 20}},
+            "grid": {"augment": [
+                [],
+                [{"op": "random_horizontal_flip", "p": 0.5}],
+                [{"op": "random_crop", "size": 16, "padding": 2},
+                 {"op": "random_rotation", "degrees": 10}],
+            ]},
+        },
+    },
+    {
+        "id": "ensemble",
+        "lesson": 10,
+        "title": "An ensemble of 5 networks",
+        "description": "Five members from five seeds, combined by averaging probabilities and "
+                       "by vote: each member's accuracy, their mean, the ensemble's, the gain.",
+        "formula": "p(y|x) = (1/K) Σₖ pₖ(y|x)",
+        "spec": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [256, 256]},
+                 "optim": {"lr": 0.05}, "training": {"max_epochs": 40},
+                 "ensemble": {"members": 5, "combine": "mean"}},
+    },
+]
+
+BY_ID = {preset["id"]: preset for preset in PRESETS}
