@@ -20,6 +20,7 @@ from backend.datasets import router as datasets_router
 from backend.db import new_session
 from backend.errors import DomainError
 from backend.presets import router as presets_router
+from backend.previews import router as previews_router
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
@@ -73,6 +74,7 @@ def create_app() -> FastAPI:
     app.include_router(studies_router.router)
     app.include_router(datasets_router.router)
     app.include_router(presets_router.router)
+    app.include_router(previews_router.router)
 
     @app.exception_handler(SpecInvalid)
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:

@@ -78,6 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from backend.config import get_settings
     from backend.specfile import SpecFileError, load_spec_file
     from worker.headless import train_to_folder
 
@@ -87,7 +88,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or Path("runs") / Path(args.spec).stem)
-    outcome = train_to_folder(spec, out, threads=args.threads)
+    data_root = Path(args.data_root) if args.data_root else get_settings().data_dir / "datasets"
+    outcome = train_to_folder(spec, out, threads=args.threads, data_root=data_root)
     print(json.dumps({"status": outcome.status, "result": outcome.result, "folder": str(out)},
                      indent=2))
     return 0 if outcome.status == "succeeded" else 1
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("spec", help="YAML or JSON spec file")
     train.add_argument("--out", help="result folder (default runs/<spec name>)")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+    train.add_argument("--data-root", help="dataset files (default <EPOQUE_DATA_DIR>/datasets)")
     train.set_defaults(func=cmd_train)
 
     submit = sub.add_parser("submit", help="send a spec to a running lab")

@@ -12,7 +12,9 @@ from tqdm import tqdm
 from worker.engine import Callbacks, Spec, TrainOutcome, train
 
 
-def train_to_folder(spec: Spec, out: Path, *, threads: int | None = None) -> TrainOutcome:
+def train_to_folder(
+    spec: Spec, out: Path, *, threads: int | None = None, data_root: Path | None = None
+) -> TrainOutcome:
     torch.set_num_threads(threads or 1)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, int, float]] = []
@@ -24,7 +26,7 @@ def train_to_folder(spec: Spec, out: Path, *, threads: int | None = None) -> Tra
         bar.update(1)
 
     try:
-        outcome = train(spec, Callbacks(on_epoch=on_epoch))
+        outcome = train(spec, Callbacks(on_epoch=on_epoch), data_root=data_root)
     finally:
         bar.close()
     with (out / "metrics.csv").open("w", newline="") as f:

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,9 +19,16 @@ from celery.signals import worker_ready, worker_shutdown
 
 from backend.broker import RUN_TASK
 from backend.config import get_settings
+from backend.datasets.service import materialize
 from backend.db import new_session
 from backend.runs.lifecycle import (
-    LeaseLost, RunGone, beat_run, claim_run, finish_run, read_controls, record_epoch,
+    LeaseLost,
+    RunGone,
+    beat_run,
+    claim_run,
+    finish_run,
+    read_controls,
+    record_epoch,
 )
 from backend.runs.service import Point
 from backend.workers import service as workers
@@ -60,6 +68,7 @@ class RunReporter:
         self.points: list[Point] = []
         self.epoch = 0
         self.last_flush = time.monotonic()
+        self.boundaries: list[tuple[int, dict[str, Any]]] = []
         self.requested_lr: float | None = None
         self.applied_lr: float | None = None
 
@@ -68,6 +77,12 @@ class RunReporter:
         self.epoch = epoch
         if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.points.extend((key, step, value) for key, value in metrics.items())
+
+    def on_boundary(self, epoch: int, grid: dict[str, Any]) -> None:
+        self.boundaries.append((epoch, grid))
 
     def should_stop(self) -> bool:
         # One small read per epoch: cancel and η requests reach us on every broker.
@@ -87,9 +102,19 @@ class RunReporter:
     def flush(self) -> None:
         with new_session() as session:
             record_epoch(session=session, run_id=self.run_id, attempt=self.attempt,
-                         epoch=self.epoch, points=self.points)
-        self.points = []
+                         epoch=self.epoch, points=self.points, boundaries=self.boundaries)
+        self.points, self.boundaries = [], []
         self.last_flush = time.monotonic()
+
+
+def prepare_data(spec: Spec) -> Path:
+    """The worker's dataset folder; an uploaded dataset is unpacked there from the database."""
+    root = get_settings().data_dir / "datasets"
+    dataset = spec.data.dataset
+    if dataset.startswith("folder:"):
+        with new_session() as session:
+            materialize(session=session, dataset_id=dataset.removeprefix("folder:"), data_root=root)
+    return root
 
 
 def model_blob(spec: Spec, outcome: TrainOutcome) -> bytes:
@@ -111,11 +136,13 @@ def execute_run(run_id: int) -> str:
     _current = (run_id, attempt)
     reporter = RunReporter(run_id, attempt)
     callbacks = Callbacks(on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
-                          current_lr=reporter.current_lr)
+                          current_lr=reporter.current_lr, on_step=reporter.on_step,
+                          on_boundary=reporter.on_boundary)
     device = worker_device() if spec.device == "auto" else spec.device
     status, result, error, model = "failed", None, None, None
     try:
-        outcome = train(spec, callbacks, device=device)
+        data_root = prepare_data(spec)
+        outcome = train(spec, callbacks, device=device, data_root=data_root)
         reporter.flush()
         status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
     except (RunGone, LeaseLost) as exc:
@@ -151,7 +178,7 @@ def _heartbeat(stop: threading.Event) -> None:
                              current_run_id=current[0] if current else None)
                 if current is not None:
                     beat_run(session=session, run_id=current[0], attempt=current[1])
-        except Exception:  # noqa: BLE001  (a missed beat is retried; the worker goes on)
+        except Exception:
             log.warning("heartbeat failed", exc_info=True)
 
 

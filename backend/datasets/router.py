@@ -32,7 +32,7 @@ def _out(d: UploadedDataset) -> dict[str, Any]:
 
 @router.get("")
 def list_datasets(session: SessionDep) -> list[dict[str, Any]]:
-    builtin = describe_datasets(get_settings().data_dir / "datasets")
+    builtin = describe_datasets(get_settings().data_dir / "datasets")  # cached by the engine
     return [*builtin, *(_out(d) for d in service.list_datasets(session=session))]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
 from backend.runs.models import Run, RunModel
-from backend.runs.service import Point, log_batch
+from backend.runs.service import Point, log_batch, log_boundaries
 
 
 class RunGone(NotFound):
@@ -50,7 +50,8 @@ def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
 
 
 def record_epoch(
-    *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point]
+    *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point],
+    boundaries: Iterable[tuple[int, dict[str, Any]]] = (),
 ) -> None:
     """One transaction per flush: the points and the progress they represent, if still ours."""
     changed = session.execute(
@@ -59,6 +60,7 @@ def record_epoch(
     if not changed:
         raise _lost(session, run_id)
     log_batch(session=session, run_id=run_id, points=points)
+    log_boundaries(session=session, run_id=run_id, grids=boundaries)
     session.commit()
 
 

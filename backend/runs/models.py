@@ -78,3 +78,14 @@ class RunModel(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RunBoundary(Base):
+    """A decision-boundary grid of a 2-D run at one epoch (the lab redraws the newest)."""
+
+    __tablename__ = "run_boundaries"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -142,3 +142,9 @@ def predict(run_id: int, body: PredictIn, session: SessionDep) -> PredictOut:
     except PredictError as exc:
         raise SpecInvalid.one("inputs", str(exc)) from None
     return PredictOut(probabilities=probabilities, classes=predictor.classes)
+
+
+@router.get("/{run_id}/boundary")
+def get_boundary(run_id: int, session: SessionDep, epoch: int | None = None) -> dict[str, Any]:
+    """The decision-boundary grid of a 2-D run: the newest, or the one of ``epoch``."""
+    return service.get_boundary(session=session, run_id=run_id, epoch=epoch)

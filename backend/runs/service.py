@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from backend.broker import enqueue_run
 from backend.db import utcnow
 from backend.errors import NotFound, Unavailable
-from backend.runs.models import MetricPoint, Run, RunModel
+from backend.runs.models import MetricPoint, Run, RunBoundary, RunModel
 from backend.spec_errors import SpecInvalid
 from worker.engine.spec import Spec, parse_spec
 
@@ -84,9 +84,7 @@ def list_runs(
 
 def delete_run(*, session: Session, run_id: int) -> None:
     get_run(session=session, run_id=run_id)
-    # Points first: SQLite only cascades when foreign keys are on for that connection.
-    session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
-    session.execute(delete(RunModel).where(RunModel.run_id == run_id))
+    # Points, boundaries and the model go with it: ON DELETE CASCADE (SQLite: foreign_keys on).
     session.execute(delete(Run).where(Run.id == run_id))
     session.commit()
 
@@ -153,3 +151,34 @@ def series_keys(*, session: Session, run_id: int) -> list[str]:
     return list(session.scalars(
         select(MetricPoint.key).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.key)
     ))
+
+
+def log_boundaries(*, session: Session, run_id: int, grids: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    rows = [{"run_id": run_id, "epoch": epoch, "grid": grid} for epoch, grid in grids]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(RunBoundary).on_conflict_do_nothing(), rows)
+
+
+def boundary_epochs(*, session: Session, run_id: int) -> list[int]:
+    return list(session.scalars(
+        select(RunBoundary.epoch).where(RunBoundary.run_id == run_id).order_by(RunBoundary.epoch)
+    ))
+
+
+def latest_boundary_epoch(*, session: Session, run_id: int) -> int | None:
+    return session.scalar(select(func.max(RunBoundary.epoch)).where(RunBoundary.run_id == run_id))
+
+
+def get_boundary(*, session: Session, run_id: int, epoch: int | None = None) -> dict[str, Any]:
+    get_run(session=session, run_id=run_id)
+    epochs = boundary_epochs(session=session, run_id=run_id)
+    if not epochs:
+        raise NotFound(f"run {run_id} has no decision boundary (2-D datasets only)")
+    chosen = epochs[-1] if epoch is None else epoch
+    stored = session.get(RunBoundary, (run_id, chosen))
+    if stored is None:
+        raise NotFound(f"run {run_id} has no decision boundary at epoch {chosen}")
+    return {"epoch": chosen, "epochs": epochs, **stored.grid}

@@ -8,6 +8,7 @@ nothing twice, whichever process wrote the points.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -25,28 +26,39 @@ router = APIRouter()
 BATCH = 5000
 
 
-def _poll(run_id: int, cursor: int) -> tuple[dict[str, Any] | None, dict[str, Any], int, bool]:
+@dataclass
+class _Poll:
+    run: dict[str, Any] | None
+    series: dict[str, Any]
+    cursor: int
+    more: bool
+    boundary_epoch: int | None
+
+
+def _poll(run_id: int, cursor: int) -> _Poll:
     """The run (read first: once final, all its points are already committed), then new points."""
     with new_session() as session:
         run = session.get(Run, run_id)
         if run is None:
-            return None, {}, cursor, False
+            return _Poll(None, {}, cursor, False, None)
         run_json = RunOut.of(run).model_dump(mode="json")
         series, new_cursor = service.get_points(
             session=session, run_id=run_id, after=cursor, limit=BATCH
         )
         more = sum(len(points) for points in series.values()) >= BATCH
-        return run_json, series, new_cursor, more
+        boundary = service.latest_boundary_epoch(session=session, run_id=run_id)
+        return _Poll(run_json, series, new_cursor, more, boundary)
 
 
 @router.websocket("/api/runs/{run_id}/stream")
 async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
     await websocket.accept()
     poll_seconds = get_settings().stream_poll_seconds
-    cursor, last_state = max(after, 0), None
+    cursor, last_state, last_boundary = max(after, 0), None, None
     try:
         while True:
-            run, series, cursor, more = await run_in_threadpool(_poll, run_id, cursor)
+            poll = await run_in_threadpool(_poll, run_id, cursor)
+            run, series, cursor, more = poll.run, poll.series, poll.cursor, poll.more
             if run is None:
                 await websocket.send_json({"type": "error", "message": f"run {run_id} not found",
                                            "cursor": cursor})
@@ -56,6 +68,11 @@ async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
                 await websocket.send_json({"type": "points", "series": series, "cursor": cursor})
             if more:
                 continue
+            if poll.boundary_epoch is not None and poll.boundary_epoch != last_boundary:
+                # A notice only: grids are large and only the newest matters (GET /boundary).
+                await websocket.send_json({"type": "boundary", "epoch": poll.boundary_epoch,
+                                           "cursor": cursor})
+                last_boundary = poll.boundary_epoch
             state = (run["status"], run["progress"]["epoch"], run["finished_at"])
             if run["status"] in FINAL_STATUSES:
                 await websocket.send_json({"type": "end", "run": run, "cursor": cursor})

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from backend.broker import enqueue_run
 from backend.db import utcnow
 from backend.errors import NotFound, Unavailable
-from backend.runs.models import FINAL_STATUSES, MetricPoint, Run, RunModel
+from backend.runs.models import FINAL_STATUSES, Run
 from backend.runs.service import new_run
 from backend.spec_errors import SpecInvalid
 from backend.studies.grid import GridError, expand
@@ -83,10 +83,7 @@ def study_runs(*, session: Session, study_id: int) -> Sequence[Run]:
 
 def delete_study(*, session: Session, study_id: int) -> None:
     get_study(session=session, study_id=study_id)
-    run_ids = select(Run.id).where(Run.study_id == study_id)
-    session.execute(delete(MetricPoint).where(MetricPoint.run_id.in_(run_ids)))
-    session.execute(delete(RunModel).where(RunModel.run_id.in_(run_ids)))
-    session.execute(delete(Run).where(Run.study_id == study_id))
+    session.execute(delete(Run).where(Run.study_id == study_id))  # their rows cascade
     session.execute(delete(Study).where(Study.id == study_id))
     session.commit()
 

@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from backend.broker import check_broker
 from backend.deps import SessionDep
 from backend.workers.service import live_workers
-from worker.engine.spec import Spec
+from backend.system.schema import spec_schema as build_spec_schema
 
 router = APIRouter(prefix="/api", tags=["system"])
 
-SPEC_SCHEMA = Spec.model_json_schema()
+SPEC_SCHEMA = build_spec_schema()
 
 
 @router.get("/health")

@@ -52,3 +52,28 @@ def test_worker_on_embedded_sqlite_broker(configure, start_worker) -> None:
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker to register")
         _run_to_completion(client)
+
+
+def test_two_d_run_stores_boundaries_and_step_losses(configure, start_worker) -> None:
+    start_worker(configure())
+    spec = {"data": {"dataset": "moons"}, "model": {"hidden": [16]},
+            "training": {"max_epochs": 5, "log_every_steps": 10}}
+    with TestClient(create_app()) as client:
+        run = client.post("/api/runs", json=spec).json()
+        boundary_notices = []
+        with client.websocket_connect(f"/api/runs/{run['id']}/stream") as ws:
+            while (message := ws.receive_json())["type"] != "end":
+                if message["type"] == "boundary":
+                    boundary_notices.append(message["epoch"])
+        assert message["run"]["status"] == "succeeded", message["run"]["error"]
+        boundary = client.get(f"/api/runs/{run['id']}/boundary").json()
+        assert boundary["epoch"] == boundary["epochs"][-1] and boundary_notices[-1] == boundary["epoch"]
+        size = len(boundary["x"])
+        assert size > 4 and len(boundary["probs"]) == len(boundary["y"]) and len(boundary["probs"][0]) == size
+        first = client.get(f"/api/runs/{run['id']}/boundary", params={"epoch": boundary["epochs"][0]})
+        assert first.status_code == 200
+        steps = client.get(f"/api/runs/{run['id']}/metrics", params={"keys": "step_loss"}).json()
+        xs = [x for x, _ in steps["series"]["step_loss"]]
+        assert xs[:3] == [10, 20, 30] and all(b - a == 10 for a, b in zip(xs, xs[1:]))
+        digits = client.post("/api/runs", json={"training": {"max_epochs": 1}}).json()
+        assert client.get(f"/api/runs/{digits['id']}/boundary").status_code == 404

@@ -1,35 +1,41 @@
 """Read-outs of a network's state: ‖w‖, per-layer gradient spread, distinct units.
 
 They run once per epoch (or once per run) on the device, returning device tensors so the
-trainer can read every epoch figure in a single host sync.
+trainer can read every epoch figure in a single host sync. A stacked ensemble's figures pool
+its members: ‖w‖ is the members' mean ‖w_k‖, grad_std the spread over every member's gradient.
+(Gradient noise and the decision boundary live in gradnoise.py and boundary.py.)
 """
 
 from __future__ import annotations
 
 import torch
-
-from .models import MLP
-
-
-def weight_norm(weights: list[torch.Tensor]) -> torch.Tensor:
-    """‖w‖ over weight matrices only (biases excluded, as in the L2 penalty of COURSE.md §7)."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(weights)))
+from torch import nn
 
 
-def grad_stds(model: MLP) -> dict[str, torch.Tensor]:
+def weight_norm(weights: list[torch.Tensor], members: int | None = None) -> torch.Tensor:
+    """‖w‖ over weight matrices and kernels only (biases and batchnorm excluded, as in the L2
+    penalty of COURSE.md §7). Stacked (leading member dim): the mean over members of ‖w_k‖."""
+    if members is None:
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(weights)))
+    squares = torch.stack([w.detach().flatten(1).pow(2).sum(1) for w in weights]).sum(0)
+    return squares.sqrt().mean()
+
+
+def grad_stds(model: nn.Module) -> dict[str, torch.Tensor]:
     """std of each layer's weight gradient as the last backward left it (the epoch's last
     minibatch): reading it after the epoch costs the training step nothing."""
     out = {}
-    for name in model.layer_names:
-        g = model.linear(name).weight.grad
+    for name in model.layer_names:  # type: ignore[attr-defined]
+        g = model.layer(name).weight.grad  # type: ignore[operator]
         if g is not None:
             out[f"grad_std/{name}"] = g.std(correction=0)
     return out
 
 
 @torch.no_grad()
-def distinct_units(model: MLP, rtol: float = 1e-5, atol: float = 1e-7) -> list[int]:
-    """Per hidden layer, how many units have distinct incoming weights (row of W with its bias).
+def distinct_units(model: nn.Module, rtol: float = 1e-5, atol: float = 1e-7) -> list[int]:
+    """Per hidden layer, how many units have distinct incoming weights (row of W — a unit's
+    whole kernel in a CNN — with its bias, if any). A stacked ensemble: member 0's count.
 
     Units that start identical get identical gradients and stay identical (COURSE.md §5), but
     float round-off can split them by a hair, hence a tolerance: rows i and j are the same unit
@@ -39,9 +45,14 @@ def distinct_units(model: MLP, rtol: float = 1e-5, atol: float = 1e-7) -> list[i
     once per run, on z*.
     """
     counts = []
-    for name in model.hidden_names:
-        layer = model.linear(name)
-        rows = torch.cat([layer.weight, layer.bias[:, None]], dim=1).double()
+    stacked = getattr(model, "members", None) is not None
+    for name in model.hidden_names:  # type: ignore[attr-defined]
+        layer = model.layer(name)  # type: ignore[operator]
+        w, b = layer.weight, layer.bias
+        if stacked:
+            w, b = w[0], (None if b is None else b[0])
+        rows = w.flatten(1) if b is None else torch.cat([w.flatten(1), b[:, None]], dim=1)
+        rows = rows.double()
         norms = torch.linalg.vector_norm(rows, dim=1)
         dist = torch.cdist(rows, rows, compute_mode="use_mm_for_euclid_dist")
         same = dist <= atol + rtol * torch.maximum(norms[:, None], norms[None, :])

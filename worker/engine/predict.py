@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .ensemble import probabilities
 from .models import build_model
 from .spec import parse_spec
 
@@ -50,4 +51,5 @@ class Predictor:
                 f"each input must hold {flat} numbers (shape {list(self.input_shape)})"
             )
         x = x.reshape(len(x), *self.input_shape)
-        return torch.softmax(self.model(x), dim=1).tolist()
+        # An ensemble's probabilities are its members' mean (ensemble.probabilities).
+        return probabilities(self.model, x).tolist()

@@ -8,17 +8,26 @@ fields are rejected. Options the engine does not implement yet are rejected with
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .augment_spec import OP_PARAMS, check_augment_fits, validate_op_params
+
 # What the engine implements now. Growing these sets is how an option becomes available.
-AVAILABLE_DATASETS = {"digits", "moons"}
-AVAILABLE_ARCHS = {"mlp"}
-AVAILABLE_METHODS = {"sgd"}
+AVAILABLE_DATASETS = {
+    "digits", "mnist1d", "moons", "circles", "spirals", "xor", "shapes",
+    "mnist", "fashion_mnist", "cifar10",
+}
+AVAILABLE_ARCHS = {"mlp", "cnn"}
+AVAILABLE_METHODS = {"sgd", "adam"}
 AVAILABLE_SCHEDULES = {"constant", "inv_sqrt", "step", "piecewise", "exponential", "cosine"}
-AVAILABLE_INITS = {"pytorch"}
-AVAILABLE_AUGMENT_OPS: set[str] = set()
+AVAILABLE_INITS = {
+    "pytorch", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+    "normal", "constant", "zeros",
+}
+AVAILABLE_AUGMENT_OPS: set[str] = set(OP_PARAMS)
 
 BUILTIN_DATASETS = (
     "digits", "mnist1d", "moons", "circles", "spirals", "xor", "shapes",
@@ -58,9 +67,12 @@ class DataSpec(_Strict):
     @classmethod
     def _known_dataset(cls, v: str) -> str:
         if v.startswith("folder:"):
-            if not v[len("folder:"):]:
-                raise ValueError("folder datasets are written folder:<uploaded-dataset-id>")
-            raise _not_yet("dataset 'folder:…'")
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v[len("folder:"):]):
+                raise ValueError(
+                    "folder datasets are written folder:<uploaded-dataset-id>, the id made of "
+                    "1 to 64 letters, digits, _ or -"
+                )
+            return v
         if v not in BUILTIN_DATASETS:
             raise ValueError(
                 f"unknown dataset {v!r}; choose one of {', '.join(BUILTIN_DATASETS)} "
@@ -92,12 +104,6 @@ class DropoutSpec(_Strict):
         "scale", description="scale: strategy B (weights scaled); mc: strategy A (average masks)."
     )
     mc_samples: int = Field(20, ge=1, le=1000, description="Masks averaged by strategy A.")
-
-    @model_validator(mode="after")
-    def _available(self) -> DropoutSpec:
-        if self.p_inc_input < 1 or self.p_inc_hidden < 1:
-            raise _not_yet("dropout")
-        return self
 
 
 class InitSpec(_Strict):
@@ -141,12 +147,6 @@ class ModelSpec(_Strict):
             raise _not_yet(f"arch {v!r}")
         return v
 
-    @field_validator("batchnorm")
-    @classmethod
-    def _bn_available(cls, v: bool) -> bool:
-        if v:
-            raise _not_yet("batchnorm")
-        return v
 
 
 class ScheduleSpec(_Strict):
@@ -199,12 +199,6 @@ class OptimSpec(_Strict):
             raise _not_yet(f"optimiser {v!r}")
         return v
 
-    @field_validator("weight_decay")
-    @classmethod
-    def _wd_available(cls, v: float) -> float:
-        if v:
-            raise _not_yet("weight_decay")
-        return v
 
 
 class EarlyStoppingSpec(_Strict):
@@ -225,18 +219,18 @@ class TrainingSpec(_Strict):
         None, ge=1, description="Also stream the minibatch loss every N steps."
     )
 
-    @field_validator("log_every_steps")
-    @classmethod
-    def _available(cls, v: int | None) -> int | None:
-        if v is not None:
-            raise _not_yet("log_every_steps")
-        return v
 
 
 class AugmentOp(_Strict):
-    """One augmentation step; extra parameters depend on the op."""
+    """One augmentation step; extra parameters depend on the op (augment_spec.py has one
+    parameter model per op, published in the schema under ``x-op-params``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "x-op-params": {op: m.model_json_schema() for op, m in OP_PARAMS.items()}
+        },
+    )
     op: Literal[
         "random_crop", "random_horizontal_flip", "random_vertical_flip", "random_resized_crop",
         "random_rotation", "random_affine", "color_jitter",
@@ -249,6 +243,12 @@ class AugmentOp(_Strict):
             raise _not_yet(f"augmentation {v!r}")
         return v
 
+    @model_validator(mode="after")
+    def _params(self) -> AugmentOp:
+        # Errors come out at augment.<i>.<param>.
+        validate_op_params(self.op, self.model_extra or {})
+        return self
+
 
 class EnsembleSpec(_Strict):
     members: int = Field(1, ge=1, le=64, description="K networks trained from seeds seed…seed+K−1.")
@@ -256,12 +256,6 @@ class EnsembleSpec(_Strict):
         "mean", description="mean of probabilities, or majority vote."
     )
 
-    @field_validator("members")
-    @classmethod
-    def _available(cls, v: int) -> int:
-        if v > 1:
-            raise _not_yet("ensembles")
-        return v
 
 
 class DiagnosticsSpec(_Strict):
@@ -273,12 +267,6 @@ class DiagnosticsSpec(_Strict):
         "auto", description="Decision-boundary grid for 2-D datasets."
     )
 
-    @field_validator("grad_noise")
-    @classmethod
-    def _available(cls, v: bool) -> bool:
-        if v:
-            raise _not_yet("grad_noise")
-        return v
 
 
 class Spec(_Strict):
@@ -305,6 +293,34 @@ class Spec(_Strict):
     diagnostics: DiagnosticsSpec = Field(
         default_factory=DiagnosticsSpec, description="Diagnostics."
     )
+
+    @model_validator(mode="after")
+    def _augment_fits_data(self) -> Spec:
+        # Image datasets only; size = the image size; fill has 1 or C values.
+        check_augment_fits(self.augment, self.data.dataset)
+        return self
+
+    @model_validator(mode="after")
+    def _model_fits_data(self) -> Spec:
+        dataset = self.data.dataset
+        if self.model.batchnorm and self.optim.batch_size == 1:
+            raise ValueError(
+                "model.batchnorm needs optim.batch_size of at least 2: batchnorm normalises each "
+                "unit over the minibatch, and one example always normalises to β (its variance "
+                "is 0), so nothing would be learned through it"
+            )
+        if self.model.arch == "cnn" and dataset in TWO_D_DATASETS:
+            raise ValueError(
+                f"model.arch 'cnn' needs images or signals; {dataset!r} is a set of 2-D points: "
+                "use arch 'mlp'"
+            )
+        if self.diagnostics.boundary in ("on", True) and dataset not in TWO_D_DATASETS:
+            raise ValueError(
+                "diagnostics.boundary 'on' needs a 2-D dataset "
+                f"({', '.join(sorted(TWO_D_DATASETS))}); {dataset!r} is not one: "
+                "use 'auto' or 'off'"
+            )
+        return self
 
 
 def parse_spec(data: dict[str, Any] | None) -> Spec:

@@ -1,9 +1,15 @@
-"""The training loop: minibatch SGD with the course's momentum, z* tracking, early stopping.
+"""The training loop: minibatch SGD with the course's momentum (or Adam), z* tracking, early
+stopping, and the diagnostics the lessons show.
 
-Read top to bottom: set up (data on the device, seeded model, optimiser), evaluate the initial
+Read top to bottom: set up (data on the device, seeded network, optimiser), evaluate the initial
 model (z* starts there, COURSE.md §3), then one block per epoch. The loop reports through
 ``Callbacks`` only, so Celery, the CLI, tests and benchmarks all drive the same code.
 Threads are the caller's business (the worker process sets them), not the engine's.
+
+An ensemble (``ensemble.members`` = K > 1) is one stacked network trained by the same loop:
+each step takes K minibatches (one per member, each in its member's own order) and one batched
+forward/backward. Per-step work is only what the spec asks for: with the diagnostics off, a
+step is forward, loss, backward, optimiser step and two on-device running sums — no host sync.
 """
 
 from __future__ import annotations
@@ -12,15 +18,22 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from . import ensemble as ens
+from .augment import make_augmenter
+from .boundary import boundary_grid, wants_boundary
 from .datasets import derive_seed, load_dataset
 from .diagnostics import distinct_units, grad_stds, weight_norm
 from .early_stopping import EarlyStopping
-from .models import MLP, build_model
-from .optim import MomentumSGD, param_groups
+from .gradnoise import grad_variance
+from .layers import full_pass_statistics
+from .models import build_network
+from .optim import build_optimizer, set_lr
 from .schedules import lr_at
 from .spec import Spec
 
@@ -28,9 +41,20 @@ from .spec import Spec
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 # Evaluation runs in chunks so large validation sets never need one giant activation tensor.
 EVAL_CHUNK = 8192
+# Gradient noise and decision boundary: at epoch 1, then every max(1, T // N) epochs.
+GRAD_NOISE_TIMES = 10
+BOUNDARY_TIMES = 25
 
 
 def _no_epoch(epoch: int, metrics: dict[str, float]) -> None:
+    pass
+
+
+def _no_step(step: int, metrics: dict[str, float]) -> None:
+    pass
+
+
+def _no_boundary(epoch: int, grid: dict) -> None:
     pass
 
 
@@ -42,13 +66,17 @@ class Callbacks:
     should_stop: Callable[[], bool] = lambda: False
     # Before each epoch: (epoch, scheduled η) -> η chosen by hand, or None to follow the schedule.
     current_lr: Callable[[int, float], float | None] = lambda epoch, scheduled: None
+    # Every training.log_every_steps steps: (global step from 1, {"step_loss": minibatch loss}).
+    on_step: Callable[[int, dict[str, float]], None] = _no_step
+    # Some epochs, 2-D datasets: (epoch, {"x", "y", "labels", "probs", "probs_of"}), boundary.py.
+    on_boundary: Callable[[int, dict], None] = _no_boundary
 
 
 @dataclass
 class TrainOutcome:
     status: str  # "succeeded" | "cancelled" | "diverged"
     result: dict  # SPEC.md's result object, every figure computed on z*
-    state_dict: dict[str, torch.Tensor]  # z*, on the CPU
+    state_dict: dict[str, torch.Tensor]  # z*, on the CPU (stacked for an ensemble)
     classes: list[str]
     input_shape: tuple[int, ...] = ()  # one example's shape, e.g. (1, 8, 8) for digits
     metrics: list[dict[str, float]] = field(default_factory=list)  # what on_epoch received
@@ -64,19 +92,31 @@ def resolve_device(requested: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(
-    model: MLP, X: torch.Tensor, y: torch.Tensor, *, act_stats: bool = False
+    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, act_stats: bool = False,
+    combine: str = "mean", mc_samples: int = 0, generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Mean loss and accuracy over (X, y) in eval mode, as device scalars (no host sync).
+    """Mean loss and accuracy over (X, y) in eval mode, as device tensors (no host sync).
 
-    With ``act_stats``, also ``act_std/<layer>``: the std of each hidden layer's
-    post-activation output over this whole set — the validation set during training, so the
-    figure is comparable from epoch to epoch and the training step pays nothing for it.
+    loss is −log p(y) of the prediction (an ensemble's: the members' mean probability);
+    accuracy follows ``combine`` for an ensemble, which also gets ``mean_accuracy``,
+    ``vote_accuracy`` and per-member ``member_loss``, ``member_accuracy`` (K-vectors).
+    ``mc_samples``: dropout strategy A with that many masks (from ``generator``); else B.
+    With ``act_stats``, also ``act_std/<layer>``: the std of each hidden layer's post-activation
+    output over this whole set — the validation set during training, so the figure is
+    comparable from epoch to epoch and the training step pays nothing for it.
     """
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=X.device)
-    correct = torch.zeros((), device=X.device, dtype=torch.int64)
-    # Sum and sum of squares (float64) give the std across chunks in one pass.
+    dev = X.device
+    stacked = getattr(model, "members", None) is not None
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.int64)
+    if stacked:
+        k = model.members
+        member_loss = torch.zeros(k, device=dev)
+        member_correct = torch.zeros(k, device=dev, dtype=torch.int64)
+        vote_correct = torch.zeros((), device=dev, dtype=torch.int64)
+    # Sum, sum of squares (float64) and count give the std across chunks in one pass.
     moments: dict[str, tuple] = {}
     for start in range(0, len(y), EVAL_CHUNK):
         xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
@@ -84,64 +124,104 @@ def evaluate(
             logits, acts = model.forward_with_activations(xb)
             for name, a in acts.items():
                 a = a.double()
-                s, s2 = moments.get(name, (0.0, 0.0))
-                moments[name] = (s + a.sum(), s2 + (a * a).sum())
+                s, s2, c = moments.get(name, (0.0, 0.0, 0))
+                moments[name] = (s + a.sum(), s2 + (a * a).sum(), c + a.numel())
+            lp = (logits if stacked else logits[None]).log_softmax(-1)
         else:
-            logits = model(xb)
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-        correct += (logits.argmax(dim=1) == yb).sum()
+            lp = ens.member_log_probs(model, xb, mc_samples=mc_samples, generator=generator)
+        combined = ens.mean_log_probs(lp)  # (B, C)
+        loss_sum += F.nll_loss(combined, yb, reduction="sum")
+        correct += (combined.argmax(dim=1) == yb).sum()
+        if stacked:
+            member_loss += F.nll_loss(lp.transpose(1, 2), yb.expand(k, -1),
+                                      reduction="none").sum(1)
+            member_correct += (lp.argmax(-1) == yb).sum(1)
+            vote_correct += (ens.vote(lp) == yb).sum()
     model.train(was_training)
 
     n = len(y)
     out = {"loss": loss_sum / n, "accuracy": correct / n}
-    hidden_width = {name: model.linear(name).out_features for name in model.hidden_names}
-    for name, (s, s2) in moments.items():
-        count = n * hidden_width[name]
+    if stacked:
+        out["mean_accuracy"] = out["accuracy"]
+        out["vote_accuracy"] = vote_correct / n
+        if combine == "vote":
+            out["accuracy"] = out["vote_accuracy"]
+        out["member_loss"] = member_loss / n
+        out["member_accuracy"] = member_correct / n
+    for name, (s, s2, count) in moments.items():
         mean = s / count
         out[f"act_std/{name}"] = (s2 / count - mean * mean).clamp_min(0).sqrt()
     return out
 
 
-def _read(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Device scalars to Python floats in one host sync."""
+def _read(values: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Device tensors to Python floats (scalars) or lists (vectors) in one host sync."""
     if not values:
         return {}
     keys = list(values)
-    nums = torch.stack([values[k].double() for k in keys]).tolist()
-    return dict(zip(keys, nums))
+    flat = [values[k].detach().double().reshape(-1) for k in keys]
+    nums = torch.cat(flat).tolist()
+    out: dict[str, Any] = {}
+    i = 0
+    for k, v, f in zip(keys, (values[k] for k in keys), flat):
+        out[k] = nums[i] if v.ndim == 0 else nums[i:i + len(f)]
+        i += len(f)
+    return out
+
+
+def _every(epoch: int, max_epochs: int, times: int) -> bool:
+    return epoch == 1 or epoch % max(1, max_epochs // times) == 0
 
 
 def train(
-    spec: Spec, callbacks: Callbacks | None = None, *, device: str | None = None
+    spec: Spec, callbacks: Callbacks | None = None, *, device: str | None = None,
+    data_root: PathLike | str | None = None,
 ) -> TrainOutcome:
     """Train the network ``spec`` describes and return z*, the best model on S_v."""
     cb = callbacks or Callbacks()
     dev = resolve_device(device or spec.device)
 
     # Data: whole tensors on the device; minibatches are slices of a permuted copy.
-    data = load_dataset(spec)
+    data = load_dataset(spec, data_root)
     X_train, y_train = data.X_train.to(dev), data.y_train.to(dev)
     X_val, y_val = data.X_val.to(dev), data.y_val.to(dev)
+    augment = make_augmenter(spec, data.input_shape, dev)  # training batches only; None = off
     n = len(y_train)
     # m larger than n would mean ⌊n/m⌋ = 0 updates per epoch; treat it as full batch.
     m = n if spec.optim.batch_size == "full" else min(spec.optim.batch_size, n)
     n_batches = n // m  # the n mod m left over are skipped this epoch (COURSE.md §2)
+    if spec.model.batchnorm and m < 2:
+        raise ValueError("batchnorm needs minibatches of at least 2 examples")
 
-    # Model: initialised on the CPU from the seed (same z0 on any device), without disturbing
-    # the caller's global RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        model = build_model(spec, data.input_shape, len(data.classes))
+    # Network: member k initialised on the CPU from seed + k (same z0 on any device), without
+    # disturbing the caller's global RNG; one member unless spec.ensemble asks for more.
+    K = spec.ensemble.members
+    seeds = [spec.seed + k for k in range(K)]
+    model, init_report = build_network(spec, data.input_shape, len(data.classes), seeds)
     model.to(dev).train()
-    groups = param_groups(model)
-    weights = [p for g in groups if g["kind"] == "weights" for p in g["params"]]
-    optimizer = MomentumSGD(groups, lr=spec.optim.lr, momentum=spec.optim.momentum)
-    # Own generator for the minibatch order: a CPU one, so the order is the same on any device.
-    order = torch.Generator().manual_seed(derive_seed(spec.seed, "order"))
+    stacked = K > 1
+    optimizer = build_optimizer(spec.optim, model)
+    weights = [p for g in optimizer.param_groups if g["kind"] == "weights" for p in g["params"]]
+    # Own generators: a CPU one per member for the minibatch order, so the order is the same on
+    # any device; dropout masks and Monte-Carlo masks on the device.
+    orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
+    dropout = bool(model.dropouts())
+    if dropout:
+        model.set_dropout(generator=torch.Generator(dev).manual_seed(
+            derive_seed(spec.seed, "dropout")))
+    full_pass = spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass"
 
     layer_stats = spec.diagnostics.layer_stats
+    grad_noise = spec.diagnostics.grad_noise
+    noise_gen = torch.Generator().manual_seed(derive_seed(spec.seed, "grad_noise"))
+    boundary = wants_boundary(spec.diagnostics.boundary, tuple(data.input_shape))
+    log_every = spec.training.log_every_steps or 0
+    combine = spec.ensemble.combine
     es = spec.training.early_stopping
-    initial = _read(evaluate(model, X_val, y_val))
+
+    if full_pass:
+        full_pass_statistics(model, X_train, EVAL_CHUNK)
+    initial = _read(evaluate(model, X_val, y_val, combine=combine))
     monitored = "loss" if es.monitor == "val_loss" else "accuracy"
     stopper = EarlyStopping(es.patience, es.monitor, initial=initial[monitored])
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}  # z* ← z
@@ -153,44 +233,86 @@ def train(
         scheduled = lr_at(spec.optim.schedule, spec.optim.lr, epoch, spec.training.max_epochs)
         override = cb.current_lr(epoch, scheduled)
         lr = scheduled if override is None else float(override)
-        optimizer.set_lr(lr)
+        set_lr(optimizer, lr)
+        step0 = (epoch - 1) * n_batches  # global steps done before this epoch
 
         # One epoch of minibatch updates. Running sums stay on the device: no per-step sync.
-        perm = torch.randperm(n, generator=order).to(dev)
-        Xs, ys = X_train[perm], y_train[perm]
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.int64)
-        for i in range(n_batches):
-            xb, yb = Xs[i * m:(i + 1) * m], ys[i * m:(i + 1) * m]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)  # mean over the minibatch: g = (1/m) Σ ∇F_k
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
+        if not stacked:
+            perm = torch.randperm(n, generator=orders[0]).to(dev)
+            Xs, ys = X_train[perm], y_train[perm]
+            loss_sum = torch.zeros((), device=dev)
+            correct = torch.zeros((), device=dev, dtype=torch.int64)
+            for i in range(n_batches):
+                xb, yb = Xs[i * m:(i + 1) * m], ys[i * m:(i + 1) * m]
+                if augment is not None:
+                    xb = augment(xb, step0 + i)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)  # mean over the minibatch: g = (1/m) Σ ∇F_k
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                correct += (logits.detach().argmax(dim=1) == yb).sum()
+                if log_every and (step0 + i + 1) % log_every == 0:
+                    cb.on_step(step0 + i + 1, {"step_loss": loss.item()})
+        else:
+            # K orders, each member's own; a step gathers K minibatches (K, m, …).
+            perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
+            loss_sum = torch.zeros(K, device=dev)
+            correct = torch.zeros(K, device=dev, dtype=torch.int64)
+            for i in range(n_batches):
+                idx = perms[:, i * m:(i + 1) * m]
+                xb, yb = X_train[idx], y_train[idx]
+                if augment is not None:
+                    xb = augment(xb, step0 + i)
+                logits = model(xb)  # (K, m, C)
+                # Σ_k of member k's mean loss: each member gets exactly its own gradient.
+                member_loss = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
+                loss = member_loss.sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += member_loss.detach()
+                correct += (logits.detach().argmax(dim=-1) == yb).sum(1)
+                if log_every and (step0 + i + 1) % log_every == 0:
+                    cb.on_step(step0 + i + 1, {"step_loss": loss.item() / K})
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)  # once per epoch, so the throughput figure is honest
         train_seconds = time.perf_counter() - t0
 
         # Epoch figures: validation pass, ‖w‖, per-layer spreads, all read in one sync.
-        val = evaluate(model, X_val, y_val, act_stats=layer_stats)
+        if full_pass:
+            full_pass_statistics(model, X_train, EVAL_CHUNK)
+        val = evaluate(model, X_val, y_val, act_stats=layer_stats, combine=combine)
         pending = {
-            "train_loss": loss_sum / n_batches,  # equal-size minibatches: mean of means
-            "train_accuracy": correct / (n_batches * m),
+            # Equal-size minibatches: mean of means (an ensemble's: mean over members too).
+            "train_loss": loss_sum.sum() / (n_batches * K),
+            "train_accuracy": correct.sum() / (n_batches * m * K),
             "val_loss": val.pop("loss"),
             "val_accuracy": val.pop("accuracy"),
-            "weight_norm": weight_norm(weights),
-            **val,
+            "weight_norm": weight_norm(weights, model.members),
+            **{k: v for k, v in val.items() if k.startswith("act_std/")},
         }
+        if stacked:
+            pending["member_val_loss"] = val["member_loss"]
+            pending["member_val_accuracy"] = val["member_accuracy"]
         if layer_stats:
             pending.update(grad_stds(model))
-        metrics = {"lr": lr, **_read(pending)}
+        if grad_noise and _every(epoch, spec.training.max_epochs, GRAD_NOISE_TIMES):
+            probe = model.member(0) if stacked else model
+            pending.update(grad_variance(probe, X_train, y_train, generator=noise_gen))
+        read = _read(pending)
+        if stacked:
+            for name in ("val_loss", "val_accuracy"):
+                for k, v in enumerate(read.pop(f"member_{name}")):
+                    read[f"member/{k}/{name}"] = v
+        metrics: dict[str, float] = {"lr": lr, **read}
         metrics["epoch_seconds"] = time.perf_counter() - t0
-        metrics["examples_per_second"] = n_batches * m / max(train_seconds, 1e-9)
+        metrics["examples_per_second"] = n_batches * m * K / max(train_seconds, 1e-9)
         history.append(metrics)
         cb.on_epoch(epoch, metrics)
 
+        stop = epoch == spec.training.max_epochs
         if not math.isfinite(metrics["train_loss"]):
             status, diverged_epoch = "diverged", epoch
             break
@@ -198,24 +320,44 @@ def train(
             for k, v in model.state_dict().items():
                 best_state[k].copy_(v)  # z* ← z
         if cb.should_stop():
-            status = "cancelled"
-            break
-        if stopper.should_stop(epoch):
+            status, stop = "cancelled", True
+        stop = stop or stopper.should_stop(epoch)
+        if boundary and (stop or _every(epoch, spec.training.max_epochs, BOUNDARY_TIMES)):
+            cb.on_boundary(epoch, boundary_grid(model, X_train))
+        if stop:
             break
 
     # Every result figure is computed on z*, not on the last z.
     model.load_state_dict(best_state)
-    test = _read(evaluate(model, data.X_test.to(dev), data.y_test.to(dev)))
+    X_test, y_test = data.X_test.to(dev), data.y_test.to(dev)
+    scale = _read(evaluate(model, X_test, y_test, combine=combine))  # strategy B (or no dropout)
+    test = scale
+    dropout_result = None
+    if dropout:
+        mc_gen = torch.Generator(dev).manual_seed(derive_seed(spec.seed, "mc"))
+        samples = spec.model.dropout.mc_samples
+        mc = _read(evaluate(model, X_test, y_test, combine=combine, mc_samples=samples,
+                            generator=mc_gen))
+        if spec.model.dropout.inference == "mc":
+            test = mc
+        dropout_result = {"inference": spec.model.dropout.inference,
+                          "scale": scale["accuracy"], "mc": mc["accuracy"], "mc_samples": samples}
+    ensemble_result = None
+    if stacked:
+        ensemble_result = ens.summary(test["member_accuracy"], test["mean_accuracy"],
+                                      test["vote_accuracy"], combine)
     result = {
         "best_epoch": stopper.best_epoch,
         "stopped_epoch": epoch,
         "epochs_run": epoch,
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
-        "test_accuracy_mc": None,  # dropout strategy A: not available yet
+        "test_accuracy_mc": dropout_result["mc"] if dropout_result else None,
         "distinct_units": distinct_units(model),
-        "ensemble": None,  # ensembles: not available yet
+        "ensemble": ensemble_result,
         "diverged_epoch": diverged_epoch,
+        "init": init_report,
+        "dropout": dropout_result,
     }
     return TrainOutcome(
         status=status,

@@ -1,0 +1,33 @@
+"""K identical members trained as one stacked model vs K sequential runs (digits MLP)."""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from bench.common import Row
+from worker.engine import Callbacks, parse_spec, train
+
+
+def _epoch_seconds(spec_data: dict) -> float:
+    out = train(parse_spec(spec_data), Callbacks())
+    return statistics.median(m["epoch_seconds"] for m in out.metrics[1:])
+
+
+def run(smoke: bool = False) -> list[Row]:
+    torch.set_num_threads(1)
+    epochs = 3 if smoke else 6
+    base = {"training": {"max_epochs": epochs},
+            "diagnostics": {"layer_stats": False, "boundary": "off"}}
+    single = _epoch_seconds(base)
+    rows = []
+    for k, target in ((4, None), (16, 2.5), (64, 3.5)) if not smoke else ((2, None),):
+        stacked = _epoch_seconds({**base, "ensemble": {"members": k}})
+        speedup = k * single / stacked
+        rows.append(Row(
+            f"ensemble of K={k} stacked vs {k} sequential members (digits MLP, 1 thread)",
+            f"{k} sequential runs", k * single, "one stacked model", stacked, "s/epoch",
+            f"speed-up ≥ {target}" if target else "informative",
+            speedup >= target if target else None, note=f"speed-up {speedup:.2f}×"))
+    return rows
