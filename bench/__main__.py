@@ -17,7 +17,7 @@ import torch
 
 from bench.common import Row, cores
 
-BENCHMARKS = ["engine_speed", "persisted", "ensembles"]
+BENCHMARKS = ["quality", "engine_speed", "persisted", "ensembles", "metrics_history"]
 
 
 def machine() -> str:

@@ -1,0 +1,111 @@
+"""Distributed mode for real: PostgreSQL, Redis, an API process and several worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from backend.app import create_app
+from tests.conftest import ROOT, wait_for
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def distributed(configure, pg_url, redis_url) -> dict[str, str]:
+    return configure(database_url=pg_url, broker_url=redis_url)
+
+
+def test_two_workers_run_a_study_each_run_exactly_once(distributed, start_worker) -> None:
+    workers = [start_worker(distributed), start_worker(distributed)]
+    with TestClient(create_app()) as client:
+        wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
+        study = client.post("/api/studies", json={
+            "name": "six", "base": {"model": {"hidden": [64]}, "training": {"max_epochs": 6}},
+            "grid": {"optim.batch_size": [16, 32, 64], "optim.momentum": [0.0, 0.9]}}).json()
+        done = wait_for(lambda: (s := client.get(f"/api/studies/{study['id']}").json())["status"]
+                        == "finished" and s, 180, "the study")
+    assert [r["status"] for r in done["runs"]] == ["succeeded"] * 6
+    assert all(r["attempt"] == 1 for r in done["runs"])  # claimed once, never re-run
+    used = Counter(r["worker"].rsplit(":", 1)[1] for r in done["runs"])
+    assert set(used) <= {str(w.pid) for w in workers}
+    assert len(used) == 2, f"the work was not spread: {used}"
+    assert all(row["test_accuracy"] is not None and row["seconds"] > 0 for row in done["summary"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--no-worker", "--port", str(port)],
+        cwd=ROOT, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    wait_for(lambda: _health(port), 60, "the API")
+    return proc
+
+
+def _health(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_api_restart_mid_run_stream_catches_up_exactly(distributed, start_worker, tmp_path) -> None:
+    start_worker(distributed)
+    port = _free_port()
+    api = _serve(distributed, port, tmp_path / "api.log")
+    base = f"http://127.0.0.1:{port}"
+    spec = {"model": {"hidden": [256, 256]}, "optim": {"batch_size": 16},
+            "training": {"max_epochs": 25}}
+    run = httpx.post(f"{base}/api/runs", json=spec).json()
+    points: list[tuple[str, int]] = []
+    cursor, ended, restarted = 0, None, False
+    try:
+        while ended is None:
+            try:
+                with connect(f"ws://127.0.0.1:{port}/api/runs/{run['id']}/stream?after={cursor}",
+                             open_timeout=5) as ws:
+                    for raw in ws:
+                        message = json.loads(raw)
+                        cursor = message["cursor"]
+                        if message["type"] == "points":
+                            points += [(k, x) for k, s in message["series"].items() for x, _ in s]
+                        if message["type"] == "end":
+                            ended = message["run"]
+                            break
+                        if not restarted and len(points) > 40:
+                            # The API dies mid-run; the worker goes on writing to the database.
+                            api.send_signal(signal.SIGTERM)
+                            api.wait(timeout=30)
+                            restarted = True
+            except (ConnectionClosed, OSError):
+                pass
+            if restarted and api.poll() is not None:
+                time.sleep(1.0)  # a client reconnecting later, as the lab does
+                api = _serve(distributed, port, tmp_path / "api.log")
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    assert restarted and ended["status"] == "succeeded", ended
+    counts = Counter(points)
+    assert set(counts.values()) == {1}, "a point arrived twice"
+    with TestClient(create_app()) as client:
+        stored = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
+    assert sorted(counts) == sorted((k, x) for k, s in stored.items() for x, _ in s)
