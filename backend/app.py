@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from backend.auth import TokenGuard
 from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.datasets import router as datasets_router
@@ -89,6 +90,10 @@ def create_app() -> FastAPI:
         # Plotly.js ships inside the plotly Python package: no CDN, no npm, works offline.
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
+
+    token = get_settings().api_token
+    if token is not None and token.get_secret_value():
+        app.add_middleware(TokenGuard, token=token.get_secret_value())
 
     if FRONTEND.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")

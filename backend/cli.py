@@ -47,12 +47,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backend.app import create_app
+    from backend.auth import generate_token, is_loopback
     from backend.config import get_settings
     from backend.migrate import upgrade
 
     settings = get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
+    if args.generate_token and settings.api_token is None:
+        token = generate_token()
+        os.environ["EPOQUE_API_TOKEN"] = token
+        get_settings.cache_clear()
+        settings = get_settings()
+        # Shown once, on the console of whoever started the lab; never logged.
+        print(f"API token for this lab (send as 'Authorization: Bearer …'): {token}",
+              file=sys.stderr, flush=True)
+    if not is_loopback(host) and settings.api_token is None:
+        print(f"error: serving on {host} (beyond this machine) needs an API token: set "
+              "EPOQUE_API_TOKEN=<a long random string>, or start with --generate-token to "
+              "have one made and printed", file=sys.stderr)
+        return 2
     upgrade()
     child = None if args.no_worker else _embedded_worker()
     try:
@@ -128,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default EPOQUE_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default EPOQUE_PORT or 8000")
     serve.add_argument("--no-worker", action="store_true", help="do not start a worker")
+    serve.add_argument("--generate-token", action="store_true",
+                       help="make an API token (printed once) unless EPOQUE_API_TOKEN is set")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a Celery worker that trains runs")

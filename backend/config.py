@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    api_token: SecretStr | None = Field(
+        None, description="Required for writes and the stream when set; needed to serve "
+        "beyond loopback."
+    )
     device: str = Field("auto", description="Device the worker trains on: auto, cpu, cuda, cuda:N.")
     torch_threads: int | None = Field(
         None, ge=1, description="torch threads per worker process; default 1 (fastest for small "

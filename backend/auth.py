@@ -1,0 +1,61 @@
+"""API token: with ``EPOQUE_API_TOKEN`` set, every write and the stream need it.
+
+Reads stay open (the lab's pages and charts), writes (runs, studies, datasets, cancel, lr,
+uploads, deletes) answer 401 without ``Authorization: Bearer <token>``. Browsers cannot set
+headers on a WebSocket, so the stream also takes ``?token=``. The token is compared in
+constant time and never logged or returned.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class TokenGuard:
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token.encode()
+
+    def _ok(self, scope: Scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"")
+        if given.lower().startswith(b"bearer "):
+            given = given[7:].strip()
+        else:
+            given = b""
+        if not given and scope["type"] == "websocket":
+            query = parse_qs(scope.get("query_string", b"").decode())
+            given = (query.get("token") or [""])[0].encode()
+        return secrets.compare_digest(given, self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        guarded = path.startswith("/api/") and (
+            scope["type"] == "websocket"
+            or (scope["type"] == "http" and scope.get("method") in WRITE_METHODS))
+        if not guarded or self._ok(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401, "reason": "API token required"})
+            return
+        body: dict[str, Any] = {"detail": "this lab needs its API token for changes: send "
+                                          "'Authorization: Bearer <token>'"}
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
