@@ -116,3 +116,17 @@ def test_p_inc_one_adds_no_layer():
     model = MLP(4, [3], 2, p_inc_input=1.0, p_inc_hidden=1.0)
     assert not any(isinstance(m, Dropout) for m in model.modules())
     assert isinstance(MLP(4, [3], 2, p_inc_hidden=0.5).drop1, nn.Module)
+
+
+def test_each_ensemble_member_draws_its_own_masks():
+    # Identical members fed the same input still get different masks (input and hidden).
+    torch.manual_seed(0)
+    single = MLP(6, [5], 3, p_inc_input=0.5, p_inc_hidden=0.5)
+    stacked = MLP(6, [5], 3, p_inc_input=0.5, p_inc_hidden=0.5, members=2)
+    stacked.load_state_dict({k: torch.stack([v, v]) for k, v in single.state_dict().items()})
+    x = torch.randn(4, 6)
+    stacked.eval()
+    torch.testing.assert_close(stacked(x)[0], stacked(x)[1])  # B: the same network twice
+    with mc_dropout(stacked, torch.Generator().manual_seed(0)):
+        out = stacked(x)
+    assert not torch.allclose(out[0], out[1])

@@ -50,7 +50,8 @@ def member_log_probs(
 
     def once() -> torch.Tensor:
         logits = model(x)
-        return (logits if logits.ndim == 3 else logits[None]).log_softmax(-1)
+        # contiguous: a stacked MLP's (K, B, C) logits are a transposed view, slow to reduce.
+        return (logits if logits.ndim == 3 else logits[None]).contiguous().log_softmax(-1)
 
     if not mc_samples:
         return once()

@@ -152,7 +152,8 @@ class Dropout(nn.Module):
 
 class StackedLinear(nn.Module):
     """K independent Linear layers. Input (K, in, B) — or (in, B) shared by all members —
-    output (K, out, B): out_k = W_k h_k + b_k, one batched matmul."""
+    output (K, out, B): out_k = W_k h_k + b_k, one batched matmul (one plain matmul when the
+    input is shared)."""
 
     def __init__(self, members: int, in_features: int, out_features: int,
                  bias: bool = True) -> None:
@@ -166,8 +167,11 @@ class StackedLinear(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if h.ndim == 2:
-            h = h.expand(self.members, *h.shape)
+        k, d_out = self.members, self.out_features
+        if h.ndim == 2:  # shared input: one (K·out, in) @ (in, B) product, no K copies of h
+            w = self.weight.reshape(k * d_out, self.in_features)
+            out = w @ h if self.bias is None else torch.addmm(self.bias.reshape(-1, 1), w, h)
+            return out.view(k, d_out, h.shape[-1])
         if self.bias is None:
             return torch.bmm(self.weight, h)
         return torch.baddbmm(self.bias.unsqueeze(-1), self.weight, h)

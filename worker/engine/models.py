@@ -46,9 +46,6 @@ class _Net(nn.Module):
         """The weight layer ``name`` (Linear, Conv or their stacked forms)."""
         return getattr(self, name)
 
-    def linear(self, name: str) -> nn.Module:  # the name diagnostics used before CNNs
-        return self.layer(name)
-
     def dropouts(self) -> list[Dropout]:
         return [m for m in self.modules() if isinstance(m, Dropout)]
 
@@ -123,9 +120,10 @@ class MLP(_Net):
             return x.flatten(1)  # (N, 1, 8, 8) images and already-flat (N, 64) inputs both work
         if self._per_member(x):
             return x.flatten(2).transpose(1, 2)  # feature-major (K, d, B)
-        # Shared by all members: a broadcast view, so input dropout still draws K masks.
-        h = x.flatten(1).T
-        return h.expand(self.members, *h.shape)
+        h = x.flatten(1).T  # shared by all members: (d, B), StackedLinear broadcasts it
+        if self.drop_in is not None:
+            h = h.expand(self.members, *h.shape)  # so that input dropout draws K masks
+        return h
 
     def _output(self, logits: torch.Tensor) -> torch.Tensor:
         return logits if self.members is None else logits.transpose(1, 2)  # (K, B, C)
@@ -259,9 +257,6 @@ class CNN(_Net):
         """Logits and each block's post-activation feature maps (before pooling)."""
         acts: dict[str, torch.Tensor] = {}
         return self._blocks_forward(x, acts), acts
-
-
-Net = MLP | CNN
 
 
 def _construct(spec: Spec, input_shape: Sequence[int], n_classes: int,

@@ -1,10 +1,13 @@
-"""The course's SGD with momentum (COURSE.md §1):
+"""The course's SGD with momentum (COURSE.md §1), Adam, and L2 regularisation (§7):
 
-    v ← α v − η g ;  z ← z + v        (v starts at 0)
+    v ← α v − η (g + λ w) ;  z ← z + v        (v starts at 0; λ w for weights only)
 
 This is not torch.optim.SGD: PyTorch keeps b ← μ b + g and steps z ← z − η b, which is the
 same trajectory only while η is constant. With a schedule or a hand-changed η the two differ,
-and the lab must show the course's update, so we implement it directly.
+and the lab must show the course's update, so we implement it directly. Adam is torch's.
+
+L2 is (λ/2)‖w‖² over the weights (matrices and kernels) only: its gradient λw is added in the
+optimiser's weights group; biases and batchnorm's γ, β sit in a group with λ = 0.
 """
 
 from __future__ import annotations

@@ -265,15 +265,16 @@ def train(
                 xb, yb = X_train[idx], y_train[idx]
                 if augment is not None:
                     xb = augment(xb, step0 + i)
-                logits = model(xb)  # (K, m, C)
+                # (K, C, m): contiguous for a stacked MLP, whose (K, m, C) logits are a view.
+                logits = model(xb).transpose(1, 2)
                 # Σ_k of member k's mean loss: each member gets exactly its own gradient.
-                member_loss = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").mean(1)
+                member_loss = F.cross_entropy(logits, yb, reduction="none").mean(1)
                 loss = member_loss.sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += member_loss.detach()
-                correct += (logits.detach().argmax(dim=-1) == yb).sum(1)
+                correct += (logits.detach().argmax(dim=1) == yb).sum(1)
                 if log_every and (step0 + i + 1) % log_every == 0:
                     cb.on_step(step0 + i + 1, {"step_loss": loss.item() / K})
         if dev.type == "cuda":
