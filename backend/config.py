@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = Field(
         60.0, gt=0, description="A running run silent for this long is recovered (re-queued)."
     )
+    checkpoint_seconds: float = Field(
+        2.0, ge=0, description="How often a running run saves a resumable checkpoint (at least "
+        "20 times its own write time, so checkpoints never slow training much)."
+    )
     max_attempts: int = Field(
         3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
     )

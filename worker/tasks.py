@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from backend.runs.lifecycle import (
     beat_run,
     claim_run,
     finish_run,
+    load_checkpoint,
     read_controls,
     record_epoch,
 )
@@ -71,6 +73,9 @@ class RunReporter:
         self.boundaries: list[tuple[int, dict[str, Any]]] = []
         self.requested_lr: float | None = None
         self.applied_lr: float | None = None
+        self.checkpoint: bytes | None = None
+        self.last_checkpoint = time.monotonic()
+        self.checkpoint_cost = 0.0  # seconds the last checkpoint took to serialise and write
 
     def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.points.extend((key, epoch, value) for key, value in metrics.items())
@@ -80,6 +85,20 @@ class RunReporter:
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         self.points.extend((key, step, value) for key, value in metrics.items())
+
+    def on_checkpoint(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """Now and then, a resumable snapshot written with this epoch's points (same commit),
+        so a run taken over after a crash goes on from the last epoch the database shows."""
+        every = max(get_settings().checkpoint_seconds, 20 * self.checkpoint_cost)
+        if time.monotonic() - self.last_checkpoint < every:
+            return
+        t0 = time.monotonic()
+        buffer = io.BytesIO()
+        torch.save(snapshot(), buffer)
+        self.checkpoint = buffer.getvalue()
+        self.flush()
+        self.last_checkpoint = time.monotonic()
+        self.checkpoint_cost = self.last_checkpoint - t0
 
     def on_boundary(self, epoch: int, grid: dict[str, Any]) -> None:
         self.boundaries.append((epoch, grid))
@@ -102,8 +121,9 @@ class RunReporter:
     def flush(self) -> None:
         with new_session() as session:
             record_epoch(session=session, run_id=self.run_id, attempt=self.attempt,
-                         epoch=self.epoch, points=self.points, boundaries=self.boundaries)
-        self.points, self.boundaries = [], []
+                         epoch=self.epoch, points=self.points, boundaries=self.boundaries,
+                         checkpoint=self.checkpoint)
+        self.points, self.boundaries, self.checkpoint = [], [], None
         self.last_flush = time.monotonic()
 
 
@@ -133,16 +153,24 @@ def execute_run(run_id: int) -> str:
             log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
             return "skipped"
         spec, attempt = parse_spec(run.spec), run.attempt
+        stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
     _current = (run_id, attempt)
     reporter = RunReporter(run_id, attempt)
+    resume = None
+    if stored is not None:
+        epoch, blob = stored
+        resume = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        # Marked on the charts: where this attempt took the run over.
+        reporter.points.append(("events/resume", epoch + 1, float(attempt)))
+        log.info("run %s: attempt %s resumes after epoch %s", run_id, attempt, epoch)
     callbacks = Callbacks(on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
                           current_lr=reporter.current_lr, on_step=reporter.on_step,
-                          on_boundary=reporter.on_boundary)
+                          on_boundary=reporter.on_boundary, on_checkpoint=reporter.on_checkpoint)
     device = worker_device() if spec.device == "auto" else spec.device
     status, result, error, model = "failed", None, None, None
     try:
         data_root = prepare_data(spec)
-        outcome = train(spec, callbacks, device=device, data_root=data_root)
+        outcome = train(spec, callbacks, device=device, data_root=data_root, resume=resume)
         reporter.flush()
         status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
     except (RunGone, LeaseLost) as exc:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
-from backend.runs.models import Run, RunModel
+from backend.runs.models import Run, RunCheckpoint, RunModel
 from backend.runs.service import Point, log_batch, log_boundaries
 
 
@@ -51,9 +51,10 @@ def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
 
 def record_epoch(
     *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point],
-    boundaries: Iterable[tuple[int, dict[str, Any]]] = (),
+    boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
 ) -> None:
-    """One transaction per flush: the points and the progress they represent, if still ours."""
+    """One transaction per flush: the points, the progress they represent and, sometimes, the
+    checkpoint of that same epoch — if the run is still ours."""
     changed = session.execute(
         update(Run).where(_owned(run_id, attempt)).values(epoch=epoch, heartbeat_at=utcnow())
     ).rowcount
@@ -61,7 +62,18 @@ def record_epoch(
         raise _lost(session, run_id)
     log_batch(session=session, run_id=run_id, points=points)
     log_boundaries(session=session, run_id=run_id, grids=boundaries)
+    if checkpoint is not None:
+        session.merge(RunCheckpoint(run_id=run_id, attempt=attempt, epoch=epoch, blob=checkpoint,
+                                    created_at=utcnow()))
     session.commit()
+
+
+def load_checkpoint(*, session: Session, run_id: int) -> tuple[int, bytes] | None:
+    """(epoch, snapshot bytes) of the newest checkpoint, for an attempt taking a run over."""
+    row = session.execute(
+        select(RunCheckpoint.epoch, RunCheckpoint.blob).where(RunCheckpoint.run_id == run_id)
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def read_controls(*, session: Session, run_id: int, attempt: int) -> tuple[bool, float | None]:
@@ -97,4 +109,6 @@ def finish_run(
         raise _lost(session, run_id)
     if model is not None:
         session.merge(RunModel(run_id=run_id, blob=model, created_at=utcnow()))
+    # A finished run never resumes: its checkpoint would only take space.
+    session.execute(delete(RunCheckpoint).where(RunCheckpoint.run_id == run_id))
     session.commit()

@@ -89,3 +89,17 @@ class RunBoundary(Base):
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RunCheckpoint(Base):
+    """The newest resumable snapshot of a running run (torch.save bytes), kept in the database
+    so that whichever worker takes the run over after a crash can go on from it."""
+
+    __tablename__ = "run_checkpoints"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -15,7 +15,8 @@ from tests.conftest import wait_for
 # Epochs of ~0.3 s, so the kill lands mid-run and progress is current.
 SPEC = {"name": "crash", "training": {"max_epochs": 14},
         "model": {"hidden": [512, 512]}, "optim": {"batch_size": 8, "lr": 0.01}}
-FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "0.5", "EPOQUE_HEARTBEAT_TIMEOUT_SECONDS": "3"}
+FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "0.5", "EPOQUE_HEARTBEAT_TIMEOUT_SECONDS": "3",
+                 "EPOQUE_CHECKPOINT_SECONDS": "0.3"}
 
 
 def _kill_worker_of(client: TestClient, run_id: int, procs: dict[int, object]) -> int:
@@ -44,6 +45,9 @@ def test_killed_worker_run_resumes_elsewhere_and_succeeds(
         assert final["status"] == "succeeded", final["error"]
         assert final["attempt"] == 2 and killed_at < 14
         series = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
+        # The second attempt went on from the last checkpoint, not from epoch 1.
+        [[resumed_at, attempt]] = series["events/resume"]
+        assert attempt == 2 and 1 < resumed_at <= killed_at + 1
         for key in ("train_loss", "val_accuracy", "lr"):
             counts = Counter(x for x, _ in series[key])
             assert sorted(counts) == list(range(1, 15)) and set(counts.values()) == {1}, key

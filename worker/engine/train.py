@@ -58,6 +58,10 @@ def _no_boundary(epoch: int, grid: dict) -> None:
     pass
 
 
+def _no_checkpoint(epoch: int, snapshot: Callable[[], dict]) -> None:
+    pass
+
+
 @dataclass
 class Callbacks:
     # After each epoch: epoch from 1 and {metric key: value}; values may be NaN or inf.
@@ -70,6 +74,10 @@ class Callbacks:
     on_step: Callable[[int, dict[str, float]], None] = _no_step
     # Some epochs, 2-D datasets: (epoch, {"x", "y", "labels", "probs", "probs_of"}), boundary.py.
     on_boundary: Callable[[int, dict], None] = _no_boundary
+    # After each epoch: (epoch, snapshot). Calling snapshot() gives, on the CPU, everything
+    # train(resume=…) needs to go on after that epoch exactly as if never interrupted; it is a
+    # thunk so that a caller who checkpoints rarely pays nothing on the other epochs.
+    on_checkpoint: Callable[[int, Callable[[], dict]], None] = _no_checkpoint
 
 
 @dataclass
@@ -173,11 +181,26 @@ def _every(epoch: int, max_epochs: int, times: int) -> bool:
     return epoch == 1 or epoch % max(1, max_epochs // times) == 0
 
 
+def _cpu(tree: object) -> object:
+    """A deep copy of a (nested) state with every tensor on the CPU."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_cpu(v) for v in tree)
+    return tree
+
+
 def train(
     spec: Spec, callbacks: Callbacks | None = None, *, device: str | None = None,
-    data_root: PathLike | str | None = None,
+    data_root: PathLike | str | None = None, resume: dict | None = None,
 ) -> TrainOutcome:
-    """Train the network ``spec`` describes and return z*, the best model on S_v."""
+    """Train the network ``spec`` describes and return z*, the best model on S_v.
+
+    ``resume``: a snapshot given to ``on_checkpoint``; training goes on after its epoch with
+    the same parameters, optimiser state, z*, early-stopping deadline and random streams, so
+    the epochs that follow are those of an uninterrupted run."""
     cb = callbacks or Callbacks()
     dev = resolve_device(device or spec.device)
 
@@ -206,9 +229,9 @@ def train(
     # any device; dropout masks and Monte-Carlo masks on the device.
     orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
     dropout = bool(model.dropouts())
+    dropout_gen = torch.Generator(dev).manual_seed(derive_seed(spec.seed, "dropout"))
     if dropout:
-        model.set_dropout(generator=torch.Generator(dev).manual_seed(
-            derive_seed(spec.seed, "dropout")))
+        model.set_dropout(generator=dropout_gen)
     full_pass = spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass"
 
     layer_stats = spec.diagnostics.layer_stats
@@ -219,16 +242,39 @@ def train(
     combine = spec.ensemble.combine
     es = spec.training.early_stopping
 
-    if full_pass:
-        full_pass_statistics(model, X_train, EVAL_CHUNK)
-    initial = _read(evaluate(model, X_val, y_val, combine=combine))
-    monitored = "loss" if es.monitor == "val_loss" else "accuracy"
-    stopper = EarlyStopping(es.patience, es.monitor, initial=initial[monitored])
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}  # z* ← z
+    if resume is None:
+        if full_pass:
+            full_pass_statistics(model, X_train, EVAL_CHUNK)
+        initial = _read(evaluate(model, X_val, y_val, combine=combine))
+        monitored = "loss" if es.monitor == "val_loss" else "accuracy"
+        stopper = EarlyStopping(es.patience, es.monitor, initial=initial[monitored])
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}  # z* ← z
+        first_epoch = 1
+    else:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        best_state = {k: v.to(dev) for k, v in resume["best_state"].items()}
+        stopper = EarlyStopping(es.patience, es.monitor, initial=resume["stopper"]["best_value"])
+        stopper.__dict__.update(resume["stopper"])
+        for gen, state in zip(orders, resume["orders"]):
+            gen.set_state(state)
+        dropout_gen.set_state(resume["dropout_gen"])
+        noise_gen.set_state(resume["noise_gen"])
+        first_epoch = resume["epoch"] + 1
+        if stopper.should_stop(resume["epoch"]):
+            first_epoch = spec.training.max_epochs + 1  # it had stopped: nothing left to train
+
+    def snapshot() -> dict:
+        return _cpu({
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "best_state": best_state, "stopper": dict(vars(stopper)),
+            "orders": [g.get_state() for g in orders], "dropout_gen": dropout_gen.get_state(),
+            "noise_gen": noise_gen.get_state(),
+        })  # type: ignore[return-value]
 
     status, diverged_epoch, history = "succeeded", None, []
-    epoch = 0
-    for epoch in range(1, spec.training.max_epochs + 1):
+    epoch = resume["epoch"] if resume else 0
+    for epoch in range(first_epoch, spec.training.max_epochs + 1):
         t0 = time.perf_counter()
         scheduled = lr_at(spec.optim.schedule, spec.optim.lr, epoch, spec.training.max_epochs)
         override = cb.current_lr(epoch, scheduled)
@@ -320,6 +366,7 @@ def train(
         if stopper.update(epoch, metrics[es.monitor]):
             for k, v in model.state_dict().items():
                 best_state[k].copy_(v)  # z* ← z
+        cb.on_checkpoint(epoch, snapshot)
         if cb.should_stop():
             status, stop = "cancelled", True
         stop = stop or stopper.should_stop(epoch)
