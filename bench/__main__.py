@@ -17,7 +17,7 @@ import torch
 
 from bench.common import Row, cores
 
-BENCHMARKS = ["quality", "engine_speed", "persisted", "ensembles", "metrics_history"]
+BENCHMARKS = ["quality", "engine_speed", "persisted", "ensembles", "metrics_history", "stream"]
 
 
 def machine() -> str:

@@ -22,6 +22,7 @@ from backend.broker import RUN_TASK
 from backend.config import get_settings
 from backend.datasets.service import materialize
 from backend.db import new_session
+from backend.notify import publish
 from backend.runs.lifecycle import (
     LeaseLost,
     RunGone,
@@ -123,6 +124,7 @@ class RunReporter:
             record_epoch(session=session, run_id=self.run_id, attempt=self.attempt,
                          epoch=self.epoch, points=self.points, boundaries=self.boundaries,
                          checkpoint=self.checkpoint)
+        publish(self.run_id)
         self.points, self.boundaries, self.checkpoint = [], [], None
         self.last_flush = time.monotonic()
 
@@ -188,6 +190,7 @@ def execute_run(run_id: int) -> str:
     except (RunGone, LeaseLost) as exc:
         log.info("run %s: result of this attempt dropped: %s", run_id, exc)
         return "abandoned"
+    publish(run_id)
     log.info("run %s ended %s", run_id, status)
     return status
 

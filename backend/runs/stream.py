@@ -7,7 +7,6 @@ nothing twice, whichever process wrote the points.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.config import get_settings
 from backend.db import new_session
+from backend.notify import wait_for_news
 from backend.runs import service
 from backend.runs.models import FINAL_STATUSES, Run
 from backend.runs.schemas import RunOut
@@ -81,6 +81,6 @@ async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
             if state != last_state:
                 await websocket.send_json({"type": "run", "run": run, "cursor": cursor})
                 last_state = state
-            await asyncio.sleep(poll_seconds)
+            await wait_for_news(run_id, poll_seconds)
     except WebSocketDisconnect:
         return
