@@ -32,7 +32,7 @@ def publish(run_id: int) -> None:
         return
     try:
         _sync_client().publish(f"{CHANNEL}{run_id}", b"1")
-    except Exception:  # noqa: BLE001  (a lost notice only means one polling interval)
+    except Exception:
         log.debug("notice for run %s not published", run_id, exc_info=True)
 
 
@@ -60,7 +60,7 @@ class Hub:
                             event.set()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001  (Redis went away: streams poll until it is back)
+            except Exception:
                 log.warning("notice subscription lost; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
 

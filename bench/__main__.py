@@ -17,7 +17,7 @@ import torch
 
 from bench.common import Row, cores
 
-BENCHMARKS = ["quality", "engine_speed", "persisted", "ensembles", "metrics_history", "stream"]
+BENCHMARKS = ["quality", "engine_speed", "persisted", "ensembles", "metrics_history", "stream", "studies"]
 
 
 def machine() -> str:
@@ -30,9 +30,9 @@ def render(rows: list[tuple[str, Row]], seconds: float) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {machine()}, "
-        f"in {seconds:.0f} s, by `make bench`. Every figure is a median of several repetitions; "
-        "each ratio compares Époque with a baseline measured in the same run.",
+        (f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {machine()}, "
+         f"in {seconds:.0f} s, by `make bench`. Every figure is a median of several "
+         "repetitions; each ratio compares Époque with a baseline measured in the same run."),
         "",
         "| benchmark | baseline | Époque | ratio | target | met |",
         "|---|---|---|---|---|---|",

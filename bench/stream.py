@@ -77,7 +77,8 @@ def _writer(run_id: int, flushes: int, per_flush: int) -> None:
 
 
 async def _measure(base: str, clients: int, flushes: int, per_flush: int) -> tuple[float, float]:
-    run = httpx.post(f"{base}/api/runs", json={"training": {"max_epochs": flushes}}).json()
+    run = (await asyncio.to_thread(
+        httpx.post, f"{base}/api/runs", json={"training": {"max_epochs": flushes}})).json()
     ws_url = base.replace("http", "ws") + f"/api/runs/{run['id']}/stream"
     latencies: list[float] = []
     events = [asyncio.Event() for _ in range(clients)]

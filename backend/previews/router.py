@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
-
 import io
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import torch

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.broker import check_broker
 from backend.deps import SessionDep
-from backend.workers.service import live_workers
 from backend.system.schema import spec_schema as build_spec_schema
+from backend.workers.service import live_workers
 
 router = APIRouter(prefix="/api", tags=["system"])
 

@@ -173,7 +173,7 @@ def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
     events = series(server, run["id"], "events/lr")["events/lr"]
     marker = next(t for t in plot_data(page, lr_chart) if t["meta"] == "events/lr")
     assert marker["x"][0] == events[0][0] and marker["y"][0] == pytest.approx(0.02)
-    applied = dict((x, v) for x, v in series(server, run["id"], "lr")["lr"])
+    applied = {x: v for x, v in series(server, run["id"], "lr")["lr"]}
     assert applied[events[0][0]] == pytest.approx(0.02)
     assert applied[events[0][0] - 1] == pytest.approx(0.1)
 
@@ -247,7 +247,7 @@ def test_run_view_marks_early_stopping_and_shows_diagnostics(
         expect(heat).to_have_attribute("data-columns", str(result["epochs_run"]))
 
     # Var[g] against m: the slope shown is the least-squares slope of the API's numbers.
-    grad = {int(k.split("=")[1]): dict((x, v) for x, v in pts)
+    grad = {int(k.split("=")[1]): {x: v for x, v in pts}
             for k, pts in keys.items() if k.startswith("grad_var/m=")}
     last = int(max(max(d) for d in grad.values()))
     slope = loglog_slope(sorted((m, d[last]) for m, d in grad.items() if last in d))
@@ -339,7 +339,7 @@ def test_study_table_sorts_and_compare_overlays_with_a_seed_band(
     page.wait_for_function(
         f"() => ({PLOT.format(sel=compare)}?.data || []).filter((t) => String(t.meta).startsWith('mean|')).length === 2")
     data = plot_data(page, compare)
-    val = {r["id"]: dict((x, v) for x, v in series(server, r["id"], "val_accuracy")["val_accuracy"]) for r in runs}
+    val = {r["id"]: {x: v for x, v in series(server, r["id"], "val_accuracy")["val_accuracy"]} for r in runs}
     for lr in (0.05, 0.3):
         ids = [r["id"] for r in runs if r["spec"]["optim"]["lr"] == lr]
         mean = next(t for t in data if t["meta"].startswith("mean|") and f"optim.lr={lr} " in t["name"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -74,6 +76,6 @@ def test_two_d_run_stores_boundaries_and_step_losses(configure, start_worker) ->
         assert first.status_code == 200
         steps = client.get(f"/api/runs/{run['id']}/metrics", params={"keys": "step_loss"}).json()
         xs = [x for x, _ in steps["series"]["step_loss"]]
-        assert xs[:3] == [10, 20, 30] and all(b - a == 10 for a, b in zip(xs, xs[1:]))
+        assert xs[:3] == [10, 20, 30] and all(b - a == 10 for a, b in pairwise(xs))
         digits = client.post("/api/runs", json={"training": {"max_epochs": 1}}).json()
         assert client.get(f"/api/runs/{digits['id']}/boundary").status_code == 404

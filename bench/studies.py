@@ -1,0 +1,81 @@
+"""A 16-run study on two local workers vs one (Redis + PostgreSQL, real worker processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import redis
+
+from bench.common import Row
+from bench.stream import PG_ADMIN, _configure
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS = "redis://127.0.0.1:6379/13"
+
+
+def _study_seconds(env: dict[str, str], workers: int, runs: int, epochs: int) -> float:
+    from backend.db import new_session
+    from backend.migrate import upgrade
+    from backend.studies import service
+
+    _configure(env)
+    upgrade()
+    redis.Redis.from_url(REDIS).flushdb()
+    procs = [subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--loglevel",
+                               "WARNING"], cwd=ROOT, env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(workers)]
+    try:
+        time.sleep(8)  # workers up (imports) before the clock starts
+        with new_session() as session:
+            study, _ = service.submit_study(
+                session=session, name=f"{workers} workers",
+                base={"model": {"hidden": [128, 128]}, "training": {"max_epochs": epochs}},
+                grid={}, seeds=runs)
+        t0 = time.perf_counter()
+        while True:
+            with new_session() as session:
+                runs_now = service.study_runs(session=session, study_id=study.id)
+                if all(r.status not in ("queued", "running") for r in runs_now):
+                    break
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t0
+        assert all(r.status == "succeeded" for r in runs_now)
+        return seconds
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
+def run(smoke: bool = False) -> list[Row]:
+    runs, epochs = (2, 2) if smoke else (16, 40)
+    times = {}
+    for workers in (1, 2):
+        name = f"epoque_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        try:
+            env = {"EPOQUE_DATA_DIR": tempfile.mkdtemp(prefix="epoque-bench-"),
+                   "EPOQUE_DATABASE_URL": url, "EPOQUE_BROKER_URL": REDIS,
+                   "EPOQUE_TORCH_THREADS": "1"}
+            times[workers] = _study_seconds(env, workers, runs, epochs)
+        finally:
+            from backend.db import engine_for
+
+            engine_for(url).dispose()
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    speedup = times[1] / times[2]
+    return [Row(f"{runs}-run study, two local workers vs one (digits MLP, {epochs} epochs each)",
+                "one worker", times[1], "two workers", times[2], "s", "speed-up ≥ 1.8",
+                None if smoke else speedup >= 1.8, note=f"speed-up {speedup:.2f}×")]
