@@ -19,7 +19,8 @@ from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.datasets import router as datasets_router
 from backend.db import new_session
-from backend.errors import DomainError
+from backend.errors import DomainError, TooMany
+from backend.limits import BodyLimit
 from backend.presets import router as presets_router
 from backend.previews import router as previews_router
 from backend.runs import router as runs_router
@@ -81,6 +82,11 @@ def create_app() -> FastAPI:
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=422)
 
+    @app.exception_handler(TooMany)
+    async def _too_many(_: Request, exc: TooMany) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=429,
+                            headers={"Retry-After": str(exc.retry_after)})
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
@@ -91,7 +97,10 @@ def create_app() -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    token = get_settings().api_token
+    settings = get_settings()
+    app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
+                       max_upload=settings.max_upload_bytes)
+    token = settings.api_token
     if token is not None and token.get_secret_value():
         app.add_middleware(TokenGuard, token=token.get_secret_value())
 

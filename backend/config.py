@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
     )
+    max_body_bytes: int = Field(
+        2 * 2**20, ge=1024, description="Largest JSON request body (uploads have their own limit)."
+    )
+    max_queued_runs: int = Field(
+        2000, ge=1, description="Runs waiting at once; past it, creations answer 429."
+    )
     max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset zip accepted.")
     max_upload_files: int = Field(20_000, ge=1, description="Most files in one dataset zip.")
     max_upload_uncompressed_bytes: int = Field(

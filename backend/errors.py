@@ -21,3 +21,10 @@ class Conflict(DomainError):
 
 class Unavailable(DomainError):
     status_code = 503
+
+
+class TooMany(DomainError):
+    """The queue is full: try again later (429 with Retry-After)."""
+
+    status_code = 429
+    retry_after = 30

@@ -12,8 +12,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.broker import enqueue_run
+from backend.config import get_settings
 from backend.db import utcnow
-from backend.errors import NotFound, Unavailable
+from backend.errors import NotFound, TooMany, Unavailable
 from backend.runs.models import MetricPoint, Run, RunBoundary, RunModel
 from backend.spec_errors import SpecInvalid
 from worker.engine.spec import Spec, parse_spec
@@ -48,12 +49,21 @@ def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> 
     return run
 
 
+def check_queue_room(*, session: Session, adding: int, limit: int) -> None:
+    """Refuse new runs cleanly (nothing written) when the queue already holds ``limit``.
+    Checked before the insert: requests in flight together may pass it by a few."""
+    queued = session.scalar(select(func.count()).select_from(Run).where(Run.status == "queued"))
+    if (queued or 0) + adding > limit:
+        raise TooMany(f"{queued} runs are waiting; the limit max_queued_runs is {limit}")
+
+
 def submit_run(*, session: Session, spec_data: dict[str, Any], study_id: int | None = None) -> Run:
     """Validate, store and enqueue a run; a run the broker refuses is removed again."""
     try:
         spec = parse_spec(spec_data)
     except ValidationError as exc:
         raise SpecInvalid.from_validation(exc) from None
+    check_queue_room(session=session, adding=1, limit=get_settings().max_queued_runs)
     run = create_run(session=session, spec=spec, study_id=study_id)
     try:
         enqueue_run(run.id, run.queue)

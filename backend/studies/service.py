@@ -10,10 +10,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.broker import enqueue_run
+from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import NotFound, Unavailable
 from backend.runs.models import FINAL_STATUSES, Run
-from backend.runs.service import new_run
+from backend.runs.service import check_queue_room, new_run
 from backend.spec_errors import SpecInvalid
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
@@ -32,6 +33,8 @@ def create_study(
     if seeds:
         grid["seed"] = [base_spec.seed + i for i in range(seeds)]
     expanded = expand(base_spec.model_dump(mode="json"), grid, MAX_GRID_POINTS)
+    check_queue_room(session=session, adding=len(expanded),
+                     limit=get_settings().max_queued_runs)
     study = Study(name=name, base=base_spec.model_dump(mode="json"), grid=grid, created_at=utcnow())
     session.add(study)
     session.flush()

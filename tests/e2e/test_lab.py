@@ -162,6 +162,16 @@ def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
     expect(view).to_have_attribute("data-status", "running", timeout=60_000)
     page.wait_for_function(f"() => {PLOT.format(sel=loss)}?.data?.[0]?.x.length >= 3")
 
+    # A second tab on the same run streams too: its chart grows while the first one's does.
+    other = page.context.new_page()
+    other.goto(f"/#/runs/{run['id']}")
+    count = f"() => {PLOT.format(sel=loss)}?.data?.[0]?.x.length || 0"
+    other.wait_for_function(f"() => ({count})() >= 3")
+    seen = other.evaluate(count)
+    other.wait_for_function(f"() => ({count})() > {seen}")
+    page.wait_for_function(f"() => ({count})() > {seen}")
+    other.close()
+
     # η by hand: the η chart marks the epoch from which the new rate applies.
     lr_input = page.get_by_label("η from the next epoch", exact=True)
     lr_input.fill("0.02")

@@ -1,0 +1,33 @@
+"""Limits answer with their name and value, and write nothing."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+
+
+def test_oversized_body_is_413_naming_the_limit(configure, monkeypatch) -> None:
+    monkeypatch.setenv("EPOQUE_MAX_BODY_BYTES", "4096")
+    configure()
+    with TestClient(create_app()) as client:
+        big = {"name": "x" * 5000}
+        response = client.post("/api/runs", json=big)
+        assert response.status_code == 413
+        assert "max_body_bytes" in response.json()["detail"] and "4096" in response.json()["detail"]
+        assert client.get("/api/runs").json() == []
+        assert client.post("/api/runs", json={"name": "small"}).status_code == 201
+
+
+def test_full_queue_is_429_with_retry_after_and_creates_nothing(configure, monkeypatch) -> None:
+    monkeypatch.setenv("EPOQUE_MAX_QUEUED_RUNS", "3")
+    configure()  # no worker: runs stay queued
+    with TestClient(create_app()) as client:
+        for _ in range(3):
+            assert client.post("/api/runs", json={}).status_code == 201
+        refused = client.post("/api/runs", json={})
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "max_queued_runs" in refused.json()["detail"]
+        study = client.post("/api/studies", json={"seeds": 2})
+        assert study.status_code == 429
+        assert len(client.get("/api/runs").json()) == 3 and client.get("/api/studies").json() == []
