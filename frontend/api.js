@@ -23,7 +23,9 @@ function describeDetail(detail) {
 
 async function request(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // the browser writes the multipart boundary itself
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -59,13 +61,52 @@ const runPath = (id) => `/api/runs/${encodeURIComponent(id)}`;
 
 export const getHealth = () => request("GET", "/api/health");
 export const getSpecSchema = () => request("GET", "/api/spec/schema");
-export const listRuns = () => request("GET", "/api/runs");
+/** Runs, newest first; `studyId` and `status` filter them. */
+export function listRuns({ studyId = null, status = null } = {}) {
+  const query = new URLSearchParams();
+  if (studyId !== null && studyId !== undefined) query.set("study_id", String(studyId));
+  if (status) query.set("status", status);
+  const qs = query.toString();
+  return request("GET", `/api/runs${qs ? `?${qs}` : ""}`);
+}
 export const getRun = (id) => request("GET", runPath(id));
 export const createRun = (spec) => request("POST", "/api/runs", spec);
 export const deleteRun = (id) => request("DELETE", runPath(id));
 export const cancelRun = (id) => request("POST", `${runPath(id)}/cancel`);
 export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr });
 export const metricsCsvUrl = (id) => `${runPath(id)}/metrics.csv`;
+export const modelUrl = (id) => `${runPath(id)}/model`;
+
+/** The decision-boundary grid of a 2-D run: the newest, or the one of `epoch`. */
+export function getBoundary(id, epoch = null) {
+  const qs = epoch === null || epoch === undefined ? "" : `?epoch=${encodeURIComponent(epoch)}`;
+  return request("GET", `${runPath(id)}/boundary${qs}`);
+}
+
+const studyPath = (id) => `/api/studies/${encodeURIComponent(id)}`;
+export const listStudies = () => request("GET", "/api/studies");
+export const getStudy = (id) => request("GET", studyPath(id));
+/** {name, base, grid, seeds}: one run per grid point (and seed). */
+export const createStudy = (body) => request("POST", "/api/studies", body);
+export const deleteStudy = (id) => request("DELETE", studyPath(id));
+
+export const listPresets = () => request("GET", "/api/presets");
+export const launchPreset = (id) => request("POST", `/api/presets/${encodeURIComponent(id)}/launch`);
+
+export const listDatasets = () => request("GET", "/api/datasets");
+/** {dataset, index, augment, n, seed} → {original, samples: [{seed, png}]} (base64 PNGs). */
+export const previewAugment = (body) => request("POST", "/api/previews/augment", body);
+/** {dataset, index, brightness, contrast, saturation, hue, trials, seed} → {original, components}. */
+export const previewJitter = (body) => request("POST", "/api/previews/jitter", body);
+/** An image of the user's own, with a pipeline: same answer as previewAugment. */
+export function previewImage(file, { augment = [], n = 8, seed = 0 } = {}) {
+  const form = new FormData();
+  form.append("file", file);
+  form.append("augment", JSON.stringify(augment));
+  form.append("n", String(n));
+  form.append("seed", String(seed));
+  return request("POST", "/api/previews/image", form);
+}
 
 /** Metric series; `points` asks the server to downsample each series to about that many. */
 export function getMetrics(id, { keys = [], after = 0, points = 0 } = {}) {
@@ -79,12 +120,12 @@ export function getMetrics(id, { keys = [], after = 0, points = 0 } = {}) {
 
 /**
  * Follow a run live from cursor `after`. Calls onPoints(series) for metric points, onRun(run) when status or
- * progress changes, onEnd(run) once the run is over, onError(error) if the server refuses the
+ * progress changes, onBoundary(epoch) when a newer decision-boundary grid exists, onEnd(run) once the run is over, onError(error) if the server refuses the
  * stream; onState("live" | "reconnecting") as the connection comes and goes. The cursor of the last message is kept, and a dropped socket is
  * reopened from it (backoff 0.5 s doubling to 5 s), so no point is missed or received twice.
  * Returns {close()}.
  */
-export function streamRun(id, { after = 0, onPoints, onRun, onEnd, onState, onError } = {}) {
+export function streamRun(id, { after = 0, onPoints, onRun, onEnd, onState, onError, onBoundary } = {}) {
   let cursor = after;
   let socket = null;
   let closed = false;
@@ -110,6 +151,7 @@ export function streamRun(id, { after = 0, onPoints, onRun, onEnd, onState, onEr
       if (typeof msg.cursor === "number") cursor = msg.cursor;
       if (msg.type === "points") onPoints?.(msg.series || {});
       else if (msg.type === "run") onRun?.(msg.run);
+      else if (msg.type === "boundary") onBoundary?.(msg.epoch);
       else if (msg.type === "end") {
         closed = true;
         onEnd?.(msg.run);

@@ -1,41 +1,63 @@
-// Hash routing: #/ the run list, #/launch the form, #/runs/<id> one run. Each route mounts
+// Hash routing: #/ the lessons and runs, #/launch the form, #/runs/<id> one run, #/studies/<id>
+// one study, #/compare?runs=… overlaid runs, #/augment the augmentation lab. Each route mounts
 // one custom element into <main>; leaving a route removes it, which stops its timers and streams.
 import { getHealth } from "./api.js";
 import { el } from "./ui.js";
+import "./home-view.js";
 import "./run-list.js";
 import "./launch-form.js";
 import "./run-view.js";
+import "./study-view.js";
+import "./compare-view.js";
+import "./augment-lab.js";
 import "./metric-chart.js";
 
 const routes = [
-  { pattern: /^#?\/?$/, title: "Runs", make: () => el("run-list") },
+  { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el("home-view") },
   {
     pattern: /^#\/launch\/?(?:\?from=([^&]+))?$/,
     title: "New run",
     make: (from) => el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
   },
   {
-    pattern: /^#\/runs\/([^/]+)\/?$/,
+    pattern: /^#\/runs\/([^/?]+)\/?$/,
     title: "Run",
     make: (id) => el("run-view", { "run-id": decodeURIComponent(id) }),
   },
+  {
+    pattern: /^#\/studies\/([^/?]+)\/?$/,
+    title: "Study",
+    make: (id) => el("study-view", { "study-id": decodeURIComponent(id) }),
+  },
+  {
+    pattern: /^#\/compare\/?(?:\?(.*))?$/,
+    title: "Compare",
+    nav: "#/compare",
+    make: (query) => {
+      const params = new URLSearchParams(query || "");
+      return el("compare-view", { runs: params.get("runs") || "", "study-id": params.get("study") || null, picker: true });
+    },
+  },
+  { pattern: /^#\/augment\/?$/, title: "Augmentation lab", nav: "#/augment", make: () => el("augment-lab") },
 ];
 
 function render() {
   const view = document.getElementById("view");
   const hash = location.hash || "#/";
+  for (const link of document.querySelectorAll(".topnav a[data-nav]")) link.removeAttribute("aria-current");
   for (const route of routes) {
     const match = hash.match(route.pattern);
     if (match) {
       view.replaceChildren(route.make(...match.slice(1)));
       document.title = `${route.title} · Époque`;
+      if (route.nav) document.querySelector(`.topnav a[data-nav="${route.nav}"]`)?.setAttribute("aria-current", "page");
       return;
     }
   }
   view.replaceChildren(
     el("section", { class: "card" },
       el("h1", { text: "Page not found" }),
-      el("p", {}, "Nothing lives at this address. ", el("a", { href: "#/", text: "Back to the runs" }), ".")),
+      el("p", {}, "Nothing lives at this address. ", el("a", { href: "#/", text: "Back to the lab" }), ".")),
   );
   document.title = "Not found · Époque";
 }
@@ -54,11 +76,11 @@ async function showHealth() {
       : "no worker: runs will wait in the queue";
   } catch {
     box.className = "health health-down";
-    box.textContent = "server unreachable";
+    box.textContent = "server unreachable: retrying…";
   }
 }
 
 window.addEventListener("hashchange", render);
 render();
 showHealth();
-setInterval(showHealth, 10000);
+setInterval(showHealth, 5000);

@@ -1,7 +1,8 @@
 // <launch-form [from-run="id"]>: the experiment spec as a form, generated from the server's
 // JSON Schema. Launch posts the spec; a 422 puts each message next to the field it names and
 // leaves every value as the user typed it.
-import { ApiError, createRun, getRun, getSpecSchema } from "./api.js";
+import { ApiError, createRun, createStudy, getRun, getSpecSchema } from "./api.js";
+import "./schedule-editor.js";
 import { buildForm, readSpec, writeSpec } from "./schema-fields.js";
 import { el, runTitle, useStyle } from "./ui.js";
 
@@ -54,12 +55,16 @@ class LaunchForm extends HTMLElement {
 
     this.submitButton = el("button", { type: "submit", class: "button-primary launch-button", text: "Launch" });
     this.preview = el("pre", { class: "spec-json" });
+    this.scheduleEditor = el("schedule-editor");
+    const scheduleGroup = groups.get("optim.schedule");
+    (scheduleGroup ? scheduleGroup.fieldset : root).append(this.scheduleEditor);
     this.form = el("form", { class: "launch", novalidate: true, "aria-label": "Experiment spec" },
       root,
+      this.studyControls(),
       el("div", { class: "actions" },
         this.submitButton,
         el("button", { type: "button", text: "Reset to defaults", onclick: () => this.reset() }),
-        el("a", { href: "#/", text: "Back to runs" })),
+        el("a", { href: "#/", text: "Back to the lab" })),
       el("details", { class: "spec-preview" },
         el("summary", { text: "The spec this form sends (JSON)" }), this.preview));
     this.form.addEventListener("submit", (event) => {
@@ -69,6 +74,8 @@ class LaunchForm extends HTMLElement {
     this.form.addEventListener("input", () => this.updatePreview());
     this.form.addEventListener("change", () => this.updatePreview());
     this.body.replaceChildren(this.form);
+    this.scheduleEditor.bind(this.byKey);
+    this.fillSweepFields();
 
     const from = this.getAttribute("from-run");
     if (from) await this.copyFrom(from);
@@ -89,6 +96,128 @@ class LaunchForm extends HTMLElement {
   updatePreview() {
     const { value } = readSpec(this.fields);
     this.preview.textContent = value ? JSON.stringify(value, null, 2) : "Some fields cannot be read yet.";
+    this.scheduleEditor?.update();
+  }
+
+  /** "Run with N seeds" and "Sweep this field": both make a study from the form's spec. */
+  studyControls() {
+    this.seedsInput = el("input", { type: "number", id: "study-seeds", min: "1", max: "64", step: "1", value: "3" });
+    this.seedsError = el("p", { class: "field-error", id: "study-seeds-error", hidden: true });
+    this.sweepField = el("select", { id: "sweep-field" });
+    this.sweepValues = el("input", { type: "text", id: "sweep-values", autocomplete: "off", spellcheck: "false",
+      placeholder: "e.g. 1, 32, 512", "aria-describedby": "sweep-values-help" });
+    this.sweepError = el("p", { class: "field-error", id: "sweep-values-error", hidden: true });
+    this.sweepField.addEventListener("change", () => this.suggestValues());
+    return el("fieldset", { class: "group study-controls" },
+      el("legend", { text: "Studies: repeat or sweep this spec" }),
+      el("div", { class: "study-row" },
+        el("div", { class: "field" },
+          el("label", { class: "field-label", for: "study-seeds", text: "seeds" }), this.seedsInput, this.seedsError,
+          el("small", { class: "field-help", text: "The same spec with seeds seed, seed + 1, …: the compare view draws their mean ± std." })),
+        el("button", { type: "button", class: "study-button", text: "Run with N seeds", onclick: () => this.launchStudy("seeds") })),
+      el("div", { class: "study-row" },
+        el("div", { class: "field" },
+          el("label", { class: "field-label", for: "sweep-field", text: "sweep field" }), this.sweepField),
+        el("div", { class: "field field-grow" },
+          el("label", { class: "field-label", for: "sweep-values", text: "values" }), this.sweepValues, this.sweepError,
+          el("small", { class: "field-help", id: "sweep-values-help", text: "Comma-separated; one run per value, everything else as in the form. Lists as JSON, e.g. [64], [128, 128]." })),
+        el("button", { type: "button", class: "study-button", text: "Sweep this field", onclick: () => this.launchStudy("sweep") })));
+  }
+
+  fillSweepFields() {
+    const skip = new Set(["name"]);
+    this.sweepField.replaceChildren(...this.fields.filter((f) => !skip.has(f.key)).map((f) =>
+      el("option", { value: f.key, text: f.key })));
+    this.sweepField.value = this.byKey.has("optim.batch_size") ? "optim.batch_size" : this.fields[0]?.key;
+    this.suggestValues();
+  }
+
+  suggestValues() {
+    const examples = { "optim.batch_size": "1, 32, 512", "optim.lr": "0.01, 0.1, 0.5", "optim.weight_decay": "0, 0.0001, 0.001, 0.01",
+      "model.init.scheme": "constant, pytorch, xavier_uniform, kaiming_uniform", "optim.momentum": "0, 0.9",
+      "training.early_stopping.patience": "5, 20, 60", "model.batchnorm": "false, true", "seed": "0, 1, 2" };
+    this.sweepValues.value = examples[this.sweepField.value] || "";
+  }
+
+  /** "0.1, 0.5" → [0.1, 0.5]; "true" → true; "[128, 128]; [64]" → lists; anything else stays text. */
+  parseValues(text) {
+    const trimmed = text.trim();
+    if (!trimmed) throw new Error("Write at least one value.");
+    if (trimmed.startsWith("[[") || (trimmed.startsWith("[") && trimmed.includes("];"))) {
+      try {
+        return trimmed.startsWith("[[") ? JSON.parse(trimmed) : trimmed.split(";").map((t) => JSON.parse(t.trim()));
+      } catch {
+        throw new Error("Lists must be JSON, e.g. [[64], [128, 128]] or [64]; [128, 128].");
+      }
+    }
+    return trimmed.split(",").map((t) => t.trim()).filter(Boolean).map((t) => {
+      if (t === "true" || t === "false") return t === "true";
+      if (t === "null") return null;
+      const n = Number(t);
+      return Number.isFinite(n) && /^[-+.\d]/.test(t) ? n : t.replace(/^"(.*)"$/, "$1");
+    });
+  }
+
+  async launchStudy(kind) {
+    if (this.busy) return;
+    this.clearErrors();
+    const { value, errors } = readSpec(this.fields);
+    if (errors) {
+      for (const [field, message] of errors) this.markField(field, message);
+      this.fail("Some values cannot be read; they are marked below.");
+      return;
+    }
+    const name = value.name || null;
+    let body;
+    if (kind === "seeds") {
+      const n = Number(this.seedsInput.value);
+      body = { name: `${name || "spec"} × ${n} seeds`, base: value, seeds: n };
+    } else {
+      let values;
+      try {
+        values = this.parseValues(this.sweepValues.value);
+      } catch (err) {
+        this.showSideError(this.sweepValues, this.sweepError, err.message);
+        return;
+      }
+      const path = this.sweepField.value;
+      body = { name: `${name || "sweep"}: ${path}`, base: value, grid: { [path]: values } };
+    }
+    this.busy = true;
+    try {
+      const study = await createStudy(body);
+      location.hash = `#/studies/${encodeURIComponent(study.id)}`;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422 && err.details.length) this.showStudyErrors(err.details);
+      else this.fail(`The study was not created: ${err.message}`);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  showSideError(input, errorEl, message) {
+    errorEl.textContent = message;
+    errorEl.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", `${errorEl.id} ${input.getAttribute("aria-describedby") || ""}`.trim());
+    input.focus();
+  }
+
+  /** base.<field> goes next to the form's field, grid.<path> next to the sweep values, seeds next to seeds. */
+  showStudyErrors(details) {
+    const forForm = [];
+    for (const d of details) {
+      const parts = pathOf(d);
+      if (parts[0] === "base") forForm.push({ ...d, loc: parts.slice(1), field: undefined });
+      else if (parts[0] === "grid") this.showSideError(this.sweepValues, this.sweepError, readable(d.msg));
+      else if (parts[0] === "seeds") this.showSideError(this.seedsInput, this.seedsError, readable(d.msg));
+      else forForm.push(d);
+    }
+    if (forForm.length) this.showServerErrors(forForm);
+    else {
+      this.notice.replaceChildren(el("p", { text: "The server did not accept this study; the problem is marked below." }));
+      this.notice.hidden = false;
+    }
   }
 
   reset() {
@@ -106,6 +235,13 @@ class LaunchForm extends HTMLElement {
   clearErrors() {
     this.notice.hidden = true;
     this.notice.replaceChildren();
+    for (const [input, errorEl] of [[this.sweepValues, this.sweepError], [this.seedsInput, this.seedsError]]) {
+      if (!input) continue;
+      errorEl.hidden = true;
+      errorEl.textContent = "";
+      input.removeAttribute("aria-invalid");
+      input.setAttribute("aria-describedby", (input.getAttribute("aria-describedby") || "").replace(errorEl.id, "").trim());
+    }
     for (const field of this.fields || []) {
       field.errorEl.hidden = true;
       field.errorEl.textContent = "";

@@ -1,26 +1,83 @@
-// <metric-chart keys="train_loss,val_loss" prefix="grad_std/" chart-title="Loss" y-title="loss"
-//               y-log>: one Plotly chart of metric series against x (the epoch).
-// The chart is drawn once; later points are appended with Plotly.extendTraces, so a live run
-// costs one small update per message instead of a redraw.
+// <metric-chart keys="train_loss,val_loss" prefix="grad_std/" event-key="events/lr"
+//               chart-title="Loss" y-title="loss" y-log smoothing>: metric series against x.
+// Points are kept here and drawn with Plotly.react, at most once per RENDER_MS, so a live run
+// costs one small redraw per burst of messages. The raw traces come first, in key order
+// (data[0] is the first key); smoothed copies, event markers and vertical marks follow.
 import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "metric-chart.css");
 
 const COLORS = { train: "#3456d1", val: "#e07b00", lr: "#7a4fc4", other: ["#1f9d8a", "#c2407a", "#6d7a1f", "#8a5a2b", "#3a8fd1", "#9b59b6"] };
-
 const MARKER_LIMIT = 60;
+const RENDER_MS = 60;
 
-function colorFor(key, index) {
+export const PLOT_CONFIG = { responsive: true, displaylogo: false,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"] };
+
+/**
+ * Redraw `plot` whenever its width changes: a plot first drawn while hidden or before
+ * the page's CSS arrived would otherwise keep Plotly's default 700 px.
+ */
+export function watchWidth(plot, redraw) {
+  let width = plot.clientWidth;
+  const observer = new ResizeObserver(() => {
+    const now = plot.clientWidth;
+    if (now && now !== width) {
+      width = now;
+      redraw();
+    }
+  });
+  observer.observe(plot);
+  return observer;
+}
+
+/** The layout every chart shares; the width is the plot's own box, measured now. */
+export function baseLayout(height, plot = null) {
+  const width = plot ? plot.clientWidth : 0;
+  return {
+    height,
+    ...(width ? { width } : {}),
+    margin: { l: 56, r: 16, t: 28, b: 44 },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#ffffff",
+    font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", color: "#1d2433", size: 12 },
+    legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
+  };
+}
+
+export function colorFor(key, index) {
   if (key.startsWith("train")) return COLORS.train;
   if (key.startsWith("val")) return COLORS.val;
   if (key === "lr") return COLORS.lr;
   return COLORS.other[index % COLORS.other.length];
 }
 
-function labelFor(key, prefix) {
+export function labelFor(key, prefix) {
   if (prefix && key.startsWith(prefix)) return key.slice(prefix.length);
   return ({ train_loss: "train", val_loss: "validation", train_accuracy: "train",
-            val_accuracy: "validation", lr: "η" })[key] ?? key.replaceAll("_", " ");
+            val_accuracy: "validation", lr: "η", weight_norm: "‖w‖" })[key] ?? key.replaceAll("_", " ");
+}
+
+/**
+ * Debiased exponential moving average (Adam's bias correction, as TensorBoard does): with
+ * weight β, s_t = β s_{t−1} + (1 − β) y_t and the shown value is s_t / (1 − β^t), so the
+ * curve starts on the first point instead of near 0. Missing values stay missing.
+ */
+export function smoothEma(values, beta) {
+  const out = new Array(values.length);
+  let s = 0;
+  let t = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined || !Number.isFinite(v)) {
+      out[i] = null;
+      continue;
+    }
+    t += 1;
+    s = beta * s + (1 - beta) * v;
+    out[i] = s / (1 - beta ** t);
+  }
+  return out;
 }
 
 class MetricChart extends HTMLElement {
@@ -28,117 +85,240 @@ class MetricChart extends HTMLElement {
     if (this.plot) return;
     this.keys = (this.getAttribute("keys") || "").split(",").map((k) => k.trim()).filter(Boolean);
     this.keyPrefix = this.getAttribute("prefix") || "";
-    this.traceIndex = new Map();
-    this.lastX = new Map();
+    this.eventKey = this.getAttribute("event-key") || "";
+    this.series = new Map(this.keys.map((k) => [k, { x: [], y: [] }]));
+    this.events = [];
     this.points = 0;
+    this.beta = 0;
+    this.marks = null;
+    this.xMap = null;
+    this.xTitle = this.getAttribute("x-title") || "epoch";
+    this.revision = 0;
 
     const title = this.getAttribute("chart-title") || "Metric";
-    const yLog = this.hasAttribute("y-log");
+    this.yLog = this.hasAttribute("y-log");
     this.plot = el("div", { class: "plot", role: "img", "aria-label": `${title} chart` });
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first epoch…" });
     // A log axis shows the late, small changes of a loss that a linear axis flattens.
-    this.logToggle = el("input", { type: "checkbox", checked: yLog,
-      onchange: () => this.setLog(this.logToggle.checked) });
+    this.logToggle = el("input", { type: "checkbox", checked: this.yLog,
+      onchange: () => { this.yLog = this.logToggle.checked; this.schedule(); } });
+    const controls = [el("label", { class: "chart-log" }, this.logToggle, "log scale")];
+    if (this.hasAttribute("smoothing")) {
+      const id = `smooth-${Math.random().toString(36).slice(2, 9)}`;
+      this.smoothInput = el("input", { type: "range", id, min: "0", max: "0.99", step: "0.01", value: "0",
+        "aria-label": `Smoothing of the ${title.toLowerCase()} curves`,
+        oninput: () => this.setSmoothing(Number(this.smoothInput.value)) });
+      this.smoothValue = el("output", { for: id, class: "chart-smooth-value", text: "off" });
+      controls.unshift(el("label", { class: "chart-smooth", for: id }, "smoothing"), this.smoothInput, this.smoothValue);
+    }
     this.replaceChildren(
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: title }),
-        el("label", { class: "chart-log" }, this.logToggle, "log scale")),
+        el("div", { class: "chart-controls" }, controls)),
       el("div", { class: "chart-body" }, this.plot, this.placeholder));
-
-    const traces = this.keys.map((key, i) => {
-      this.traceIndex.set(key, i);
-      return this.trace(key, i);
-    });
-    const layout = {
-      height: Number(this.getAttribute("height")) || 300,
-      margin: { l: 56, r: 16, t: 28, b: 44 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "#ffffff",
-      font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", color: "#1d2433", size: 12 },
-      xaxis: { title: { text: "epoch" }, rangemode: "nonnegative", gridcolor: "#eef0f5",
-               zeroline: false, automargin: true },
-      yaxis: { title: { text: this.getAttribute("y-title") || "" }, type: yLog ? "log" : "linear",
-               rangemode: yLog ? "normal" : "tozero",
-               gridcolor: "#eef0f5", zeroline: false, exponentformat: "power", automargin: true },
-      legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
-      hovermode: "x unified",
-      showlegend: this.keys.length > 1 || this.keyPrefix !== "",
-    };
-    const config = { responsive: true, displaylogo: false,
-      modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"] };
     this.ready = window.Plotly
-      ? window.Plotly.newPlot(this.plot, traces, layout, config)
+      ? window.Plotly.newPlot(this.plot, this.traces(), this.layout(), PLOT_CONFIG)
       : Promise.reject(new Error("Plotly did not load"));
     this.ready.catch(() => {
       this.placeholder.textContent = "The chart library could not be loaded.";
     });
-  }
-
-  setLog(on) {
-    const plot = this.plot;
-    if (!plot) return;
-    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.relayout(plot, {
-      "yaxis.type": on ? "log" : "linear", "yaxis.rangemode": on ? "normal" : "tozero",
-      "yaxis.autorange": true,
-    }));
-    this.ready.catch(() => {});
+    this.sizer = watchWidth(this.plot, () => this.schedule());
   }
 
   disconnectedCallback() {
     // A route change removes the element for good; release Plotly's listeners.
+    clearTimeout(this.timer);
+    this.sizer?.disconnect();
     const plot = this.plot;
     this.plot = null;
     if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
   }
 
-  trace(key, index) {
-    return {
-      x: [], y: [], name: labelFor(key, this.keyPrefix), meta: key,
-      type: "scatter", mode: this.thinned ? "lines" : "lines+markers",
-      line: { color: colorFor(key, index), width: 2 },
-      marker: { size: 5 }, connectgaps: false,
-    };
+  /** β of the debiased EMA; 0 shows the raw curves only. */
+  setSmoothing(beta) {
+    this.beta = Math.max(0, Math.min(0.999, Number(beta) || 0));
+    if (this.smoothInput) {
+      this.smoothInput.value = String(this.beta);
+      this.smoothValue.textContent = this.beta > 0 ? this.beta.toFixed(2) : "off";
+    }
+    this.dataset.smoothing = String(this.beta);
+    this.schedule();
+  }
+
+  /** x values are epochs; fn maps an epoch to what the axis shows (e.g. seconds), or null. */
+  setXMap(fn, title) {
+    this.xMap = fn;
+    this.xTitle = title || "epoch";
+    this.schedule();
+  }
+
+  /**
+   * Vertical marks in epochs: {best, bestLabel, window: [from, to], windowLabel, stop,
+   * stopLabel}. Any can be missing.
+   */
+  setMarks(marks) {
+    this.marks = marks;
+    this.schedule();
   }
 
   accepts(key) {
-    return this.traceIndex.has(key) || (this.keyPrefix !== "" && key.startsWith(this.keyPrefix));
+    return this.series.has(key) || (this.keyPrefix !== "" && key.startsWith(this.keyPrefix));
   }
 
   /** Append points: series is {key: [[x, value], ...]}; other keys are ignored. */
   add(series) {
     if (!this.plot) return;
-    const newTraces = [];
-    const update = { x: [], y: [] };
-    const indices = [];
+    let added = 0;
     for (const [key, points] of Object.entries(series || {})) {
-      if (!this.accepts(key) || !Array.isArray(points)) continue;
-      // x only grows for a key; anything at or before the last x was already drawn.
-      const last = this.lastX.get(key) ?? -Infinity;
-      const fresh = points.filter((p) => Array.isArray(p) && p[0] > last);
-      if (!fresh.length) continue;
-      this.lastX.set(key, fresh[fresh.length - 1][0]);
-      if (!this.traceIndex.has(key)) {
-        this.traceIndex.set(key, this.traceIndex.size);
-        newTraces.push(this.trace(key, this.traceIndex.size - 1));
+      if (!Array.isArray(points)) continue;
+      if (key === this.eventKey) {
+        const last = this.events.length ? this.events[this.events.length - 1][0] : -Infinity;
+        for (const p of points) if (Array.isArray(p) && p[0] > last) this.events.push([p[0], p[1]]);
+        added += points.length;
+        continue;
       }
-      indices.push(this.traceIndex.get(key));
-      update.x.push(fresh.map((p) => p[0]));
-      update.y.push(fresh.map((p) => (p[1] === null ? null : Number(p[1]))));
-      this.points += fresh.length;
+      if (!this.accepts(key)) continue;
+      if (!this.series.has(key)) this.series.set(key, { x: [], y: [] });
+      const s = this.series.get(key);
+      // x only grows for a key; anything at or before the last x was already drawn.
+      let last = s.x.length ? s.x[s.x.length - 1] : -Infinity;
+      for (const p of points) {
+        if (!Array.isArray(p) || !(p[0] > last)) continue;
+        last = p[0];
+        s.x.push(p[0]);
+        s.y.push(p[1] === null ? null : Number(p[1]));
+        this.points += 1;
+        added += 1;
+      }
     }
-    if (!indices.length) return;
+    if (!added) return;
     this.placeholder.hidden = true;
     this.dataset.points = String(this.points);
+    this.schedule();
+  }
+
+  /** The last x of every series (the epoch reached). */
+  lastX() {
+    let last = 0;
+    for (const s of this.series.values()) if (s.x.length) last = Math.max(last, s.x[s.x.length - 1]);
+    return last;
+  }
+
+  schedule() {
+    if (this.timer || !this.plot) return;
+    // The first points are drawn at once (the first paint); later bursts are coalesced.
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.draw();
+    }, this.revision ? RENDER_MS : 0);
+  }
+
+  mapX(xs) {
+    if (!this.xMap) return xs;
+    return xs.map((x) => this.xMap(x));
+  }
+
+  traces() {
+    const thin = this.lastX() > MARKER_LIMIT;
+    const raw = [];
+    const smooth = [];
+    let i = 0;
+    for (const [key, s] of this.series) {
+      const color = colorFor(key, i);
+      const name = labelFor(key, this.keyPrefix);
+      const smoothing = this.beta > 0;
+      raw.push({
+        x: this.mapX(s.x), y: s.y, name, meta: key, type: "scatter",
+        mode: thin || smoothing ? "lines" : "lines+markers",
+        // η is held for a whole epoch: drawn as steps, a drop is a drop, not a slope.
+        line: { color, width: smoothing ? 1 : 2, shape: key === "lr" ? "hv" : "linear" },
+        marker: { size: 5 }, connectgaps: false,
+        opacity: smoothing ? 0.25 : 1, showlegend: !smoothing, legendgroup: key,
+        hoverinfo: smoothing ? "skip" : undefined,
+      });
+      if (smoothing) {
+        smooth.push({
+          x: this.mapX(s.x), y: smoothEma(s.y, this.beta), name, meta: `${key} (smoothed)`,
+          type: "scatter", mode: "lines", line: { color, width: 2.2 }, legendgroup: key,
+        });
+      }
+      i += 1;
+    }
+    const extra = [];
+    if (this.eventKey && this.events.length) {
+      extra.push({
+        x: this.mapX(this.events.map((e) => e[0])), y: this.events.map((e) => e[1]),
+        name: "changed by hand", meta: this.eventKey, type: "scatter", mode: "markers",
+        marker: { symbol: "diamond", size: 12, color: "#d12f5a", line: { color: "#fff", width: 1.5 } },
+      });
+    }
+    return [...raw, ...smooth, ...extra];
+  }
+
+  markShapes() {
+    const shapes = [];
+    const annotations = [];
+    const m = this.marks || {};
+    const at = (x) => (this.xMap ? this.xMap(x) : x);
+    const vline = (name, x, color, dash, text, yanchor) => {
+      const xv = at(x);
+      if (xv === null || xv === undefined) return;
+      shapes.push({ type: "line", name, xref: "x", yref: "paper", x0: xv, x1: xv, y0: 0, y1: 1,
+        line: { color, width: 2, dash } });
+      annotations.push({ name, x: xv, xref: "x", y: yanchor, yref: "paper", text, showarrow: false,
+        font: { size: 11, color }, bgcolor: "rgba(255,255,255,0.85)", xanchor: "left" });
+    };
+    if (Array.isArray(m.window) && m.window[1] > m.window[0]) {
+      const x0 = at(m.window[0]);
+      const x1 = at(m.window[1]);
+      if (x0 !== null && x0 !== undefined && x1 !== null && x1 !== undefined) {
+        shapes.push({ type: "rect", name: "patience", xref: "x", yref: "paper", x0, x1, y0: 0, y1: 1,
+          fillcolor: "rgba(224,123,0,0.10)", line: { width: 0 }, layer: "below" });
+        if (m.windowLabel) {
+          annotations.push({ name: "patience", x: (x0 + x1) / 2, xref: "x", y: 0.5, yref: "paper",
+            text: m.windowLabel, showarrow: false, font: { size: 10, color: "#9a5b00" } });
+        }
+      }
+    }
+    if (m.best !== null && m.best !== undefined) vline("best", m.best, "#1f7a4d", "dash", m.bestLabel || `best ${m.best}`, 0.98);
+    if (m.stop !== null && m.stop !== undefined && m.stop !== m.best) {
+      vline("stop", m.stop, "#b4232c", "dot", m.stopLabel || `stop ${m.stop}`, 0.86);
+    }
+    if (this.eventKey) {
+      for (const [x] of this.events) {
+        const xv = at(x);
+        if (xv === null || xv === undefined) continue;
+        shapes.push({ type: "line", name: "event", xref: "x", yref: "paper", x0: xv, x1: xv, y0: 0, y1: 1,
+          line: { color: "rgba(209,47,90,0.45)", width: 1, dash: "dot" } });
+      }
+    }
+    return { shapes, annotations };
+  }
+
+  layout() {
+    const { shapes, annotations } = this.markShapes();
+    return {
+      ...baseLayout(Number(this.getAttribute("height")) || 300, this.plot),
+      datarevision: this.revision,
+      xaxis: { title: { text: this.xTitle }, rangemode: "nonnegative", gridcolor: "#eef0f5",
+               zeroline: false, automargin: true },
+      yaxis: { title: { text: this.getAttribute("y-title") || "" }, type: this.yLog ? "log" : "linear",
+               rangemode: this.yLog ? "normal" : "tozero", autorange: true,
+               gridcolor: "#eef0f5", zeroline: false, exponentformat: "power", automargin: true },
+      hovermode: "x unified",
+      showlegend: this.series.size > 1 || this.keyPrefix !== "" || this.events.length > 0,
+      shapes, annotations,
+      uirevision: "keep",
+    };
+  }
+
+  draw() {
     const plot = this.plot;
-    // One failed update must not stall the ones after it.
-    // Markers help read a short run; on a long one they blur into the line.
-    const thin = !this.thinned && Math.max(...this.lastX.values()) > MARKER_LIMIT;
-    if (thin) this.thinned = true;
-    this.ready = this.ready.catch(() => {}).then(async () => {
-      if (newTraces.length) await window.Plotly.addTraces(plot, newTraces);
-      await window.Plotly.extendTraces(plot, update, indices);
-      if (thin) await window.Plotly.restyle(plot, { mode: "lines" });
-    });
+    if (!plot || !window.Plotly) return;
+    this.revision += 1;
+    const traces = this.traces();
+    const layout = this.layout();
+    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, traces, layout, PLOT_CONFIG));
     this.ready.catch(() => {});
   }
 }

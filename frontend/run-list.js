@@ -24,7 +24,7 @@ class RunList extends HTMLElement {
       this.tbody);
     this.replaceChildren(
       el("div", { class: "run-list-head" },
-        el("h1", { text: "Runs" }),
+        el("h2", { class: "run-list-title", text: "Runs" }),
         el("a", { class: "button button-primary", href: "#/launch", text: "New run" })),
       this.error,
       el("section", { class: "card run-list-card", "aria-live": "polite" },

@@ -1,0 +1,131 @@
+// <boundary-plot run-id="N">: the decision boundary of a 2-D run, redrawn whenever the stream
+// says a newer grid exists. A slider goes back to the grids of earlier epochs.
+import { getBoundary } from "./api.js";
+import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
+import { el, useStyle } from "./ui.js";
+
+useStyle(import.meta.url, "boundary-plot.css");
+
+const CLASS_COLORS = ["#3456d1", "#e07b00", "#1f9d8a", "#c2407a", "#6d7a1f", "#8a5a2b", "#9b59b6", "#3a8fd1"];
+
+class BoundaryPlot extends HTMLElement {
+  connectedCallback() {
+    if (this.plot) return;
+    this.classList.add("chart-card");
+    this.runId = this.getAttribute("run-id");
+    this.epochs = [];
+    this.follow = true;
+    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Decision boundary chart" });
+    this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first grid…" });
+    const sliderId = `boundary-epoch-${this.runId}`;
+    this.slider = el("input", { type: "range", id: sliderId, min: "0", max: "0", step: "1", value: "0",
+      disabled: true, oninput: () => this.pick(Number(this.slider.value)) });
+    this.epochLabel = el("output", { for: sliderId, class: "boundary-epoch", text: "" });
+    this.replaceChildren(
+      el("div", { class: "chart-head" },
+        el("h3", { class: "chart-title", text: "Decision boundary" }),
+        el("div", { class: "boundary-controls" },
+          el("label", { for: sliderId, text: "grid of epoch" }), this.slider, this.epochLabel)),
+      el("p", { class: "chart-note muted", text: "Colour: the model's probability of class 1 (or its predicted class), on a grid over the standardised inputs; the black line is p = ½." }),
+      el("div", { class: "chart-body" }, this.plot, this.placeholder));
+    this.ready = window.Plotly
+      ? window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG)
+      : Promise.reject(new Error("Plotly did not load"));
+    this.ready.catch(() => {});
+    this.sizer = watchWidth(this.plot, () => this.grid && this.show(this.grid));
+    this.load(null);
+  }
+
+  disconnectedCallback() {
+    this.sizer?.disconnect();
+    this.gone = true;
+    const plot = this.plot;
+    this.plot = null;
+    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+  }
+
+  /** The stream says a grid newer than what is shown exists. */
+  newer(epoch) {
+    if (this.follow && epoch !== this.shownEpoch) this.load(null);
+  }
+
+  pick(index) {
+    const epoch = this.epochs[index];
+    if (epoch === undefined) return;
+    this.follow = index === this.epochs.length - 1;
+    this.epochLabel.textContent = String(epoch);
+    this.load(epoch);
+  }
+
+  async load(epoch) {
+    if (this.loading) {
+      this.pending = { epoch };
+      return;
+    }
+    this.loading = true;
+    try {
+      const grid = await getBoundary(this.runId, epoch);
+      if (this.gone) return;
+      this.show(grid);
+    } catch (err) {
+      if (this.gone) return;
+      if (err.status !== 404) this.placeholder.textContent = `Could not load the boundary: ${err.message}`;
+    } finally {
+      this.loading = false;
+      const next = this.pending;
+      this.pending = null;
+      if (next && !this.gone) this.load(next.epoch);
+    }
+  }
+
+  layout() {
+    return {
+      ...baseLayout(Number(this.getAttribute("height")) || 380, this.plot),
+      margin: { l: 48, r: 16, t: 12, b: 40 },
+      xaxis: { title: { text: "x₁" }, zeroline: false, constrain: "domain" },
+      yaxis: { title: { text: "x₂" }, zeroline: false, scaleanchor: "x" },
+    };
+  }
+
+  show(grid) {
+    if (!grid || !Array.isArray(grid.x)) return;
+    this.grid = grid;
+    this.epochs = Array.isArray(grid.epochs) ? grid.epochs : [grid.epoch];
+    const index = Math.max(0, this.epochs.indexOf(grid.epoch));
+    this.slider.max = String(Math.max(0, this.epochs.length - 1));
+    this.slider.value = String(index);
+    this.slider.disabled = this.epochs.length < 2;
+    this.epochLabel.textContent = String(grid.epoch);
+    this.shownEpoch = grid.epoch;
+    this.dataset.epoch = String(grid.epoch);
+    const binary = grid.probs_of === "class_1";
+    const traces = [];
+    if (binary) {
+      traces.push({ type: "heatmap", x: grid.x, y: grid.y, z: grid.probs, zmin: 0, zmax: 1,
+        colorscale: [[0, CLASS_COLORS[0]], [0.5, "#f7f7f7"], [1, CLASS_COLORS[1]]], opacity: 0.85,
+        colorbar: { title: { text: "p(class 1)", side: "right" }, thickness: 12 },
+        hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<br>p(class 1) %{z:.3f}<extra></extra>" });
+      traces.push({ type: "contour", x: grid.x, y: grid.y, z: grid.probs, showscale: false,
+        contours: { coloring: "none", start: 0.5, end: 0.5, size: 1 }, line: { color: "#1d2433", width: 2 },
+        hoverinfo: "skip", name: "p = ½" });
+    } else {
+      const k = Math.max(2, ...grid.labels.flat().map((v) => v + 1));
+      const scale = [];
+      for (let i = 0; i < k; i++) {
+        const c = CLASS_COLORS[i % CLASS_COLORS.length];
+        scale.push([i / k, c], [(i + 1) / k, c]);
+      }
+      traces.push({ type: "heatmap", x: grid.x, y: grid.y, z: grid.labels, zmin: -0.5, zmax: k - 0.5,
+        colorscale: scale, opacity: 0.75, customdata: grid.probs,
+        colorbar: { title: { text: "class", side: "right" }, thickness: 12, tickvals: [...Array(k).keys()] },
+        hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<br>class %{z}, p %{customdata:.3f}<extra></extra>" });
+    }
+    this.placeholder.hidden = true;
+    const plot = this.plot;
+    if (!plot) return;
+    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, traces, this.layout(), PLOT_CONFIG));
+    this.ready.catch(() => {});
+  }
+}
+
+customElements.define("boundary-plot", BoundaryPlot);

@@ -1,0 +1,105 @@
+// <layer-heatmap prefix="act_std/" chart-title="…">: one per-layer series per row, depth
+// (first layer on top) against the epoch, coloured by log₁₀ of the value. A spread that
+// shrinks or grows with depth shows as a colour gradient down a column (COURSE.md §5).
+import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
+import { el, useStyle } from "./ui.js";
+
+useStyle(import.meta.url, "layer-heatmap.css");
+
+const RENDER_MS = 80;
+
+class LayerHeatmap extends HTMLElement {
+  connectedCallback() {
+    if (this.plot) return;
+    this.classList.add("chart-card");
+    this.layerPrefix = this.getAttribute("prefix") || "";
+    this.layers = new Map();
+    this.xMap = null;
+    this.xTitle = "epoch";
+    const title = this.getAttribute("chart-title") || "Per layer";
+    this.plot = el("div", { class: "plot", role: "img", "aria-label": `${title} heatmap` });
+    this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first epoch…" });
+    this.replaceChildren(
+      el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: title })),
+      el("p", { class: "chart-note muted", text: this.getAttribute("note") || "" }),
+      el("div", { class: "chart-body" }, this.plot, this.placeholder));
+    this.ready = window.Plotly
+      ? window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG)
+      : Promise.reject(new Error("Plotly did not load"));
+    this.ready.catch(() => { this.placeholder.textContent = "The chart library could not be loaded."; });
+    this.sizer = watchWidth(this.plot, () => this.schedule());
+  }
+
+  disconnectedCallback() {
+    this.sizer?.disconnect();
+    clearTimeout(this.timer);
+    const plot = this.plot;
+    this.plot = null;
+    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+  }
+
+  add(series) {
+    let added = 0;
+    for (const [key, points] of Object.entries(series || {})) {
+      if (!key.startsWith(this.layerPrefix) || !Array.isArray(points)) continue;
+      const name = key.slice(this.layerPrefix.length);
+      if (!this.layers.has(name)) this.layers.set(name, new Map());
+      const row = this.layers.get(name);
+      for (const p of points) {
+        if (Array.isArray(p)) {
+          row.set(p[0], p[1]);
+          added += 1;
+        }
+      }
+    }
+    if (added) this.schedule();
+  }
+
+  setXMap(fn, title) {
+    this.xMap = fn;
+    this.xTitle = title || "epoch";
+    this.schedule();
+  }
+
+  schedule() {
+    if (this.timer || !this.plot) return;
+    this.timer = setTimeout(() => { this.timer = null; this.draw(); }, RENDER_MS);
+  }
+
+  layout() {
+    return {
+      ...baseLayout(Number(this.getAttribute("height")) || 260, this.plot),
+      margin: { l: 56, r: 16, t: 12, b: 44 },
+      xaxis: { title: { text: this.xTitle }, zeroline: false, automargin: true },
+      yaxis: { title: { text: "layer (depth ↓)" }, autorange: "reversed", type: "category", automargin: true },
+    };
+  }
+
+  draw() {
+    const plot = this.plot;
+    if (!plot || !window.Plotly || !this.layers.size) return;
+    const names = [...this.layers.keys()];
+    const xs = [...new Set(names.flatMap((n) => [...this.layers.get(n).keys()]))].sort((a, b) => a - b);
+    const z = names.map((n) => {
+      const row = this.layers.get(n);
+      return xs.map((x) => {
+        const v = row.get(x);
+        return v === null || v === undefined || !(v > 0) ? null : Math.log10(v);
+      });
+    });
+    const shownX = this.xMap ? xs.map((x) => this.xMap(x)) : xs;
+    const trace = {
+      type: "heatmap", x: shownX, y: names, z, colorscale: "Viridis", hoverongaps: false,
+      colorbar: { title: { text: "log₁₀ std", side: "right" }, thickness: 12 },
+      customdata: z.map((row) => row.map((v) => (v === null ? null : 10 ** v))),
+      hovertemplate: `layer %{y}<br>${this.xTitle} %{x}<br>std %{customdata:.3g}<extra></extra>`,
+    };
+    this.placeholder.hidden = true;
+    this.dataset.layers = String(names.length);
+    this.dataset.columns = String(xs.length);
+    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, [trace], this.layout(), PLOT_CONFIG));
+    this.ready.catch(() => {});
+  }
+}
+
+customElements.define("layer-heatmap", LayerHeatmap);
