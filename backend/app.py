@@ -10,6 +10,7 @@ from pathlib import Path
 
 import plotly
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,7 @@ from backend.previews import router as previews_router
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
-from backend.spec_errors import SpecInvalid
+from backend.spec_errors import SpecInvalid, request_errors
 from backend.studies import router as studies_router
 from backend.system import router as system_router
 
@@ -34,6 +35,21 @@ log = logging.getLogger(__name__)
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+_ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}}}}
+# Answers any operation may give, documented once for all of them.
+COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"description": "The body could not be parsed.", "content": _ERROR},
+    401: {"description": "The API token is required for writes.", "content": _ERROR},
+    404: {"description": "No such run, study, dataset or preset.", "content": _ERROR},
+    409: {"description": "The run has already ended.", "content": _ERROR},
+    413: {"description": "A size limit was exceeded (named in detail).", "content": _ERROR},
+    422: {"description": "Invalid input: detail names each field and the reason.",
+          "content": _ERROR},
+    429: {"description": "The queue is full; retry after Retry-After seconds.", "content": _ERROR},
+    503: {"description": "The broker could not take the work.", "content": _ERROR},
+}
 
 
 def _recover_once() -> None:
@@ -69,7 +85,8 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Époque", version="0.1.0", lifespan=_lifespan,
-                  description="A lab for seeing how neural-network training behaves.")
+                  description="A lab for seeing how neural-network training behaves.",
+                  responses=COMMON_RESPONSES)
     app.include_router(system_router.router)
     app.include_router(runs_router.router)
     app.include_router(stream.router)
@@ -77,6 +94,12 @@ def create_app() -> FastAPI:
     app.include_router(datasets_router.router)
     app.include_router(presets_router.router)
     app.include_router(previews_router.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422s in the same shape as a rejected spec: the field path without the
+        # "body"/"query" prefix, and the reason.
+        return JSONResponse({"detail": request_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(SpecInvalid)
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:

@@ -9,6 +9,23 @@ from pydantic import ValidationError
 from backend.errors import DomainError
 
 
+def _detail(errors: Any, prefix: tuple[Any, ...] = (), strip: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        loc = [*prefix, *list(err["loc"])[strip:]]
+        out.append({"loc": loc, "field": ".".join(str(p) for p in loc) or "(spec)",
+                    "msg": str(err["msg"]).removeprefix("Value error, "), "type": err["type"]})
+    return out
+
+
+def request_errors(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's request errors; ("body", …) and ("query", …) locations lose their prefix."""
+    return [
+        *_detail([e for e in errors if e["loc"][:1] == ("body",)], strip=1),
+        *_detail([e for e in errors if e["loc"][:1] != ("body",)], strip=1),
+    ]
+
+
 class SpecInvalid(DomainError):
     status_code = 422
 
@@ -19,15 +36,8 @@ class SpecInvalid(DomainError):
 
     @classmethod
     def from_validation(cls, exc: ValidationError, prefix: tuple[str, ...] = ()) -> SpecInvalid:
-        return cls([
-            {
-                "loc": [*prefix, *err["loc"]],
-                "field": ".".join(str(p) for p in (*prefix, *err["loc"])) or "(spec)",
-                "msg": err["msg"].removeprefix("Value error, "),
-                "type": err["type"],
-            }
-            for err in exc.errors(include_url=False, include_context=False, include_input=False)
-        ])
+        return cls(_detail(
+            exc.errors(include_url=False, include_context=False, include_input=False), prefix))
 
     @classmethod
     def one(cls, field: str, message: str) -> SpecInvalid:

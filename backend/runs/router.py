@@ -6,31 +6,33 @@ import csv
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
-from backend.deps import SessionDep
+from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
 from backend.runs import control, service
 from backend.runs.downsample import downsample
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
 from worker.engine.predict import PredictError, Predictor
+from worker.engine.spec import Spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
-def create_run(session: SessionDep, spec: Annotated[dict[str, Any], Body()]) -> RunOut:
-    return RunOut.of(service.submit_run(session=session, spec_data=spec))
+def create_run(session: SessionDep, spec: Spec) -> RunOut:
+    """Every field has a default, so ``{}`` is a small MLP on digits; unknown fields are 422."""
+    return RunOut.of(service.submit_run(session=session, spec_data=spec.model_dump(mode="json")))
 
 
 @router.get("", response_model=list[RunOut])
 def list_runs(
     session: SessionDep,
     status: str | None = None,
-    study_id: int | None = None,
+    study_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[RunOut]:
     runs = service.list_runs(
         session=session, status=status, study_id=study_id, limit=limit, offset=offset
@@ -39,12 +41,12 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: int, session: SessionDep) -> RunOut:
+def get_run(run_id: RunId, session: SessionDep) -> RunOut:
     return RunOut.of(service.get_run(session=session, run_id=run_id))
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_run(run_id: int, session: SessionDep) -> Response:
+def delete_run(run_id: RunId, session: SessionDep) -> Response:
     service.delete_run(session=session, run_id=run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -55,10 +57,10 @@ def _keys(keys: str | None) -> list[str] | None:
 
 @router.get("/{run_id}/metrics", response_model=MetricsOut)
 def get_metrics(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     keys: Annotated[str | None, Query(description="Comma-separated metric keys.")] = None,
-    after: Annotated[int, Query(ge=0, description="Cursor: only points after it.")] = 0,
+    after: Cursor = 0,
     points: Annotated[int | None, Query(
         ge=10, le=100_000,
         description="Downsample each series to at most this many points (each bucket keeps "
@@ -85,7 +87,7 @@ def get_metrics(
 
 @router.get("/{run_id}/metrics.csv", response_class=Response)
 def get_metrics_csv(
-    run_id: int, session: SessionDep, keys: str | None = None
+    run_id: RunId, session: SessionDep, keys: str | None = None
 ) -> Response:
     service.get_run(session=session, run_id=run_id)
     series, _ = service.get_points(session=session, run_id=run_id, keys=_keys(keys))
@@ -102,7 +104,7 @@ def get_metrics_csv(
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, session: SessionDep) -> RunOut:
+def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
     """Stop after the current epoch; the best model so far is kept. A queued run ends at once."""
     return RunOut.of(control.request_cancel(session=session, run_id=run_id))
 
@@ -112,12 +114,12 @@ class LrIn(BaseModel):
 
 
 @router.post("/{run_id}/lr", response_model=RunOut)
-def change_lr(run_id: int, body: LrIn, session: SessionDep) -> RunOut:
+def change_lr(run_id: RunId, body: LrIn, session: SessionDep) -> RunOut:
     return RunOut.of(control.request_lr(session=session, run_id=run_id, lr=body.lr))
 
 
 @router.get("/{run_id}/model", response_class=Response)
-def download_model(run_id: int, session: SessionDep) -> Response:
+def download_model(run_id: RunId, session: SessionDep) -> Response:
     """The returned model z*: ``torch.load`` gives {spec, state_dict, classes, input_shape}."""
     blob = service.get_model(session=session, run_id=run_id)
     return Response(blob, media_type="application/octet-stream", headers={
@@ -135,7 +137,7 @@ class PredictOut(BaseModel):
 
 
 @router.post("/{run_id}/predict", response_model=PredictOut)
-def predict(run_id: int, body: PredictIn, session: SessionDep) -> PredictOut:
+def predict(run_id: RunId, body: PredictIn, session: SessionDep) -> PredictOut:
     predictor = Predictor.from_bytes(service.get_model(session=session, run_id=run_id))
     try:
         probabilities = predictor.probabilities(body.inputs)
@@ -145,6 +147,9 @@ def predict(run_id: int, body: PredictIn, session: SessionDep) -> PredictOut:
 
 
 @router.get("/{run_id}/boundary")
-def get_boundary(run_id: int, session: SessionDep, epoch: int | None = None) -> dict[str, Any]:
+def get_boundary(
+    run_id: RunId, session: SessionDep,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+) -> dict[str, Any]:
     """The decision-boundary grid of a 2-D run: the newest, or the one of ``epoch``."""
     return service.get_boundary(session=session, run_id=run_id, epoch=epoch)

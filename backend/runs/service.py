@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,19 +42,33 @@ def new_run(spec: Spec, study_id: int | None = None) -> Run:
     )
 
 
-def create_run(*, session: Session, spec: Spec, study_id: int | None = None) -> Run:
+def create_run(
+    *, session: Session, spec: Spec, study_id: int | None = None, queue_limit: int | None = None
+) -> Run:
+    lock_queue(session)
     run = new_run(spec, study_id)
     session.add(run)
+    session.flush()
+    if queue_limit is not None:
+        check_queue_room(session=session, limit=queue_limit)
     session.commit()
     return run
 
 
-def check_queue_room(*, session: Session, adding: int, limit: int) -> None:
-    """Refuse new runs cleanly (nothing written) when the queue already holds ``limit``.
-    Checked before the insert: requests in flight together may pass it by a few."""
+def lock_queue(session: Session) -> None:
+    """Serialise run creation so the queue limit is exact. SQLite already lets one writer in
+    at a time (from the first INSERT to the commit); PostgreSQL takes a transaction lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+
+
+def check_queue_room(*, session: Session, limit: int) -> None:
+    """After this transaction's INSERTs, before its commit: more than ``limit`` queued runs
+    means refusing cleanly (rolled back, nothing written)."""
     queued = session.scalar(select(func.count()).select_from(Run).where(Run.status == "queued"))
-    if (queued or 0) + adding > limit:
-        raise TooMany(f"{queued} runs are waiting; the limit max_queued_runs is {limit}")
+    if (queued or 0) > limit:
+        session.rollback()
+        raise TooMany(f"too many runs waiting; the limit max_queued_runs is {limit}")
 
 
 def submit_run(*, session: Session, spec_data: dict[str, Any], study_id: int | None = None) -> Run:
@@ -63,8 +77,8 @@ def submit_run(*, session: Session, spec_data: dict[str, Any], study_id: int | N
         spec = parse_spec(spec_data)
     except ValidationError as exc:
         raise SpecInvalid.from_validation(exc) from None
-    check_queue_room(session=session, adding=1, limit=get_settings().max_queued_runs)
-    run = create_run(session=session, spec=spec, study_id=study_id)
+    run = create_run(session=session, spec=spec, study_id=study_id,
+                     queue_limit=get_settings().max_queued_runs)
     try:
         enqueue_run(run.id, run.queue)
     except Exception as exc:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.config import get_settings
 from backend.db import new_session
+from backend.deps import MAX_ID
 from backend.notify import wait_for_news
 from backend.runs import service
 from backend.runs.models import FINAL_STATUSES, Run
@@ -52,6 +53,9 @@ def _poll(run_id: int, cursor: int) -> _Poll:
 
 @router.websocket("/api/runs/{run_id}/stream")
 async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
+    if not (0 < run_id <= MAX_ID and 0 <= after <= 2**62):
+        await websocket.close(code=4422, reason="run id or cursor out of range")
+        return
     await websocket.accept()
     poll_seconds = get_settings().stream_poll_seconds
     cursor, last_state, last_boundary = max(after, 0), None, None

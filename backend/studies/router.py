@@ -7,16 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
-from backend.deps import SessionDep
+from backend.deps import SessionDep, StudyId
 from backend.runs.schemas import RunOut
 from backend.studies import service
+from worker.engine.spec import Spec
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 
 
 class StudyIn(BaseModel):
     name: str | None = Field(None, max_length=200)
-    base: dict[str, Any] = Field(default_factory=dict, description="The spec every run starts from.")
+    base: Spec = Field(default_factory=Spec, description="The spec every run starts from.")
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
         description='Dotted field paths and their values, e.g. {"optim.batch_size": [1, 32, 256]}.',
@@ -46,7 +47,8 @@ def study_out(study: Any, runs: Any) -> StudyOut:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyOut)
 def create_study(body: StudyIn, session: SessionDep) -> StudyOut:
     study, runs = service.submit_study(
-        session=session, name=body.name, base=body.base, grid=body.grid, seeds=body.seeds
+        session=session, name=body.name, base=body.base.model_dump(mode="json"), grid=body.grid,
+        seeds=body.seeds,
     )
     return study_out(study, runs)
 
@@ -58,12 +60,12 @@ def list_studies(session: SessionDep) -> list[StudyOut]:
 
 
 @router.get("/{study_id}", response_model=StudyOut)
-def get_study(study_id: int, session: SessionDep) -> StudyOut:
+def get_study(study_id: StudyId, session: SessionDep) -> StudyOut:
     study = service.get_study(session=session, study_id=study_id)
     return study_out(study, service.study_runs(session=session, study_id=study_id))
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(study_id: int, session: SessionDep) -> Response:
+def delete_study(study_id: StudyId, session: SessionDep) -> Response:
     service.delete_study(session=session, study_id=study_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,7 +14,7 @@ from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import NotFound, Unavailable
 from backend.runs.models import FINAL_STATUSES, Run
-from backend.runs.service import check_queue_room, new_run
+from backend.runs.service import check_queue_room, lock_queue, new_run
 from backend.spec_errors import SpecInvalid
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
@@ -33,8 +33,7 @@ def create_study(
     if seeds:
         grid["seed"] = [base_spec.seed + i for i in range(seeds)]
     expanded = expand(base_spec.model_dump(mode="json"), grid, MAX_GRID_POINTS)
-    check_queue_room(session=session, adding=len(expanded),
-                     limit=get_settings().max_queued_runs)
+    lock_queue(session)
     study = Study(name=name, base=base_spec.model_dump(mode="json"), grid=grid, created_at=utcnow())
     session.add(study)
     session.flush()
@@ -45,6 +44,8 @@ def create_study(
             spec = spec.model_copy(update={"name": f"{name or 'study'} [{label}]"[:200]})
         runs.append(new_run(spec, study.id))
     session.add_all(runs)
+    session.flush()
+    check_queue_room(session=session, limit=get_settings().max_queued_runs)
     session.commit()
     return study, runs
 
