@@ -21,8 +21,26 @@ function describeDetail(detail) {
   return "";
 }
 
-async function request(method, path, body) {
+// A lab served beyond this machine has an API token: writes and the stream need it. It is asked
+// once, when the server first answers 401, and kept in this browser's storage.
+const TOKEN_KEY = "epoque-api-token";
+const storedToken = () => localStorage.getItem(TOKEN_KEY) || "";
+
+function askForToken() {
+  const given = window.prompt(
+    "This lab needs its API token for changes (ask whoever started it; `epoque serve` printed it):",
+  );
+  if (given && given.trim()) {
+    localStorage.setItem(TOKEN_KEY, given.trim());
+    return true;
+  }
+  return false;
+}
+
+async function request(method, path, body, retried = false) {
   const init = { method, headers: { Accept: "application/json" } };
+  const token = storedToken();
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body instanceof FormData) {
     init.body = body; // the browser writes the multipart boundary itself
   } else if (body !== undefined) {
@@ -34,6 +52,10 @@ async function request(method, path, body) {
     response = await fetch(path, init);
   } catch {
     throw new ApiError("Cannot reach the Époque server. Is `epoque serve` still running?");
+  }
+  if (response.status === 401 && !retried) {
+    if (token) localStorage.removeItem(TOKEN_KEY); // a wrong or outdated token
+    if (askForToken()) return request(method, path, body, true);
   }
   if (response.status === 204) return null;
   let data = null;
@@ -135,7 +157,9 @@ export function streamRun(id, { after = 0, onPoints, onRun, onEnd, onState, onEr
   const open = () => {
     if (closed) return;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}${runPath(id)}/stream?after=${cursor}`;
+    const token = storedToken();
+    const auth = token ? `&token=${encodeURIComponent(token)}` : "";
+    const url = `${scheme}//${location.host}${runPath(id)}/stream?after=${cursor}${auth}`;
     socket = new WebSocket(url);
     socket.addEventListener("open", () => {
       delay = 500;
@@ -163,8 +187,15 @@ export function streamRun(id, { after = 0, onPoints, onRun, onEnd, onState, onEr
         socket.close();
       }
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (closed) return;
+      if (event.code === 4401) {
+        localStorage.removeItem(TOKEN_KEY);
+        if (!askForToken()) {
+          onError?.(new ApiError("This lab's live stream needs its API token.", { status: 401 }));
+          return;
+        }
+      }
       onState?.("reconnecting");
       timer = setTimeout(open, delay);
       delay = Math.min(delay * 2, 5000);

@@ -7,9 +7,11 @@ nothing twice, whichever process wrote the points.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
@@ -57,6 +59,25 @@ async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
         await websocket.close(code=4422, reason="run id or cursor out of range")
         return
     await websocket.accept()
+    # The stream only sends, so a client that leaves is noticed by listening beside it: without
+    # this, the stream of a run with nothing new would poll for a departed client forever.
+    # Whichever ends first ends both (anyio's structured cancellation, as Starlette's own).
+    async with anyio.create_task_group() as group:
+
+        async def first_to_end(job: Awaitable[None]) -> None:
+            await job
+            group.cancel_scope.cancel()
+
+        group.start_soon(first_to_end, _follow(websocket, run_id, after))
+        group.start_soon(first_to_end, _until_disconnect(websocket))
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _follow(websocket: WebSocket, run_id: int, after: int) -> None:
     poll_seconds = get_settings().stream_poll_seconds
     cursor, last_state, last_boundary = max(after, 0), None, None
     try:
@@ -86,5 +107,5 @@ async def stream(websocket: WebSocket, run_id: int, after: int = 0) -> None:
                 await websocket.send_json({"type": "run", "run": run, "cursor": cursor})
                 last_state = state
             await wait_for_news(run_id, poll_seconds)
-    except WebSocketDisconnect:
-        return
+    except (WebSocketDisconnect, RuntimeError):
+        return  # the client left while we were sending

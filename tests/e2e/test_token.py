@@ -1,0 +1,71 @@
+"""A lab with an API token: the browser asks for it once, keeps it, and then writes work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import CHROMIUM, REPO, _epoque, _free_port
+
+TOKEN = "browser-token-123"
+
+
+@pytest.fixture
+def guarded_server(tmp_path, artifacts) -> Iterator[str]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
+    port = _free_port()
+    env = {**os.environ, "EPOQUE_DATA_DIR": str(tmp_path), "EPOQUE_API_TOKEN": TOKEN}
+    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
+        env.pop(key, None)
+    log = (artifacts / "server-token.log").open("wb")
+    proc = subprocess.Popen([_epoque(), "serve", "--no-worker", "--port", str(port)], cwd=REPO,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.25)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.browser
+def test_the_browser_asks_for_the_token_once_and_keeps_it(browser, guarded_server, artifacts):
+    context = browser.new_context(base_url=guarded_server)
+    page = context.new_page()
+    asked: list[str] = []
+
+    def answer(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept(TOKEN)
+
+    page.on("dialog", answer)
+    page.goto("/#/launch")
+    page.get_by_label("name").first.fill("with a token")
+    page.get_by_role("button", name="Launch").first.click()
+    page.wait_for_url("**/#/runs/*")
+    assert len(asked) == 1 and "API token" in asked[0]
+    runs = httpx.get(f"{guarded_server}/api/runs").json()
+    assert [r["name"] for r in runs] == ["with a token"]
+
+    page.goto("/#/launch")  # the token is kept: no second question
+    page.get_by_label("name").first.fill("second")
+    page.get_by_role("button", name="Launch").first.click()
+    page.wait_for_url("**/#/runs/*")
+    assert len(asked) == 1
+    page.screenshot(path=str(artifacts / "token-run.png"))
+    context.close()
