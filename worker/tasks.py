@@ -30,7 +30,6 @@ from backend.runs.lifecycle import (
     claim_run,
     finish_run,
     load_checkpoint,
-    read_controls,
     record_epoch,
 )
 from backend.runs.service import Point
@@ -72,6 +71,7 @@ class RunReporter:
         self.epoch = 0
         self.last_flush = time.monotonic()
         self.boundaries: list[tuple[int, dict[str, Any]]] = []
+        self.cancel = False
         self.requested_lr: float | None = None
         self.applied_lr: float | None = None
         self.checkpoint: bytes | None = None
@@ -105,13 +105,11 @@ class RunReporter:
         self.boundaries.append((epoch, grid))
 
     def should_stop(self) -> bool:
-        # One small read per epoch: cancel and η requests reach us on every broker.
-        with new_session() as session:
-            cancel, self.requested_lr = read_controls(
-                session=session, run_id=self.run_id, attempt=self.attempt)
-        if cancel:
+        # Cancel and η requests come back with every flush (same statement): within an epoch
+        # when epochs are longer than the flush interval, within that interval otherwise.
+        if self.cancel:
             self.flush()
-        return cancel
+        return self.cancel
 
     def current_lr(self, epoch: int, scheduled: float) -> float | None:
         if self.requested_lr is not None and self.requested_lr != self.applied_lr:
@@ -121,9 +119,9 @@ class RunReporter:
 
     def flush(self) -> None:
         with new_session() as session:
-            record_epoch(session=session, run_id=self.run_id, attempt=self.attempt,
-                         epoch=self.epoch, points=self.points, boundaries=self.boundaries,
-                         checkpoint=self.checkpoint)
+            self.cancel, self.requested_lr = record_epoch(
+                session=session, run_id=self.run_id, attempt=self.attempt, epoch=self.epoch,
+                points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint = [], [], None
         self.last_flush = time.monotonic()

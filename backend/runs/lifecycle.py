@@ -52,13 +52,15 @@ def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
 def record_epoch(
     *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point],
     boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
-) -> None:
+) -> tuple[bool, float | None]:
     """One transaction per flush: the points, the progress they represent and, sometimes, the
-    checkpoint of that same epoch — if the run is still ours."""
-    changed = session.execute(
+    checkpoint of that same epoch — if the run is still ours. Returns the live controls
+    (cancel requested, η requested by hand), read by the same statement."""
+    controls = session.execute(
         update(Run).where(_owned(run_id, attempt)).values(epoch=epoch, heartbeat_at=utcnow())
-    ).rowcount
-    if not changed:
+        .returning(Run.cancel_requested, Run.requested_lr)
+    ).first()
+    if controls is None:
         raise _lost(session, run_id)
     log_batch(session=session, run_id=run_id, points=points)
     log_boundaries(session=session, run_id=run_id, grids=boundaries)
@@ -66,6 +68,7 @@ def record_epoch(
         session.merge(RunCheckpoint(run_id=run_id, attempt=attempt, epoch=epoch, blob=checkpoint,
                                     created_at=utcnow()))
     session.commit()
+    return bool(controls[0]), controls[1]
 
 
 def load_checkpoint(*, session: Session, run_id: int) -> tuple[int, bytes] | None:
@@ -74,16 +77,6 @@ def load_checkpoint(*, session: Session, run_id: int) -> tuple[int, bytes] | Non
         select(RunCheckpoint.epoch, RunCheckpoint.blob).where(RunCheckpoint.run_id == run_id)
     ).first()
     return (row[0], row[1]) if row else None
-
-
-def read_controls(*, session: Session, run_id: int, attempt: int) -> tuple[bool, float | None]:
-    """(cancel requested, η requested by hand) for the attempt that owns the run."""
-    row = session.execute(
-        select(Run.cancel_requested, Run.requested_lr).where(_owned(run_id, attempt))
-    ).first()
-    if row is None:
-        raise _lost(session, run_id)
-    return bool(row[0]), row[1]
 
 
 def beat_run(*, session: Session, run_id: int, attempt: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -30,6 +31,7 @@ class StudyIn(BaseModel):
 class StudyOut(BaseModel):
     id: int
     name: str | None
+    created_at: datetime
     status: str
     base: dict[str, Any]
     grid: dict[str, list[Any]]
@@ -39,7 +41,8 @@ class StudyOut(BaseModel):
 
 def study_out(study: Any, runs: Any) -> StudyOut:
     return StudyOut(
-        id=study.id, name=study.name, status=service.study_status(runs), base=study.base,
+        id=study.id, name=study.name, created_at=study.created_at,
+        status=service.study_status(runs), base=study.base,
         grid=study.grid, runs=[RunOut.of(r) for r in runs], summary=service.summary(study, runs),
     )
 

@@ -83,7 +83,7 @@ def test_boundary_grid_for_2d_data():
     out, seen = record_boundaries(spec)
     assert [e for e, _ in seen] == [1]
     grid = seen[0][1]
-    assert set(grid) == {"x", "y", "labels", "probs", "probs_of"}
+    assert set(grid) == {"x", "y", "labels", "probs", "probs_of", "points"}
     assert len(grid["x"]) == len(grid["y"]) == GRID
     assert len(grid["labels"]) == GRID and all(len(r) == GRID for r in grid["labels"])
     assert grid["probs_of"] == "class_1"
@@ -93,6 +93,12 @@ def test_boundary_grid_for_2d_data():
     assert grid["x"][0] < data.X_train[:, 0].min().item() < data.X_train[:, 0].max().item() < \
         grid["x"][-1]
     assert grid["x"] == pytest.approx(xs.tolist(), abs=1e-5)
+    # The training points drawn over the map are real training examples with their labels.
+    shown = grid["points"]
+    assert 100 <= len(shown["label"]) <= 400
+    first = torch.tensor([shown["x"][0], shown["y"][0]])
+    assert torch.allclose(first, data.X_train[0], atol=1e-3)
+    assert shown["label"][0] == int(data.y_train[0])
     # Row i is y[i], column j is x[j]; after one epoch z* is that model (or the initial one).
     model = build_model(spec, (2,), 2)
     model.load_state_dict(out.state_dict)

@@ -7,7 +7,9 @@ as plain lists, row i of each map at y[i], column j at x[j]:
     {"x": [G], "y": [G],
      "labels": [[G×G]]   predicted class index (the ensemble's mean probability),
      "probs":  [[G×G]]   probability of class 1 for two classes, else of the predicted class,
-     "probs_of": "class_1" | "predicted"}
+     "probs_of": "class_1" | "predicted",
+     "points": {"x": [..], "y": [..], "label": [..]}   a fixed sample of the training set,
+                                                       drawn over the map}
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .ensemble import mean_log_probs, member_log_probs
 
 GRID = 60
 MARGIN = 0.1  # of the data range, on each side
+SHOWN_POINTS = 300  # training examples drawn over the map (a fixed, evenly spaced sample)
 
 
 def wants_boundary(setting: str | bool, input_shape: tuple[int, ...]) -> bool:
@@ -45,7 +48,9 @@ def grid_points(X: torch.Tensor, size: int = GRID) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def boundary_grid(model: nn.Module, X: torch.Tensor, size: int = GRID) -> dict:
+def boundary_grid(
+    model: nn.Module, X: torch.Tensor, size: int = GRID, y: torch.Tensor | None = None
+) -> dict:
     """The payload above for ``model`` (one network or a stacked ensemble) in eval mode."""
     xs, ys = grid_points(X.cpu(), size)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
@@ -63,4 +68,12 @@ def boundary_grid(model: nn.Module, X: torch.Tensor, size: int = GRID) -> dict:
         "labels": labels.reshape(size, size).tolist(),
         "probs": torch.round(shown.reshape(size, size), decimals=4).tolist(),
         "probs_of": "class_1" if binary else "predicted",
+        **({"points": _sample(X, y)} if y is not None else {}),
     }
+
+
+def _sample(X: torch.Tensor, y: torch.Tensor) -> dict:
+    step = max(1, len(y) // SHOWN_POINTS)
+    xs, ys = X[::step].cpu(), y[::step].cpu()
+    return {"x": [round(v, 4) for v in xs[:, 0].tolist()],
+            "y": [round(v, 4) for v in xs[:, 1].tolist()], "label": ys.tolist()}

@@ -178,7 +178,8 @@ def _read(values: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _every(epoch: int, max_epochs: int, times: int) -> bool:
-    return epoch == 1 or epoch % max(1, max_epochs // times) == 0
+    """Epochs 1, 2, 4, 8, … (so early-stopped runs get measured too), and every T // times."""
+    return epoch & (epoch - 1) == 0 or epoch % max(1, max_epochs // times) == 0
 
 
 def _cpu(tree: object) -> object:
@@ -286,8 +287,9 @@ def train(
         if not stacked:
             perm = torch.randperm(n, generator=orders[0]).to(dev)
             Xs, ys = X_train[perm], y_train[perm]
-            loss_sum = torch.zeros((), device=dev)
-            correct = torch.zeros((), device=dev, dtype=torch.int64)
+            # The step only keeps references; the epoch's figures are reduced once at its end
+            # (a few ops per step would cost more than the whole validation pass).
+            losses, outputs = [], []
             for i in range(n_batches):
                 xb, yb = Xs[i * m:(i + 1) * m], ys[i * m:(i + 1) * m]
                 if augment is not None:
@@ -297,15 +299,16 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.detach()
-                correct += (logits.detach().argmax(dim=1) == yb).sum()
+                losses.append(loss.detach())
+                outputs.append(logits.detach())
                 if log_every and (step0 + i + 1) % log_every == 0:
                     cb.on_step(step0 + i + 1, {"step_loss": loss.item()})
+            loss_sum = torch.stack(losses).sum()
+            correct = (torch.cat(outputs).argmax(dim=1) == ys[:n_batches * m]).sum()
         else:
             # K orders, each member's own; a step gathers K minibatches (K, m, …).
             perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
-            loss_sum = torch.zeros(K, device=dev)
-            correct = torch.zeros(K, device=dev, dtype=torch.int64)
+            member_losses, outputs = [], []
             for i in range(n_batches):
                 idx = perms[:, i * m:(i + 1) * m]
                 xb, yb = X_train[idx], y_train[idx]
@@ -319,10 +322,13 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += member_loss.detach()
-                correct += (logits.detach().argmax(dim=1) == yb).sum(1)
+                member_losses.append(member_loss.detach())
+                outputs.append(logits.detach().argmax(dim=1))  # (K, m)
                 if log_every and (step0 + i + 1) % log_every == 0:
                     cb.on_step(step0 + i + 1, {"step_loss": loss.item() / K})
+            loss_sum = torch.stack(member_losses).sum(0)
+            labels = y_train[perms[:, :n_batches * m]]  # (K, n_batches·m), each member's order
+            correct = (torch.cat(outputs, dim=1) == labels).sum(1)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)  # once per epoch, so the throughput figure is honest
         train_seconds = time.perf_counter() - t0
@@ -371,7 +377,7 @@ def train(
             status, stop = "cancelled", True
         stop = stop or stopper.should_stop(epoch)
         if boundary and (stop or _every(epoch, spec.training.max_epochs, BOUNDARY_TIMES)):
-            cb.on_boundary(epoch, boundary_grid(model, X_train))
+            cb.on_boundary(epoch, boundary_grid(model, X_train, y=y_train))
         if stop:
             break
 
