@@ -8,49 +8,16 @@ nothing twice, whichever process wrote the points.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from backend.config import get_settings
-from backend.db import new_session
 from backend.deps import MAX_ID
-from backend.notify import wait_for_news
-from backend.runs import service
-from backend.runs.models import FINAL_STATUSES, Run
-from backend.runs.schemas import RunOut
+from backend.runs.feed import join, leave, poll
 
 router = APIRouter()
-
-# Points per message: big enough to replay a long run quickly, small enough to stay a message.
-BATCH = 5000
-
-
-@dataclass
-class _Poll:
-    run: dict[str, Any] | None
-    series: dict[str, Any]
-    cursor: int
-    more: bool
-    boundary_epoch: int | None
-
-
-def _poll(run_id: int, cursor: int) -> _Poll:
-    """The run (read first: once final, all its points are already committed), then new points."""
-    with new_session() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            return _Poll(None, {}, cursor, False, None)
-        run_json = RunOut.of(run).model_dump(mode="json")
-        series, new_cursor = service.get_points(
-            session=session, run_id=run_id, after=cursor, limit=BATCH
-        )
-        more = sum(len(points) for points in series.values()) >= BATCH
-        boundary = service.latest_boundary_epoch(session=session, run_id=run_id)
-        return _Poll(run_json, series, new_cursor, more, boundary)
 
 
 @router.websocket("/api/runs/{run_id}/stream")
@@ -78,34 +45,57 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 
 
 async def _follow(websocket: WebSocket, run_id: int, after: int) -> None:
-    poll_seconds = get_settings().stream_poll_seconds
-    cursor, last_state, last_boundary = max(after, 0), None, None
+    feed, queue = join(run_id, after)
     try:
-        while True:
-            poll = await run_in_threadpool(_poll, run_id, cursor)
-            run, series, cursor, more = poll.run, poll.series, poll.cursor, poll.more
-            if run is None:
-                await websocket.send_json({"type": "error", "message": f"run {run_id} not found",
-                                           "cursor": cursor})
-                await websocket.close(code=4404)
-                return
-            if series:
-                await websocket.send_json({"type": "points", "series": series, "cursor": cursor})
-            if more:
-                continue
-            if poll.boundary_epoch is not None and poll.boundary_epoch != last_boundary:
-                # A notice only: grids are large and only the newest matters (GET /boundary).
-                await websocket.send_json({"type": "boundary", "epoch": poll.boundary_epoch,
-                                           "cursor": cursor})
-                last_boundary = poll.boundary_epoch
-            state = (run["status"], run["progress"]["epoch"], run["finished_at"])
-            if run["status"] in FINAL_STATUSES:
-                await websocket.send_json({"type": "end", "run": run, "cursor": cursor})
-                await websocket.close()
-                return
-            if state != last_state:
-                await websocket.send_json({"type": "run", "run": run, "cursor": cursor})
-                last_state = state
-            await wait_for_news(run_id, poll_seconds)
+        await _send_updates(websocket, run_id, after, feed.cursor, queue)
     except (WebSocketDisconnect, RuntimeError):
         return  # the client left while we were sending
+    finally:
+        leave(feed, queue)
+
+
+async def _send_updates(websocket: WebSocket, run_id: int, cursor: int, joined_at: int,
+                        queue: Any) -> None:
+    last_state, last_boundary = None, None
+    # Catch up on our own from the client's cursor to where the shared feed stood when we
+    # joined; everything after that arrives through the feed.
+    while cursor < joined_at:
+        update = await run_in_threadpool(poll, run_id, cursor, joined_at)
+        if update.run is None or not update.series:
+            break
+        await websocket.send_json({"type": "points", "series": update.series,
+                                   "cursor": update.cursor})
+        cursor = update.cursor
+    while True:
+        update = await queue.get()
+        if update.run is None:
+            await websocket.send_json({"type": "error", "message": f"run {run_id} not found",
+                                       "cursor": cursor})
+            await websocket.close(code=4404)
+            return
+        if update.cursor > cursor:
+            series = update.series
+            if update.start != cursor:
+                # We are not where this update starts (we joined or caught up across it):
+                # read exactly our gap, so no point is missed or sent twice.
+                series = (await run_in_threadpool(poll, run_id, cursor, update.cursor)).series
+            if series:
+                await websocket.send_json({"type": "points", "series": series,
+                                           "cursor": update.cursor})
+            cursor = update.cursor
+        if update.more:
+            continue
+        if update.boundary_epoch is not None and update.boundary_epoch != last_boundary:
+            # A notice only: grids are large and only the newest matters (GET /boundary).
+            await websocket.send_json({"type": "boundary", "epoch": update.boundary_epoch,
+                                       "cursor": cursor})
+            last_boundary = update.boundary_epoch
+        run = update.run
+        if update.final:
+            await websocket.send_json({"type": "end", "run": run, "cursor": cursor})
+            await websocket.close()
+            return
+        state = (run["status"], run["progress"]["epoch"], run["finished_at"])
+        if state != last_state:
+            await websocket.send_json({"type": "run", "run": run, "cursor": cursor})
+            last_state = state
