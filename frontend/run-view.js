@@ -469,8 +469,11 @@ class RunView extends HTMLElement {
     const row = (key, label, value, isUsed) => el("tr", { dataset: { row: key }, class: isUsed ? "row-strong" : null },
       el("td", { text: label }), el("td", { class: "num", text: formatPercent(value) }),
       el("td", { class: "muted", text: isUsed ? "reported as test accuracy" : "" }));
+    // A against the number of masks: one mask is a thinned network, many approach B.
+    const curve = Array.isArray(d.mc_curve) ? d.mc_curve.filter(([k]) => k !== d.mc_samples) : [];
     return table("Dropout at inference: strategy A against strategy B (COURSE.md §8)",
       [["strategy"], ["test accuracy", "num"], [""]], [
+        ...curve.map(([k, acc]) => row(`A-${k}`, `A with ${k} mask${k === 1 ? "" : "s"}`, acc, false)),
         row("A", `A: average the predictions of ${d.mc_samples ?? "K"} dropout masks`, d.mc, used === "mc"),
         row("B", "B: keep every unit, outgoing weights × p_inc", d.scale, used === "scale"),
       ], { "data-table": "dropout" });

@@ -297,6 +297,9 @@ def test_final_figures_show_dropout_a_vs_b_and_the_ensemble_table(
     expect(dropout.locator('tr[data-row="A"] td.num')).to_have_text(percent(result["dropout"]["mc"]))
     expect(dropout.locator('tr[data-row="B"] td.num')).to_have_text(percent(result["dropout"]["scale"]))
     expect(dropout.locator('tr[data-row="A"]')).to_contain_text("10 dropout masks")
+    # A against the number of masks, as the API measured it.
+    for k, acc in result["dropout"]["mc_curve"][:-1]:
+        expect(dropout.locator(f'tr[data-row="A-{k}"] td.num')).to_have_text(percent(acc))
     expect(dropout.locator('tr[data-row="B"]')).to_contain_text("reported as test accuracy")
 
     ens = result["ensemble"]

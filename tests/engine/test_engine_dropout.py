@@ -86,7 +86,7 @@ def test_training_reports_both_inferences():
     out = train(parse_spec(small(p_inc_input=0.8, p_inc_hidden=0.5, mc_samples=10)),
                 device="cpu")
     r = out.result
-    assert set(r["dropout"]) == {"inference", "scale", "mc", "mc_samples"}
+    assert set(r["dropout"]) == {"inference", "scale", "mc", "mc_samples", "mc_curve"}
     assert r["dropout"]["mc_samples"] == 10 and r["dropout"]["inference"] == "scale"
     assert r["test_accuracy"] == r["dropout"]["scale"]
     assert r["test_accuracy_mc"] == r["dropout"]["mc"]
@@ -130,3 +130,19 @@ def test_each_ensemble_member_draws_its_own_masks():
     with mc_dropout(stacked, torch.Generator().manual_seed(0)):
         out = stacked(x)
     assert not torch.allclose(out[0], out[1])
+
+
+def test_strategy_a_against_the_number_of_masks_approaches_b():
+    """COURSE.md §8: A (average of masks) against the number of masks, next to B (scaling)."""
+    from worker.engine import parse_spec, train
+
+    spec = parse_spec({"model": {"hidden": [64], "dropout": {"p_inc_hidden": 0.5,
+                                                             "mc_samples": 200}},
+                       "training": {"max_epochs": 8}})
+    result = train(spec).result["dropout"]
+    curve = result["mc_curve"]
+    assert [k for k, _ in curve] == [1, 2, 3, 5, 10, 20, 50, 100, 200]
+    assert all(0 <= acc <= 1 for _, acc in curve)
+    # One mask is a noisy thinned network; many masks average out to (nearly) the full one.
+    assert abs(curve[-1][1] - result["scale"]) < abs(curve[0][1] - result["scale"]) + 1e-9
+    assert abs(curve[-1][1] - result["scale"]) <= 0.02

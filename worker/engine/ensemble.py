@@ -98,3 +98,30 @@ def summary(
         "vote_test_accuracy": vote_accuracy,
         "mean_test_accuracy": mean_accuracy,
     }
+
+
+# Where the curve of strategy A's accuracy against the number of masks is read.
+MC_CURVE_AT = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@torch.no_grad()
+def mc_curve(model: nn.Module, X: torch.Tensor, y: torch.Tensor, samples: int,
+             generator: torch.Generator | None, chunk: int = 8192) -> list[list[float]]:
+    """[[k, accuracy of strategy A with k masks], …] for k in MC_CURVE_AT up to ``samples``
+    (and ``samples`` itself): the course's "A against the number of masks". One pass per mask;
+    the running mean of probabilities is read at each k."""
+    ks = sorted({k for k in MC_CURVE_AT if k <= samples} | {samples})
+    was_training = model.training
+    model.eval()
+    total: torch.Tensor | None = None
+    out = []
+    with mc_dropout(model, generator):
+        for k in range(1, samples + 1):
+            lp = torch.cat([member_log_probs(model, X[i:i + chunk])
+                            for i in range(0, len(X), chunk)], dim=1)  # (K, N, C)
+            total = lp if total is None else torch.logaddexp(total, lp)
+            if k in ks:
+                combined = mean_log_probs(total - math.log(k))
+                out.append([k, (combined.argmax(1) == y).double().mean().item()])
+    model.train(was_training)
+    return out

@@ -394,8 +394,11 @@ def train(
                             generator=mc_gen))
         if spec.model.dropout.inference == "mc":
             test = mc
+        curve = ens.mc_curve(model, X_test, y_test, samples, torch.Generator(dev).manual_seed(
+            derive_seed(spec.seed, "mc_curve")))
         dropout_result = {"inference": spec.model.dropout.inference,
-                          "scale": scale["accuracy"], "mc": mc["accuracy"], "mc_samples": samples}
+                          "scale": scale["accuracy"], "mc": mc["accuracy"], "mc_samples": samples,
+                          "mc_curve": curve}
     ensemble_result = None
     if stacked:
         ensemble_result = ens.summary(test["member_accuracy"], test["mean_accuracy"],
