@@ -23,6 +23,9 @@ from sqlalchemy.sql.expression import false
 
 from backend.db import Base, UTCDateTime
 
+# Consecutive x values summarised by one metric_rollups row.
+ROLLUP_BLOCK = 256
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -103,3 +106,21 @@ class RunCheckpoint(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MetricRollup(Base):
+    """Minimum and maximum of a series over a block of ROLLUP_BLOCK consecutive x, kept up to
+    date as points are written, so a million-point series is downsampled from a few thousand
+    rows instead of being read whole."""
+
+    __tablename__ = "metric_rollups"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    min_x: Mapped[int] = mapped_column(BigInteger)
+    min_v: Mapped[float] = mapped_column(Float)
+    max_x: Mapped[int] = mapped_column(BigInteger)
+    max_v: Mapped[float] = mapped_column(Float)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,14 @@ from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import NotFound, TooMany, Unavailable
-from backend.runs.models import MetricPoint, Run, RunBoundary, RunModel
+from backend.runs.models import (
+    ROLLUP_BLOCK,
+    MetricPoint,
+    MetricRollup,
+    Run,
+    RunBoundary,
+    RunModel,
+)
 from backend.spec_errors import SpecInvalid
 from worker.engine.spec import Spec, parse_spec
 
@@ -120,17 +127,52 @@ def _finite_or_none(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def log_batch(*, session: Session, run_id: int, points: Iterable[Point]) -> None:
-    """Insert points in one statement; a point already stored (a resumed epoch) is kept as is."""
+    """Insert points in one statement; a point already stored (a resumed epoch) is kept as is.
+    The rollups are updated from the rows really inserted (RETURNING skips the kept ones)."""
     rows = [
         {"run_id": run_id, "key": key, "x": int(x), "value": _finite_or_none(value)}
         for key, x, value in points
     ]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(MetricPoint).on_conflict_do_nothing(), rows)
+    inserted = session.execute(
+        _insert(session)(MetricPoint).on_conflict_do_nothing()
+        .returning(MetricPoint.key, MetricPoint.x, MetricPoint.value), rows
+    ).all()
+    _roll_up(session, run_id, inserted)
+
+
+def _roll_up(session: Session, run_id: int, inserted: Sequence[Any]) -> None:
+    blocks: dict[tuple[str, int], list[Any]] = {}
+    for key, x, value in inserted:
+        if value is None:
+            continue
+        b = blocks.setdefault((key, x // ROLLUP_BLOCK), [0, x, value, x, value])
+        b[0] += 1
+        if value < b[2]:
+            b[1], b[2] = x, value
+        if value > b[4]:
+            b[3], b[4] = x, value
+    if not blocks:
+        return
+    stmt = _insert(session)(MetricRollup)
+    old, new = MetricRollup.__table__.c, stmt.excluded
+    lower, higher = new.min_v < old.min_v, new.max_v > old.max_v
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["run_id", "key", "block"],
+        set_={"n": old.n + new.n,
+              "min_x": case((lower, new.min_x), else_=old.min_x),
+              "min_v": case((lower, new.min_v), else_=old.min_v),
+              "max_x": case((higher, new.max_x), else_=old.max_x),
+              "max_v": case((higher, new.max_v), else_=old.max_v)},
+    ), [{"run_id": run_id, "key": key, "block": block, "n": n, "min_x": lo_x, "min_v": lo_v,
+         "max_x": hi_x, "max_v": hi_v}
+        for (key, block), (n, lo_x, lo_v, hi_x, hi_v) in blocks.items()])
 
 
 def get_points(
@@ -181,9 +223,7 @@ def log_boundaries(*, session: Session, run_id: int, grids: Iterable[tuple[int, 
     rows = [{"run_id": run_id, "epoch": epoch, "grid": grid} for epoch, grid in grids]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(RunBoundary).on_conflict_do_nothing(), rows)
+    session.execute(_insert(session)(RunBoundary).on_conflict_do_nothing(), rows)
 
 
 def boundary_epochs(*, session: Session, run_id: int) -> list[int]:
