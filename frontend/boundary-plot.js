@@ -120,6 +120,14 @@ class BoundaryPlot extends HTMLElement {
         colorbar: { title: { text: "class", side: "right" }, thickness: 12, tickvals: [...Array(k).keys()] },
         hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<br>class %{z}, p %{customdata:.3f}<extra></extra>" });
     }
+    // The training examples themselves, over the map: where the boundary must pass.
+    const pts = grid.points;
+    if (pts && Array.isArray(pts.x) && pts.x.length) {
+      traces.push({ type: "scatter", mode: "markers", x: pts.x, y: pts.y, name: "training examples",
+        marker: { size: 5, color: pts.label.map((c) => CLASS_COLORS[c % CLASS_COLORS.length]),
+          line: { color: "#1d2433", width: 0.6 } },
+        hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<extra>training example</extra>", showlegend: false });
+    }
     this.placeholder.hidden = true;
     const plot = this.plot;
     if (!plot) return;

@@ -271,8 +271,12 @@ def test_run_view_marks_early_stopping_and_shows_diagnostics(
     boundary = httpx.get(f"{server}/api/runs/{run['id']}/boundary").json()
     plot = page.locator("boundary-plot")
     expect(plot).to_have_attribute("data-epoch", str(boundary["epoch"]))
-    shown = plot_data(page, "boundary-plot")[0]
+    traces = plot_data(page, "boundary-plot")
+    shown = traces[0]
     assert shown["z"] == boundary["probs"] and shown["x"] == boundary["x"]
+    # The training examples are drawn over the map, where the API says they are.
+    examples = [t for t in traces if t.get("mode") == "markers"]
+    assert examples and examples[0]["x"] == boundary["points"]["x"]
 
     # The returned model and the metrics download.
     model = page.get_by_role("link", name="Download model")
