@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,18 +63,18 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
     return torch.empty(n).uniform_(lo, hi, generator=gen)
 
 
-class _Op:
+class _Op(ABC):
     """One op: ``sample`` draws per-image parameters on the CPU, ``apply`` uses them."""
 
     def __init__(self, params: Any, shape: tuple[int, int, int]) -> None:
         self.params = params
         self.c, self.h, self.w = shape
 
-    def sample(self, n: int, gen: torch.Generator) -> Params:
-        raise NotImplementedError
+    @abstractmethod
+    def sample(self, n: int, gen: torch.Generator) -> Params: ...
 
-    def apply(self, x: Tensor, p: Params) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, x: Tensor, p: Params) -> Tensor: ...
 
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
         return self.apply(x, self.sample(len(x), gen))
