@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="one run headless, results to a folder")
     train.add_argument("spec", help="YAML or JSON spec file")
     train.add_argument("--out", help="result folder (default runs/<spec name>)")
-    train.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+    train.add_argument("--threads", type=int, default=None, help="torch threads (default: chosen from the cores and the model size)")
     train.add_argument("--data-root", help="dataset files (default <EPOQUE_DATA_DIR>/datasets)")
     train.set_defaults(func=cmd_train)
 

@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", description="Device the worker trains on: auto, cpu, cuda, cuda:N.")
     torch_threads: int | None = Field(
-        None, ge=1, description="torch threads per worker process; default 1 (fastest for small "
-        "models on a shared CPU)."
+        None, ge=1, description="torch threads per run; default: 1 for small models (fastest "
+        "here), every usable core for big steps (worker/threads.py)."
     )
     broker_poll_seconds: float = Field(
         0.1, gt=0, description="Polling interval of the embedded SQLite broker."

@@ -17,7 +17,8 @@ import torch
 
 from bench.common import Row, cores
 
-BENCHMARKS = ["quality", "engine_speed", "persisted", "ensembles", "metrics_history", "stream", "studies"]
+BENCHMARKS = ["quality", "engine_speed", "threads", "persisted", "ensembles", "metrics_history",
+              "stream", "studies"]
 
 
 def machine() -> str:

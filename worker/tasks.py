@@ -36,6 +36,7 @@ from backend.runs.service import Point
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Callbacks, Spec, TrainOutcome, parse_spec, train
+from worker.threads import choose_threads
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,18 @@ def worker_device() -> str:
     if wanted == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return wanted
+
+
+def run_threads(spec: Spec) -> int:
+    """EPOQUE_TORCH_THREADS when set; otherwise chosen from the cores and the model size."""
+    threads = get_settings().torch_threads
+    if threads is None:
+        try:
+            threads = choose_threads(spec)
+        except (ValueError, RuntimeError):
+            threads = 1  # an unusual model the estimate cannot build: the safe default
+    torch.set_num_threads(threads)
+    return threads
 
 
 def configure_threads() -> int:
@@ -167,6 +180,8 @@ def execute_run(run_id: int) -> str:
                           current_lr=reporter.current_lr, on_step=reporter.on_step,
                           on_boundary=reporter.on_boundary, on_checkpoint=reporter.on_checkpoint)
     device = worker_device() if spec.device == "auto" else spec.device
+    threads = run_threads(spec)
+    log.info("run %s: %d torch thread(s) on %s", run_id, threads, device)
     status, result, error, model = "failed", None, None, None
     try:
         data_root = prepare_data(spec)

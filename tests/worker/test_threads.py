@@ -1,0 +1,27 @@
+"""The thread count follows the model size: one thread for small steps, the cores for big ones."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from worker.engine import parse_spec
+from worker.threads import SMALL_STEP_MACS, choose_threads, macs_per_example
+
+
+def test_multiply_adds_are_counted_like_by_hand() -> None:
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    assert macs_per_example(mlp, (1, 8, 8)) == 64 * 128 + 128 * 10
+    conv = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU())
+    assert macs_per_example(conv, (3, 16, 16)) == 3 * 9 * 16 * 16 * 16
+    conv1d = nn.Conv1d(1, 8, 5)
+    assert macs_per_example(conv1d, (1, 40)) == 5 * 8 * 36
+
+
+def test_small_models_get_one_thread_big_steps_get_the_cores() -> None:
+    assert choose_threads(parse_spec({}), cores=2) == 1  # digits MLP: 0.8 M MACs per step
+    assert (64 * 128 + 128 * 128 + 128 * 10) * 32 < SMALL_STEP_MACS
+    cnn = parse_spec({"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]}})
+    assert choose_threads(cnn, cores=2) == 2
+    wide = parse_spec({"model": {"hidden": [1024, 1024]}, "optim": {"batch_size": 256}})
+    assert choose_threads(wide, cores=4) == 4
+    assert choose_threads(wide, cores=1) == 1
