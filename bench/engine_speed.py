@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +23,17 @@ def _mlp(d_in: int, hidden: list[int], n_out: int) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(d_in, n_out))
 
 
-def bare_epochs(X: torch.Tensor, y: torch.Tensor, hidden: list[int], m: int, epochs: int) -> None:
-    """(a) What a careful person writes by hand: in-memory tensors, slices of a permutation."""
+def bare_epochs(X: torch.Tensor, y: torch.Tensor, hidden: list[int], m: int,
+                epochs: int) -> list[float]:
+    """(a) What a careful person writes by hand: in-memory tensors, slices of a permutation.
+    Returns each epoch's seconds."""
     torch.manual_seed(0)
     model = _mlp(X[0].numel(), hidden, int(y.max()) + 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, foreach=True)
     n = len(y)
+    seconds = []
     for _ in range(epochs):
+        t0 = time.perf_counter()
         perm = torch.randperm(n)
         Xs, ys = X[perm], y[perm]
         for i in range(n // m):
@@ -36,6 +41,8 @@ def bare_epochs(X: torch.Tensor, y: torch.Tensor, hidden: list[int], m: int, epo
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        seconds.append(time.perf_counter() - t0)
+    return seconds
 
 
 def dataloader_epochs(X: torch.Tensor, y: torch.Tensor, hidden: list[int], m: int,
@@ -64,7 +71,7 @@ def engine_epoch_seconds(spec_data: dict) -> float:
 def run(smoke: bool = False) -> list[Row]:
     torch.set_num_threads(1)
     epochs = 3 if smoke else 30
-    repeats = 1 if smoke else 5
+    repeats = 1 if smoke else 7
     hidden, m = [128, 128], 32
     spec = {"model": {"hidden": hidden}, "optim": {"batch_size": m},
             "training": {"max_epochs": epochs}}
@@ -72,14 +79,15 @@ def run(smoke: bool = False) -> list[Row]:
     data = load_dataset(parse_spec(spec))
     X, y = data.X_train, data.y_train
 
-    medians = interleaved({
-        "bare": lambda: bare_epochs(X, y, hidden, m, epochs),
-        "dataloader": lambda: dataloader_epochs(X, y, hidden, m, epochs),
-    }, repeats)
-    bare = medians["bare"] / epochs
-    loader = medians["dataloader"] / epochs
-    engine_off = statistics.median(engine_epoch_seconds(off) for _ in range(repeats))
-    engine_on = statistics.median(engine_epoch_seconds(spec) for _ in range(repeats))
+    # Alternated repetitions, each the median of its epochs after the first (as the engine's).
+    bare_runs, off_runs, on_runs = [], [], []
+    for _ in range(repeats):
+        bare_runs.append(statistics.median(bare_epochs(X, y, hidden, m, epochs)[1:]))
+        off_runs.append(engine_epoch_seconds(off))
+        on_runs.append(engine_epoch_seconds(spec))
+    bare, engine_off, engine_on = (statistics.median(r) for r in (bare_runs, off_runs, on_runs))
+    loader = interleaved({"dataloader": lambda: dataloader_epochs(X, y, hidden, m, epochs)},
+                         repeats)["dataloader"] / epochs
     return [
         Row("engine, diagnostics off vs bare loop (digits MLP, m=32, 1 thread)",
             "bare loop", bare, "Époque engine", engine_off, "s/epoch", "ratio ≤ 1.05",
