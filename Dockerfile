@@ -8,4 +8,4 @@ COPY frontend frontend
 RUN pip install --no-cache-dir -e .
 ENV EPOQUE_DATA_DIR=/data
 EXPOSE 8000
-CMD ["epoque", "serve", "--no-worker", "--host", "0.0.0.0"]
+CMD ["epoque", "serve", "--no-worker", "--host", "0.0.0.0", "--generate-token"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     stream_poll_seconds: float = Field(
         0.1, gt=0, description="How often a stream looks for new points in the database."
     )
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        # An empty EPOQUE_API_TOKEN= (as compose passes an unset variable) means no token,
+        # never "the empty token".
+        return None if isinstance(v, str) and not v.strip() else v
 
     @property
     def db_url(self) -> str:

@@ -67,3 +67,11 @@ def test_serving_beyond_loopback_without_a_token_refuses_to_start(tmp_path) -> N
                           timeout=60, check=False)
     assert done.returncode == 2
     assert "EPOQUE_API_TOKEN" in done.stderr and "--generate-token" in done.stderr
+
+
+def test_an_empty_token_is_no_token(tmp_path) -> None:
+    env = {"EPOQUE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "EPOQUE_API_TOKEN": "  "}
+    done = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--host", "0.0.0.0",
+                           "--no-worker"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2 and "EPOQUE_API_TOKEN" in done.stderr
