@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
     )
+    max_epochs: int = Field(10_000, ge=1, description="Most epochs one run may ask for.")
+    max_width: int = Field(4096, ge=1, description="Widest layer (units or channels).")
+    max_depth: int = Field(32, ge=1, description="Most hidden layers or conv blocks.")
+    max_members: int = Field(64, ge=1, description="Most ensemble members.")
+    max_n_samples: int = Field(200_000, ge=10, description="Most examples a synthetic set has.")
+    max_grid_points: int = Field(256, ge=1, description="Most runs one study may create.")
     max_body_bytes: int = Field(
         2 * 2**20, ge=1024, description="Largest JSON request body (uploads have their own limit)."
     )

@@ -24,6 +24,7 @@ from backend.runs.models import (
     RunModel,
 )
 from backend.spec_errors import SpecInvalid
+from backend.spec_limits import check_spec_limits
 from worker.engine.spec import Spec, parse_spec
 
 Point = tuple[str, int, float | None]  # (key, x, value)
@@ -84,6 +85,7 @@ def submit_run(*, session: Session, spec_data: dict[str, Any], study_id: int | N
         spec = parse_spec(spec_data)
     except ValidationError as exc:
         raise SpecInvalid.from_validation(exc) from None
+    check_spec_limits(spec, get_settings())
     run = create_run(session=session, spec=spec, study_id=study_id,
                      queue_limit=get_settings().max_queued_runs)
     try:

@@ -40,7 +40,8 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]], max_points: int) ->
     """(grid point, validated spec) for each point; errors name ``grid.<path>``."""
     points = grid_points(grid)
     if len(points) > max_points:
-        raise GridError("grid", f"{len(points)} grid points exceed the limit of {max_points}")
+        raise GridError("grid", f"{len(points)} grid points; the limit max_grid_points is "
+                                f"{max_points}")
     out = []
     for point in points:
         raw = copy.deepcopy(base)

@@ -16,11 +16,10 @@ from backend.errors import NotFound, Unavailable
 from backend.runs.models import FINAL_STATUSES, Run
 from backend.runs.service import check_queue_room, lock_queue, new_run
 from backend.spec_errors import SpecInvalid
+from backend.spec_limits import check_spec_limits
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
 from worker.engine.spec import parse_spec
-
-MAX_GRID_POINTS = 256
 
 
 def create_study(
@@ -32,7 +31,17 @@ def create_study(
     grid = dict(grid)
     if seeds:
         grid["seed"] = [base_spec.seed + i for i in range(seeds)]
-    expanded = expand(base_spec.model_dump(mode="json"), grid, MAX_GRID_POINTS)
+    settings = get_settings()
+    expanded = expand(base_spec.model_dump(mode="json"), grid, settings.max_grid_points)
+    for point, spec in expanded:
+        try:
+            check_spec_limits(spec, settings)
+        except SpecInvalid as exc:
+            # Named by the grid path that set the value, or else as a field of the base.
+            field, msg = exc.detail[0]["field"], exc.detail[0]["msg"]
+            path = next((p for p in point if p == field or p.startswith(field + ".")
+                         or field.startswith(p + ".")), None)
+            raise SpecInvalid.one(f"grid.{path}" if path else f"base.{field}", msg) from None
     lock_queue(session)
     study = Study(name=name, base=base_spec.model_dump(mode="json"), grid=grid, created_at=utcnow())
     session.add(study)

@@ -31,3 +31,27 @@ def test_full_queue_is_429_with_retry_after_and_creates_nothing(configure, monke
         study = client.post("/api/studies", json={"seeds": 2})
         assert study.status_code == 429
         assert len(client.get("/api/runs").json()) == 3 and client.get("/api/studies").json() == []
+
+
+def test_spec_limits_are_settings_and_name_field_limit_and_value(configure, monkeypatch) -> None:
+    monkeypatch.setenv("EPOQUE_MAX_EPOCHS", "100")
+    monkeypatch.setenv("EPOQUE_MAX_WIDTH", "256")
+    monkeypatch.setenv("EPOQUE_MAX_GRID_POINTS", "3")
+    configure()
+    with TestClient(create_app()) as client:
+        too_long = client.post("/api/runs", json={"training": {"max_epochs": 101}})
+        assert too_long.status_code == 422
+        detail = too_long.json()["detail"][0]
+        assert detail["field"] == "training.max_epochs" and "max_epochs = 100" in detail["msg"]
+        too_wide = client.post("/api/runs", json={"model": {"hidden": [64, 512]}})
+        assert too_wide.json()["detail"][0]["field"] == "model.hidden"
+        assert "max_width = 256" in too_wide.json()["detail"][0]["msg"]
+        grid = client.post("/api/studies", json={"grid": {"model.hidden": [[32], [1024]]}})
+        assert grid.status_code == 422 and grid.json()["detail"][0]["field"] == "grid.model.hidden"
+        base = client.post("/api/studies", json={"base": {"training": {"max_epochs": 500}},
+                                                 "seeds": 2})
+        assert base.json()["detail"][0]["field"] == "base.training.max_epochs"
+        many = client.post("/api/studies", json={"seeds": 4})
+        assert many.status_code == 422 and "3" in many.json()["detail"][0]["msg"]
+        assert client.get("/api/runs").json() == [] and client.get("/api/studies").json() == []
+        assert client.post("/api/runs", json={"training": {"max_epochs": 100}}).status_code == 201

@@ -1,0 +1,25 @@
+"""Server-side limits on what one spec may ask for (the lab is shared): settings, not code.
+
+The spec model keeps hard sanity bounds; these are the operator's, lower, and each refusal names
+the field, the limit's setting and its value.
+"""
+
+from __future__ import annotations
+
+from backend.config import Settings
+from backend.spec_errors import SpecInvalid
+from worker.engine.spec import Spec
+
+
+def check_spec_limits(spec: Spec, settings: Settings) -> None:
+    checks = [
+        ("training.max_epochs", spec.training.max_epochs, "max_epochs", settings.max_epochs),
+        ("model.hidden", len(spec.model.hidden), "max_depth", settings.max_depth),
+        ("model.hidden", max(spec.model.hidden, default=0), "max_width", settings.max_width),
+        ("ensemble.members", spec.ensemble.members, "max_members", settings.max_members),
+        ("data.n_samples", spec.data.n_samples or 0, "max_n_samples", settings.max_n_samples),
+    ]
+    for field, value, name, limit in checks:
+        if value > limit:
+            raise SpecInvalid.one(field,
+                                  f"{value} is over the limit {name} = {limit} of this lab")
