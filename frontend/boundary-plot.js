@@ -2,7 +2,7 @@
 // says a newer grid exists. A slider goes back to the grids of earlier epochs.
 import { getBoundary } from "./api.js";
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { el, useStyle } from "./ui.js";
+import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "boundary-plot.css");
 
@@ -41,7 +41,7 @@ class BoundaryPlot extends HTMLElement {
     this.gone = true;
     const plot = this.plot;
     this.plot = null;
-    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+    releasePlot(plot, this.ready);
   }
 
   /** The stream says a grid newer than what is shown exists. */

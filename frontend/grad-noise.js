@@ -2,7 +2,7 @@
 // m, on log-log axes, with the least-squares slope of log Var[g] on log m. COURSE.md §2: for
 // sampling without structure Var[g] ∝ 1/m, a slope of −1. Earlier measurements stay faint.
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { el, useStyle } from "./ui.js";
+import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "grad-noise.css");
 
@@ -50,7 +50,7 @@ class GradNoise extends HTMLElement {
     clearTimeout(this.timer);
     const plot = this.plot;
     this.plot = null;
-    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+    releasePlot(plot, this.ready);
   }
 
   get hasData() {

@@ -161,12 +161,8 @@ class LaunchForm extends HTMLElement {
   async launchStudy(kind) {
     if (this.busy) return;
     this.clearErrors();
-    const { value, errors } = readSpec(this.fields);
-    if (errors) {
-      for (const [field, message] of errors) this.markField(field, message);
-      this.fail("Some values cannot be read; they are marked below.");
-      return;
-    }
+    const value = this.readOrMark();
+    if (!value) return;
     const name = value.name || null;
     let body;
     if (kind === "seeds") {
@@ -303,16 +299,21 @@ class LaunchForm extends HTMLElement {
     }
   }
 
+  /** The form's spec, or null after marking every field that cannot be read. */
+  readOrMark() {
+    const { value, errors } = readSpec(this.fields);
+    if (!errors) return value;
+    for (const [field, message] of errors) this.markField(field, message);
+    this.fail("Some values cannot be read; they are marked below.");
+    [...errors.keys()][0].input.focus();
+    return null;
+  }
+
   async submit() {
     if (this.busy) return;
     this.clearErrors();
-    const { value, errors } = readSpec(this.fields);
-    if (errors) {
-      for (const [field, message] of errors) this.markField(field, message);
-      this.fail("Some values cannot be read; they are marked below.");
-      [...errors.keys()][0].input.focus();
-      return;
-    }
+    const value = this.readOrMark();
+    if (!value) return;
     this.busy = true;
     this.submitButton.disabled = true;
     this.submitButton.textContent = "Launching…";

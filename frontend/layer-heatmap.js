@@ -2,7 +2,7 @@
 // (first layer on top) against the epoch, coloured by log₁₀ of the value. A spread that
 // shrinks or grows with depth shows as a colour gradient down a column (COURSE.md §5).
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { el, useStyle } from "./ui.js";
+import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "layer-heatmap.css");
 
@@ -35,7 +35,7 @@ class LayerHeatmap extends HTMLElement {
     clearTimeout(this.timer);
     const plot = this.plot;
     this.plot = null;
-    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+    releasePlot(plot, this.ready);
   }
 
   add(series) {

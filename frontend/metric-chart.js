@@ -3,7 +3,7 @@
 // Points are kept here and drawn with Plotly.react, at most once per RENDER_MS, so a live run
 // costs one small redraw per burst of messages. The raw traces come first, in key order
 // (data[0] is the first key); smoothed copies, event markers and vertical marks follow.
-import { el, useStyle } from "./ui.js";
+import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "metric-chart.css");
 
@@ -131,7 +131,7 @@ class MetricChart extends HTMLElement {
     this.sizer?.disconnect();
     const plot = this.plot;
     this.plot = null;
-    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+    releasePlot(plot, this.ready);
   }
 
   /** β of the debiased EMA; 0 shows the raw curves only. */

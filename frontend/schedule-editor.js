@@ -3,7 +3,7 @@
 // change; the table rows write their JSON back into the form's optim.schedule.table field.
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
 import { scheduleCurve, stagesOf } from "./schedule.js";
-import { el, useStyle } from "./ui.js";
+import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "schedule-editor.css");
 
@@ -45,7 +45,7 @@ class ScheduleEditor extends HTMLElement {
     this.sizer?.disconnect();
     const plot = this.plot;
     this.plot = null;
-    if (plot && window.Plotly) this.ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+    releasePlot(plot, this.ready);
   }
 
   /** fields: Map of dotted path → the form's field objects ({read, write, input}). */

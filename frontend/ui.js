@@ -76,3 +76,8 @@ export function formatDuration(startIso, endIso) {
 export function runTitle(run) {
   return run.name || `Run #${run.id}`;
 }
+
+/** Free a Plotly chart once its last drawing is done (a custom element leaving the page). */
+export function releasePlot(plot, ready) {
+  if (plot && window.Plotly) ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+}
