@@ -2,6 +2,7 @@
 // says a newer grid exists. A slider goes back to the grids of earlier epochs.
 import { getBoundary } from "./api.js";
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
+import { drawPlot } from "./plotly-loader.js";
 import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "boundary-plot.css");
@@ -28,10 +29,7 @@ class BoundaryPlot extends HTMLElement {
           el("label", { for: sliderId, text: "grid of epoch" }), this.slider, this.epochLabel)),
       el("p", { class: "chart-note muted", text: "Colour: the model's probability of class 1 (or its predicted class), on a grid over the standardised inputs; the black line is p = ½." }),
       el("div", { class: "chart-body" }, this.plot, this.placeholder));
-    this.ready = window.Plotly
-      ? window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG)
-      : Promise.reject(new Error("Plotly did not load"));
-    this.ready.catch(() => {});
+    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.grid && this.show(this.grid));
     this.load(null);
   }
@@ -131,8 +129,7 @@ class BoundaryPlot extends HTMLElement {
     this.placeholder.hidden = true;
     const plot = this.plot;
     if (!plot) return;
-    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, traces, this.layout(), PLOT_CONFIG));
-    this.ready.catch(() => {});
+    this.ready = drawPlot(this.ready, plot, traces, this.layout(), PLOT_CONFIG);
   }
 }
 

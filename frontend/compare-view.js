@@ -3,7 +3,8 @@
 // drawn as its mean with a ± one-standard-deviation band.
 import { getMetrics, getRun, getStudy, listRuns, listStudies } from "./api.js";
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { FINISHED, el, formatNumber, formatPercent, runTitle, statusBadge, useStyle } from "./ui.js";
+import { drawPlot } from "./plotly-loader.js";
+import { FINISHED, el, formatNumber, formatPercent, releasePlot, runTitle, statusBadge, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "compare-view.css");
 
@@ -106,8 +107,7 @@ class CompareView extends HTMLElement {
     } else {
       this.replaceChildren(this.notice, main);
     }
-    if (window.Plotly) window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG).catch(() => {});
-    else this.placeholder.textContent = "The chart library could not be loaded.";
+    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.draw());
     if (this.withPicker) this.loadPicker();
     this.refresh();
@@ -117,7 +117,7 @@ class CompareView extends HTMLElement {
     this.gone = true;
     clearTimeout(this.timer);
     this.sizer?.disconnect();
-    if (this.plot && window.Plotly) window.Plotly.purge(this.plot);
+    releasePlot(this.plot, this.ready);
   }
 
   async loadPicker() {
@@ -247,7 +247,7 @@ class CompareView extends HTMLElement {
   }
 
   draw() {
-    if (!this.plot || !window.Plotly) return;
+    if (!this.plot) return;
     const runs = this.chosenRuns();
     const differ = differingFields(runs.map((r) => r.spec));
     const groups = this.groups(runs, differ);
@@ -278,7 +278,8 @@ class CompareView extends HTMLElement {
     });
     this.placeholder.hidden = runs.length > 0;
     this.dataset.traces = String(traces.length);
-    window.Plotly.react(this.plot, traces, this.layout(), PLOT_CONFIG).catch(() => {});
+    this.ready = drawPlot(this.ready, this.plot, traces, this.layout(), PLOT_CONFIG);
+    this.ready.catch(() => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }
 
   showDiff() {

@@ -2,6 +2,7 @@
 // m, on log-log axes, with the least-squares slope of log Var[g] on log m. COURSE.md §2: for
 // sampling without structure Var[g] ∝ 1/m, a slope of −1. Earlier measurements stay faint.
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
+import { drawPlot } from "./plotly-loader.js";
 import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "grad-noise.css");
@@ -38,10 +39,7 @@ class GradNoise extends HTMLElement {
       el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: "Variance of g against m (log-log)" })),
       this.slopeText,
       el("div", { class: "chart-body" }, this.plot));
-    this.ready = window.Plotly
-      ? window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG)
-      : Promise.reject(new Error("Plotly did not load"));
-    this.ready.catch(() => {});
+    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.draw());
   }
 
@@ -85,7 +83,7 @@ class GradNoise extends HTMLElement {
 
   draw() {
     const plot = this.plot;
-    if (!plot || !window.Plotly || !this.byEpoch.size) return;
+    if (!plot || !this.byEpoch.size) return;
     const epochs = [...this.byEpoch.keys()].sort((a, b) => a - b);
     const latest = epochs[epochs.length - 1];
     const pointsOf = (e) => [...this.byEpoch.get(e)].sort((a, b) => a[0] - b[0]);
@@ -112,8 +110,7 @@ class GradNoise extends HTMLElement {
       this.slopeText.textContent = `Epoch ${latest}: fitted slope ${fit.slope.toFixed(2)} ` +
         "(COURSE.md §2: about −1, the variance of g falls like 1/m).";
     }
-    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, traces, { ...this.layout(), showlegend: true }, PLOT_CONFIG));
-    this.ready.catch(() => {});
+    this.ready = drawPlot(this.ready, plot, traces, { ...this.layout(), showlegend: true }, PLOT_CONFIG);
   }
 }
 

@@ -2,6 +2,7 @@
 // (first layer on top) against the epoch, coloured by log₁₀ of the value. A spread that
 // shrinks or grows with depth shows as a colour gradient down a column (COURSE.md §5).
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
+import { drawPlot } from "./plotly-loader.js";
 import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "layer-heatmap.css");
@@ -23,10 +24,7 @@ class LayerHeatmap extends HTMLElement {
       el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: title })),
       el("p", { class: "chart-note muted", text: this.getAttribute("note") || "" }),
       el("div", { class: "chart-body" }, this.plot, this.placeholder));
-    this.ready = window.Plotly
-      ? window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG)
-      : Promise.reject(new Error("Plotly did not load"));
-    this.ready.catch(() => { this.placeholder.textContent = "The chart library could not be loaded."; });
+    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.schedule());
   }
 
@@ -77,7 +75,7 @@ class LayerHeatmap extends HTMLElement {
 
   draw() {
     const plot = this.plot;
-    if (!plot || !window.Plotly || !this.layers.size) return;
+    if (!plot || !this.layers.size) return;
     const names = [...this.layers.keys()];
     const xs = [...new Set(names.flatMap((n) => [...this.layers.get(n).keys()]))].sort((a, b) => a - b);
     const z = names.map((n) => {
@@ -94,11 +92,11 @@ class LayerHeatmap extends HTMLElement {
       customdata: z.map((row) => row.map((v) => (v === null ? null : 10 ** v))),
       hovertemplate: `layer %{y}<br>${this.xTitle} %{x}<br>std %{customdata:.3g}<extra></extra>`,
     };
-    this.placeholder.hidden = true;
     this.dataset.layers = String(names.length);
     this.dataset.columns = String(xs.length);
-    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, [trace], this.layout(), PLOT_CONFIG));
-    this.ready.catch(() => {});
+    this.ready = drawPlot(this.ready, plot, [trace], this.layout(), PLOT_CONFIG);
+    this.ready.then(() => { this.placeholder.hidden = true; },
+      () => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }
 }
 

@@ -3,6 +3,8 @@
 // Points are kept here and drawn with Plotly.react, at most once per RENDER_MS, so a live run
 // costs one small redraw per burst of messages. The raw traces come first, in key order
 // (data[0] is the first key); smoothed copies, event markers and vertical marks follow.
+import { drawPlot, plotly } from "./plotly-loader.js";
+import { sketch } from "./sketch.js";
 import { el, useStyle, releasePlot } from "./ui.js";
 
 useStyle(import.meta.url, "metric-chart.css");
@@ -111,18 +113,17 @@ class MetricChart extends HTMLElement {
       this.smoothValue = el("output", { for: id, class: "chart-smooth-value", text: "off" });
       controls.unshift(el("label", { class: "chart-smooth", for: id }, "smoothing"), this.smoothInput, this.smoothValue);
     }
+    // Until Plotly has loaded, the curves are drawn as an SVG sketch in the same box.
+    this.sketchBox = el("div", { class: "sketch-box" });
+    this.body = el("div", { class: "chart-body", style: `min-height: ${this.height()}px` },
+      this.sketchBox, this.plot, this.placeholder);
     this.replaceChildren(
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: title }),
         el("div", { class: "chart-controls" }, controls)),
-      el("div", { class: "chart-body" }, this.plot, this.placeholder));
-    this.ready = window.Plotly
-      ? window.Plotly.newPlot(this.plot, this.traces(), this.layout(), PLOT_CONFIG)
-      : Promise.reject(new Error("Plotly did not load"));
-    this.ready.catch(() => {
-      this.placeholder.textContent = "The chart library could not be loaded.";
-    });
-    this.sizer = watchWidth(this.plot, () => this.schedule());
+      this.body);
+    this.ready = null; // the chain of Plotly drawings, once Plotly has loaded
+    this.sizer = watchWidth(this.body, () => this.schedule());
   }
 
   disconnectedCallback() {
@@ -298,7 +299,7 @@ class MetricChart extends HTMLElement {
   layout() {
     const { shapes, annotations } = this.markShapes();
     return {
-      ...baseLayout(Number(this.getAttribute("height")) || 300, this.plot),
+      ...baseLayout(this.height(), this.plot),
       datarevision: this.revision,
       xaxis: { title: { text: this.xTitle }, rangemode: "nonnegative", gridcolor: "#eef0f5",
                zeroline: false, automargin: true },
@@ -312,14 +313,59 @@ class MetricChart extends HTMLElement {
     };
   }
 
+  /** data-first-paint: the time (ms since the page opened) of the first frame that shows points. */
+  stampFirstPaint() {
+    if (this.dataset.firstPaint || !this.points) return;
+    // The frame's own time: the paint that shows the points follows these callbacks.
+    requestAnimationFrame((frame) => {
+      if (this.dataset.firstPaint) return;
+      this.dataset.firstPaint = frame.toFixed(0);
+      this.dataset.firstPaintWith = this.dataset.drawnWith;
+    });
+  }
+
+  height() {
+    return Number(this.getAttribute("height")) || 300;
+  }
+
+  /** The curves as SVG, while Plotly loads (see sketch.js). */
+  drawSketch() {
+    const lines = [];
+    let i = 0;
+    for (const [key, s] of this.series) {
+      lines.push({ x: this.mapX(s.x), y: this.beta > 0 ? smoothEma(s.y, this.beta) : s.y, color: colorFor(key, i) });
+      i += 1;
+    }
+    const m = this.marks || {};
+    const marks = [[m.best, "#1f7a4d"], [m.stop, "#b4232c"]]
+      .filter(([x]) => x !== null && x !== undefined)
+      .map(([x, color]) => ({ x: this.xMap ? this.xMap(x) : x, color }));
+    this.sketchBox.replaceChildren(sketch({ lines, marks, width: this.body.clientWidth || 600,
+      height: this.height(), yLog: this.yLog, xTitle: this.xTitle, yTitle: this.getAttribute("y-title") || "" }));
+    this.dataset.drawnWith = "sketch";
+    this.stampFirstPaint();
+  }
+
   draw() {
     const plot = this.plot;
-    if (!plot || !window.Plotly) return;
+    if (!plot) return;
     this.revision += 1;
-    const traces = this.traces();
-    const layout = this.layout();
-    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, traces, layout, PLOT_CONFIG));
-    this.ready.catch(() => {});
+    if (!window.Plotly) {
+      if (!this.points) return; // nothing to show yet: no reason to load Plotly now
+      this.drawSketch();
+      this.loading ??= plotly().then(() => this.schedule(), () => {
+        this.loading = null;
+        this.placeholder.hidden = false;
+        this.placeholder.textContent = "The interactive chart library could not be loaded.";
+      });
+      return;
+    }
+    this.ready = drawPlot(this.ready, plot, this.traces(), this.layout(), PLOT_CONFIG);
+    this.ready.then(() => {
+      this.sketchBox.replaceChildren();
+      this.dataset.drawnWith = "plotly";
+      this.stampFirstPaint();
+    }, () => {});
   }
 }
 

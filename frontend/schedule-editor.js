@@ -2,6 +2,7 @@
 // anything runs, and edits a piecewise table row by row. The form calls update() on every
 // change; the table rows write their JSON back into the form's optim.schedule.table field.
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
+import { drawPlot } from "./plotly-loader.js";
 import { scheduleCurve, stagesOf } from "./schedule.js";
 import { el, useStyle, releasePlot } from "./ui.js";
 
@@ -36,8 +37,7 @@ class ScheduleEditor extends HTMLElement {
       el("div", { class: "schedule-body" },
         el("div", { class: "chart-body" }, this.plot),
         el("div", { class: "schedule-side" }, this.stages, this.tableEditor)));
-    this.ready = window.Plotly ? window.Plotly.newPlot(this.plot, [], this.layout(), PLOT_CONFIG) : Promise.reject(new Error("no Plotly"));
-    this.ready.catch(() => {});
+    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.update());
   }
 
@@ -105,8 +105,7 @@ class ScheduleEditor extends HTMLElement {
       line: { color: "#7a4fc4", width: 2, shape: "hv" }, marker: { size: 4 }, meta: "schedule",
       hovertemplate: "epoch %{x}: η = %{y:.3g}<extra></extra>" };
     const plot = this.plot;
-    this.ready = this.ready.catch(() => {}).then(() => window.Plotly.react(plot, [trace], this.layout(), PLOT_CONFIG));
-    this.ready.catch(() => {});
+    this.ready = drawPlot(this.ready, plot, [trace], this.layout(), PLOT_CONFIG);
   }
 
   showRows(table) {

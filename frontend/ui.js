@@ -79,5 +79,5 @@ export function runTitle(run) {
 
 /** Free a Plotly chart once its last drawing is done (a custom element leaving the page). */
 export function releasePlot(plot, ready) {
-  if (plot && window.Plotly) ready.finally(() => window.Plotly.purge(plot)).catch(() => {});
+  if (plot && ready) ready.finally(() => window.Plotly?.purge(plot)).catch(() => {});
 }

@@ -13,12 +13,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# "+id" in both queries: the cursor bound must not choose the index. Without ANALYZE
+# statistics SQLite's planner would read a series through (run_id, id), every point of the
+# run then a sort, instead of through (run_id, key, x): 10x slower for one key of a run with
+# 16 series. The unary plus changes nothing for PostgreSQL.
 _SQL = text("""
 WITH pts AS (
     SELECT x, value,
            CAST((x - :x0) * :buckets / :span AS INTEGER) AS bucket
     FROM metric_points
-    WHERE run_id = :run_id AND key = :key AND id <= :until AND value IS NOT NULL
+    WHERE run_id = :run_id AND key = :key AND +id <= :until AND value IS NOT NULL
 ), ranked AS (
     SELECT x, value,
            ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY value ASC, x ASC) AS lo,
@@ -30,7 +34,7 @@ SELECT x, value FROM ranked WHERE lo = 1 OR hi = 1 ORDER BY x
 
 _RANGE = text("""
 SELECT MIN(x), MAX(x), COUNT(*) FROM metric_points
-WHERE run_id = :run_id AND key = :key AND id <= :until
+WHERE run_id = :run_id AND key = :key AND +id <= :until
 """)
 
 _ROLLUPS = text("""
