@@ -245,6 +245,21 @@ function makeGroup(root, node, path, legend, fields, groups) {
   return fieldset;
 }
 
+// Nested objects that are lessons of their own (initialisation, early stopping) get a top-level
+// section of their own, placed after the section they live in; their field paths stay nested.
+const PROMOTED = ["model.init", "training.early_stopping"];
+
+function promote(root, groups) {
+  for (const key of PROMOTED) {
+    const group = groups.get(key);
+    if (!group) continue;
+    const parent = groups.get(group.path.slice(0, 1).join("."));
+    group.fieldset.classList.replace(`depth-${group.path.length}`, "depth-1");
+    group.fieldset.classList.add("promoted");
+    (parent ? parent.fieldset : root.lastElementChild).after(group.fieldset);
+  }
+}
+
 /** Build the whole form body from the spec schema. */
 export function buildForm(schema) {
   const fields = [];
@@ -270,6 +285,7 @@ export function buildForm(schema) {
     root.append(makeGroup(schema, general, [], "Run", fields, groups));
   }
   for (const make of sections) root.append(make());
+  promote(root, groups);
   return { root, fields, groups };
 }
 

@@ -132,6 +132,13 @@ def test_launch_run_from_form_and_watch_it_live(page: Page, server: str, artifac
 def test_invalid_lr_is_explained_next_to_its_field(page: Page, server: str, artifacts: Path) -> None:
     before = [run["id"] for run in httpx.get(f"{server}/api/runs").json()]
     page.goto("/#/launch")
+    # The form's sections: initialisation and early stopping get their own, after the section
+    # whose spec object holds them.
+    legends = page.locator(".schema-form > fieldset > legend").all_inner_texts()
+    assert legends[:3] == ["Run", "Data", "Model"], legends
+    assert legends[legends.index("Model") + 1] == "Initialisation", legends
+    assert legends[legends.index("Training") + 1].startswith("Early stopping"), legends
+    expect(page.locator('.schema-form > fieldset[data-path="model.init"]')).to_have_count(1)
     lr = page.get_by_label("lr", exact=True)
     lr.fill("-1")
     page.get_by_role("button", name="Launch").click()
