@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from celery.signals import worker_ready, worker_shutdown
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.broker import RUN_TASK
 from backend.config import get_settings
@@ -213,34 +214,46 @@ def run_training(run_id: int) -> str:
     return execute_run(run_id)
 
 
+def _register() -> None:
+    with new_session() as session:
+        workers.register_worker(session=session, name=WORKER_NAME, device=worker_device(),
+                                threads=_threads, queues=_queues)
+
+
 def _heartbeat(stop: threading.Event) -> None:
     while not stop.wait(get_settings().heartbeat_seconds):
         current = _current
         try:
             with new_session() as session:
-                workers.beat(session=session, name=WORKER_NAME,
-                             current_run_id=current[0] if current else None)
+                known = workers.beat(session=session, name=WORKER_NAME,
+                                     current_run_id=current[0] if current else None)
                 if current is not None:
                     beat_run(session=session, run_id=current[0], attempt=current[1])
+            if not known:  # started before the database was ready, or swept: register now
+                _register()
+                log.info("worker %s registered", WORKER_NAME)
         except Exception:
             log.warning("heartbeat failed", exc_info=True)
 
 
 _stop_heartbeat = threading.Event()
+_threads, _queues = 1, "cpu"
 
 
 @worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
-    threads = configure_threads()
-    queues = ",".join(sorted(q.name for q in app.amqp.queues.consume_from.values()))
-    with new_session() as session:
-        workers.register_worker(
-            session=session, name=WORKER_NAME, device=worker_device(), threads=threads,
-            queues=queues,
-        )
+    global _threads, _queues
+    _threads = configure_threads()
+    _queues = ",".join(sorted(q.name for q in app.amqp.queues.consume_from.values()))
+    try:
+        _register()
+    except SQLAlchemyError as exc:
+        # In a fresh deployment the worker may start before the API has created the tables.
+        log.warning("worker %s could not register yet (%s); retrying with each heartbeat",
+                    WORKER_NAME, type(exc).__name__)
     threading.Thread(target=_heartbeat, args=(_stop_heartbeat,), daemon=True).start()
     log.info("worker %s ready: device %s, %d torch thread(s), queues %s",
-             WORKER_NAME, worker_device(), threads, queues)
+             WORKER_NAME, worker_device(), _threads, _queues)
 
 
 @worker_shutdown.connect

@@ -22,11 +22,14 @@ def register_worker(*, session: Session, name: str, device: str, threads: int, q
     session.commit()
 
 
-def beat(*, session: Session, name: str, current_run_id: int | None) -> None:
+def beat(*, session: Session, name: str, current_run_id: int | None) -> bool:
+    """False when the worker is not registered (it should register again)."""
     worker = session.get(Worker, name)
-    if worker is not None:
-        worker.heartbeat_at, worker.current_run_id = now(), current_run_id
-        session.commit()
+    if worker is None:
+        return False
+    worker.heartbeat_at, worker.current_run_id = now(), current_run_id
+    session.commit()
+    return True
 
 
 def forget_worker(*, session: Session, name: str) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,48 +55,54 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+@contextmanager
+def serve(data_dir: Path, log_path: Path, *, port: int | None = None, worker: bool = True,
+          env: dict[str, str] | None = None) -> Iterator[str]:
+    """`epoque serve` on the embedded database and broker in ``data_dir``; yields its base URL
+    once it answers (and, with ``worker``, once a worker listens), and stops it on exit."""
+    port = port or _free_port()
+    full_env = {**os.environ, "EPOQUE_DATA_DIR": str(data_dir), **(env or {})}
+    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
+        full_env.pop(key, None)  # the embedded SQLite database and broker, whatever the shell says
+    args = [_epoque(), "serve", "--port", str(port)] + ([] if worker else ["--no-worker"])
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            ready = False
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    health = httpx.get(f"{base}/api/health", timeout=2).json()
+                    # A worker must be listening, or a launched run would only wait in the queue.
+                    if health.get("workers") or not worker:
+                        ready = True
+                        break
+                except (httpx.HTTPError, ValueError):
+                    pass
+                time.sleep(0.25)
+            if not ready:
+                pytest.fail(f"`epoque serve` did not become ready; see {log_path}")
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[str]:
-    """`epoque serve` on a free port with its own data dir; yields the base URL."""
+    """The lab every browser test shares: its own data dir, one embedded worker."""
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
-    port = _free_port()
-    data_dir = tmp_path_factory.mktemp("epoque-data")
-    env = {**os.environ, "EPOQUE_DATA_DIR": str(data_dir)}
-    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
-        env.pop(key, None)  # the embedded SQLite database and broker, whatever the shell says
     log_path = artifacts / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [_epoque(), "serve", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"{base}/api/health", timeout=2).json()
-                # A worker must be listening, or the launched run would only wait in the queue.
-                if health.get("workers"):
-                    ready = True
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.25)
-        if not ready:
-            pytest.fail(f"`epoque serve` did not become ready with a worker; see {log_path}")
+    log_path.unlink(missing_ok=True)
+    with serve(tmp_path_factory.mktemp("epoque-data"), log_path) as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")

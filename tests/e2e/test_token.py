@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, REPO, _epoque, _free_port
+from tests.e2e.conftest import CHROMIUM, serve
 
 TOKEN = "browser-token-123"
 
@@ -20,27 +16,9 @@ TOKEN = "browser-token-123"
 def guarded_server(tmp_path, artifacts) -> Iterator[str]:
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
-    port = _free_port()
-    env = {**os.environ, "EPOQUE_DATA_DIR": str(tmp_path), "EPOQUE_API_TOKEN": TOKEN}
-    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
-        env.pop(key, None)
-    log = (artifacts / "server-token.log").open("wb")
-    proc = subprocess.Popen([_epoque(), "serve", "--no-worker", "--port", str(port)], cwd=REPO,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
+    with serve(tmp_path, artifacts / "server-token.log", worker=False,
+               env={"EPOQUE_API_TOKEN": TOKEN}) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.mark.browser
