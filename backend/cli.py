@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backend import logredact
+
 log = logging.getLogger("epoque")
 
 
@@ -49,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from backend.app import create_app
     from backend.auth import generate_token, is_loopback
     from backend.config import get_settings
+    from backend.logredact import uvicorn_log_config
     from backend.migrate import upgrade
 
     settings = get_settings()
@@ -71,7 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     child = None if args.no_worker else _embedded_worker()
     try:
         log.info("Époque lab on http://%s:%s", host, port)
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(), host=host, port=port, log_level="info",
+                    log_config=uvicorn_log_config())
     finally:
         if child is not None:
             _stop(child)
@@ -167,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logredact.install()
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
