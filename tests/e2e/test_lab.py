@@ -285,6 +285,35 @@ def test_run_view_marks_early_stopping_and_shows_diagnostics(
     snap(page, artifacts, "run-view-early-stopping", docs=True)
 
 
+def test_a_diverged_run_shows_where_it_diverged(page: Page, server: str, artifacts: Path) -> None:
+    # Momentum α = 0.99 at η = 0.1 blows up within a few epochs on digits (measured: epoch 6).
+    run = post_run(server, {"name": "momentum 0.99 diverges", "model": {"activation": "leaky_relu"},
+                            "optim": {"lr": 0.1, "momentum": 0.99}, "training": {"max_epochs": 30}})
+    page.goto(f"/#/runs/{run['id']}")
+    expect(page.locator("run-view")).to_have_attribute("data-stream", "ended", timeout=120_000)
+    run = httpx.get(f"{server}/api/runs/{run['id']}").json()
+    assert run["status"] == "diverged", run
+    diverged = run["result"]["diverged_epoch"]
+    assert 1 < diverged < 30
+
+    # The non-finite loss travels as null, never as a bare NaN or Infinity token.
+    raw = httpx.get(f"{server}/api/runs/{run['id']}/metrics").text
+    assert "NaN" not in raw and "Infinity" not in raw
+    loss = series(server, run["id"], "train_loss")["train_loss"]
+    assert loss[-1] == [diverged, None] and all(v is not None for _, v in loss[:-1])
+
+    # The chart marks the epoch, leaves the non-finite point out, and the page says why.
+    chart = 'metric-chart[data-metric="loss"]'
+    page.wait_for_function(f"() => ({PLOT.format(sel=chart)}.layout.shapes || []).length >= 1")
+    assert shape(page, chart, "stop")["x0"] == diverged
+    labels = [a["text"] for a in plot_layout(page, chart)["annotations"] if a.get("name") == "stop"]
+    assert labels == [f"diverged {diverged}"]
+    train = plot_data(page, chart)[0]
+    assert train["x"][-1] == diverged and train["y"][-1] is None
+    expect(page.locator("run-view .notice-error")).to_contain_text("The loss diverged")
+    snap(page, artifacts, "run-view-diverged", docs=True)
+
+
 def test_final_figures_show_dropout_a_vs_b_and_the_ensemble_table(
     page: Page, server: str, artifacts: Path
 ) -> None:
