@@ -23,8 +23,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backend worker tests
 
+# `make bench DEVICE=cuda` also runs the GPU benchmark (bench/gpu.py) on the GPU.
+DEVICE ?= cpu
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench --device $(DEVICE)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -1,6 +1,9 @@
 """`make bench`: run every benchmark and write BENCHMARKS.md (``--smoke``: tiny sizes, no file).
 
-Usage: python -m bench [--smoke] [--only NAME ...] [--out BENCHMARKS.md]
+Usage: python -m bench [--smoke] [--only NAME ...] [--out BENCHMARKS.md] [--device cpu|cuda[:N]]
+
+``--device`` is the device of the GPU benchmark (bench/gpu.py, also EPOQUE_BENCH_DEVICE); the
+other benchmarks ignore it. ``make bench DEVICE=cuda`` passes it.
 """
 
 from __future__ import annotations
@@ -8,7 +11,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,7 +23,13 @@ import torch
 from bench.common import Row, cores
 
 BENCHMARKS = ["quality", "engine_speed", "threads", "persisted", "ensembles", "metrics_history",
-              "stream", "studies"]
+              "stream", "studies", "first_paint", "gpu"]
+
+
+def device_arg(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected cpu, cuda or cuda:N")
+    return value
 
 
 def machine() -> str:
@@ -52,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, checks they still run")
     parser.add_argument("--only", nargs="*", default=None, choices=BENCHMARKS)
     parser.add_argument("--out", default="BENCHMARKS.md")
+    parser.add_argument("--device", type=device_arg, default=None,
+                        help="device of the GPU benchmark: cpu (default; it is then skipped "
+                        "outside --smoke), cuda or cuda:N")
     args = parser.parse_args(argv)
+    if args.device:
+        os.environ["EPOQUE_BENCH_DEVICE"] = args.device  # bench.gpu.DEVICE_ENV
     started = time.perf_counter()
     rows: list[tuple[str, Row]] = []
     for name in args.only or BENCHMARKS:

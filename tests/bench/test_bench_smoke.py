@@ -15,5 +15,10 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert len(table) >= 2 + 6  # header, rule, and a row per measured comparison
-    for name in ("bare loop", "DataLoader", "sequential", "downsampled", "stored"):
+    for name in ("bare loop", "DataLoader", "sequential", "downsampled", "stored",
+                 "loss curves drawn"):
         assert name in done.stdout, name
+    # bench/gpu.py on the CPU: every variant, and its tracing code path.
+    for variant in ("float32", "bfloat16", "compiled"):
+        assert f"engine vs bare loop, {variant}: CNN" in done.stdout, variant
+        assert f"share outside aten ops of the steps, {variant}" in done.stdout, variant

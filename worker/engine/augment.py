@@ -64,7 +64,10 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
 
 
 class _Op(ABC):
-    """One op: ``sample`` draws per-image parameters on the CPU, ``apply`` uses them."""
+    """One op: ``sample`` draws per-image parameters on the CPU, ``apply`` uses them.
+
+    The parameters go to the device with ``non_blocking=True``: a blocking copy to a GPU
+    would wait for every queued kernel, a host sync on every augmented step."""
 
     def __init__(self, params: Any, shape: tuple[int, int, int]) -> None:
         self.params = params
@@ -89,7 +92,7 @@ class _Flip(_Op):
         return {"flip": torch.rand(n, generator=gen) < self.params.p}
 
     def apply(self, x: Tensor, p: Params) -> Tensor:
-        m = p["flip"].to(x.device).view(-1, 1, 1, 1)
+        m = p["flip"].to(x.device, non_blocking=True).view(-1, 1, 1, 1)
         return torch.where(m, x.flip(self.dim), x)
 
 
@@ -118,8 +121,8 @@ class _RandomCrop(_Op):
         xp = F.pad(x, [self.left, self.top, self.right, self.bottom],
                    fill=fill, padding_mode=self.params.padding_mode)
         dev = x.device
-        rows = p["top"].to(dev)[:, None] + torch.arange(self.h, device=dev)
-        cols = p["left"].to(dev)[:, None] + torch.arange(self.w, device=dev)
+        rows = p["top"].to(dev, non_blocking=True)[:, None] + torch.arange(self.h, device=dev)
+        cols = p["left"].to(dev, non_blocking=True)[:, None] + torch.arange(self.w, device=dev)
         return _crop_rows_cols(xp, rows, cols)
 
 
@@ -157,7 +160,7 @@ class _RandomResizedCrop(_Op):
 
     def apply(self, x: Tensor, p: Params) -> Tensor:
         dev = x.device
-        top, left, h, w = (p[k].to(dev) for k in ("top", "left", "height", "width"))
+        top, left, h, w = (p[k].to(dev, non_blocking=True) for k in ("top", "left", "height", "width"))
         mode = self.params.interpolation
         ys = _source_index(top, h, self.h, mode)
         xs = _source_index(left, w, self.w, mode)
@@ -231,7 +234,7 @@ class _GridOp(_Op):
 
     def transform(self, x: Tensor, matrices: Tensor) -> Tensor:
         n, dev = len(x), x.device
-        theta = matrices.to(torch.float32).view(n, 2, 3).to(dev)
+        theta = matrices.to(torch.float32).view(n, 2, 3).to(dev, non_blocking=True)
         rescaled = theta.transpose(1, 2) / torch.tensor(
             [0.5 * self.w, 0.5 * self.h], dtype=torch.float32, device=dev
         )
@@ -269,7 +272,7 @@ class _RandomRotation(_GridOp):
         for k, deg in ((0, 0.0), (2, 180.0), (1, 90.0), (3, 270.0)):
             if deg not in special or (k % 2 and self.h != self.w):
                 continue
-            sel = (turns == deg).to(x.device).view(-1, 1, 1, 1)
+            sel = (turns == deg).to(x.device, non_blocking=True).view(-1, 1, 1, 1)
             out = torch.where(sel, torch.rot90(x, k=k, dims=(-2, -1)) if k else x, out)
         return out
 
@@ -351,13 +354,13 @@ class _ColorJitter(_Op):
                 f = p[self.NAMES[k]]
                 if k < 3:
                     # Blends with ratio 1 are exactly the identity: the other images get 1.
-                    x = self._adjust(k, x, torch.where(sel, f, torch.ones_like(f)).to(dev))
+                    x = self._adjust(k, x, torch.where(sel, f, torch.ones_like(f)).to(dev, non_blocking=True))
                 else:
                     # Hue has no exact identity and is the costly one: only the selected
                     # images, each once (indices from the CPU: no device sync).
                     idx = sel.nonzero().squeeze(1)
-                    sub = self._adjust(k, x.index_select(0, idx.to(dev)), f[idx].to(dev))
-                    x = x.index_copy(0, idx.to(dev), sub)
+                    sub = self._adjust(k, x.index_select(0, idx.to(dev, non_blocking=True)), f[idx].to(dev, non_blocking=True))
+                    x = x.index_copy(0, idx.to(dev, non_blocking=True), sub)
         return x
 
     @staticmethod

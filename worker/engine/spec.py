@@ -268,9 +268,25 @@ class DiagnosticsSpec(_Strict):
     )
 
 
+class SpeedSpec(_Strict):
+    """How fast the same computation runs. The defaults are plain float32 eager PyTorch; neither
+    option changes what is trained, only how it runs."""
+
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="bfloat16: forward passes under torch.autocast(bfloat16), faster on GPUs "
+        "with bf16 tensor cores; parameters, gradients and the optimiser stay float32.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the network: a slower first epoch (compiling), faster steps "
+        "after it, mostly on a GPU; the same figures up to float rounding.",
+    )
+
 
 class Spec(_Strict):
-    """An experiment: data, model, optimisation, training, augmentation, ensemble, diagnostics."""
+    """An experiment: data, model, optimisation, training, augmentation, ensemble, diagnostics,
+    speed."""
 
     name: str | None = Field(None, max_length=200, description="Optional label.")
     seed: int = Field(
@@ -292,6 +308,10 @@ class Spec(_Strict):
     ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec, description="Ensemble.")
     diagnostics: DiagnosticsSpec = Field(
         default_factory=DiagnosticsSpec, description="Diagnostics."
+    )
+    speed: SpeedSpec = Field(
+        default_factory=SpeedSpec,
+        description="Speed: precision and compilation.",
     )
 
     @model_validator(mode="after")

@@ -10,6 +10,9 @@ An ensemble (``ensemble.members`` = K > 1) is one stacked network trained by the
 each step takes K minibatches (one per member, each in its member's own order) and one batched
 forward/backward. Per-step work is only what the spec asks for: with the diagnostics off, a
 step is forward, loss, backward, optimiser step and two on-device running sums — no host sync.
+
+``spec.speed`` changes how the network runs, never what is trained (``apply_speed``):
+bfloat16 autocast around every forward pass, and torch.compile of the network, in place.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from .layers import full_pass_statistics
 from .models import build_network
 from .optim import build_optimizer, set_lr
 from .schedules import lr_at
-from .spec import Spec
+from .spec import Spec, SpeedSpec
 
 # Figures that depend on the machine's speed, not on the seed.
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
@@ -44,6 +47,14 @@ EVAL_CHUNK = 8192
 # Gradient noise and decision boundary: at epoch 1, then every max(1, T // N) epochs.
 GRAD_NOISE_TIMES = 10
 BOUNDARY_TIMES = 25
+# The profiler region around each epoch's training steps (bench/gpu.py reads it from traces).
+STEPS_REGION = "epoque.train_steps"
+# torch.compile's backend for speed.compile (inductor: C++ kernels on the CPU, Triton on GPUs).
+COMPILE_BACKEND: str | Callable = "inductor"
+
+
+class CompileError(RuntimeError):
+    """speed.compile was asked for and torch.compile could not compile the network here."""
 
 
 def _no_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -88,6 +99,37 @@ class TrainOutcome:
     classes: list[str]
     input_shape: tuple[int, ...] = ()  # one example's shape, e.g. (1, 8, 8) for digits
     metrics: list[dict[str, float]] = field(default_factory=list)  # what on_epoch received
+
+
+def apply_speed(model: torch.nn.Module, speed: SpeedSpec, device: torch.device) -> None:
+    """``spec.speed`` on a built network, in place; its parameters and state_dict keys are
+    unchanged, so checkpoints, resume and the stored model are the same as without it.
+
+    bfloat16: ``forward`` and ``forward_with_activations`` run under torch.autocast(bfloat16)
+    and hand back float32 logits, so every caller (training step, evaluation, Monte-Carlo
+    dropout, diagnostics) gets the same autocast and reduces in float32; parameters, gradients
+    and the optimiser stay float32. compile: ``Module.compile()``, which compiles the module's
+    call and keeps the module itself (``torch.compile(model)`` would wrap it and prefix every
+    state_dict key). Compilation is lazy: it happens at the first call of each kind (training,
+    evaluation), and a failure then is turned into a CompileError by ``train``.
+    """
+    if speed.precision == "bfloat16":
+        for name in ("forward", "forward_with_activations"):
+            if hasattr(model, name):
+                setattr(model, name, _autocast_bf16(getattr(model, name), device.type))
+    if speed.compile:
+        model.compile(backend=COMPILE_BACKEND)
+
+
+def _autocast_bf16(fn: Callable, device_type: str) -> Callable:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            out = fn(*args, **kwargs)
+        if isinstance(out, tuple):  # forward_with_activations: (logits, {layer: activations})
+            return (out[0].float(), *out[1:])
+        return out.float()
+
+    return run
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -201,7 +243,32 @@ def train(
 
     ``resume``: a snapshot given to ``on_checkpoint``; training goes on after its epoch with
     the same parameters, optimiser state, z*, early-stopping deadline and random streams, so
-    the epochs that follow are those of an uninterrupted run."""
+    the epochs that follow are those of an uninterrupted run.
+
+    With ``speed.compile``, a failure of torch.compile (no C++ compiler for the CPU backend,
+    no Triton for the GPU one, an unsupported operation) is a CompileError whose message says
+    what failed, instead of the compiler's own deep traceback. The run fails rather than going
+    on uncompiled: its timings would then silently measure something else than was asked."""
+    if not spec.speed.compile:
+        return _train(spec, callbacks, device, data_root, resume)
+    from torch._dynamo.exc import TorchDynamoException  # imported only when compiling (~2 s)
+
+    try:
+        return _train(spec, callbacks, device, data_root, resume)
+    except TorchDynamoException as e:
+        inner = getattr(e, "inner_exception", None) or e  # what the backend itself raised
+        lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
+        why = type(inner).__name__ + (f": {lines[0]}" if lines else "")
+        raise CompileError(
+            f"speed.compile: torch.compile could not compile the network on this worker "
+            f"({why}); run with speed.compile off"
+        ) from None
+
+
+def _train(
+    spec: Spec, callbacks: Callbacks | None, device: str | None,
+    data_root: PathLike | str | None, resume: dict | None,
+) -> TrainOutcome:
     cb = callbacks or Callbacks()
     dev = resolve_device(device or spec.device)
 
@@ -223,6 +290,7 @@ def train(
     seeds = [spec.seed + k for k in range(K)]
     model, init_report = build_network(spec, data.input_shape, len(data.classes), seeds)
     model.to(dev).train()
+    apply_speed(model, spec.speed, dev)  # bfloat16 autocast, torch.compile: spec.speed
     stacked = K > 1
     optimizer = build_optimizer(spec.optim, model)
     weights = [p for g in optimizer.param_groups if g["kind"] == "weights" for p in g["params"]]
@@ -284,53 +352,58 @@ def train(
         step0 = (epoch - 1) * n_batches  # global steps done before this epoch
 
         # One epoch of minibatch updates. Running sums stay on the device: no per-step sync.
-        if not stacked:
-            perm = torch.randperm(n, generator=orders[0]).to(dev)
-            Xs, ys = X_train[perm], y_train[perm]
-            # The step only keeps references; the epoch's figures are reduced once at its end
-            # (a few ops per step would cost more than the whole validation pass).
-            losses, outputs = [], []
-            for i in range(n_batches):
-                xb, yb = Xs[i * m:(i + 1) * m], ys[i * m:(i + 1) * m]
-                if augment is not None:
-                    xb = augment(xb, step0 + i)
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)  # mean over the minibatch: g = (1/m) Σ ∇F_k
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.detach())
-                outputs.append(logits.detach())
-                if log_every and (step0 + i + 1) % log_every == 0:
-                    cb.on_step(step0 + i + 1, {"step_loss": loss.item()})
-            loss_sum = torch.stack(losses).sum()
-            correct = (torch.cat(outputs).argmax(dim=1) == ys[:n_batches * m]).sum()
-        else:
-            # K orders, each member's own; a step gathers K minibatches (K, m, …).
-            perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
-            member_losses, outputs = [], []
-            for i in range(n_batches):
-                idx = perms[:, i * m:(i + 1) * m]
-                xb, yb = X_train[idx], y_train[idx]
-                if augment is not None:
-                    xb = augment(xb, step0 + i)
-                # (K, C, m): contiguous for a stacked MLP, whose (K, m, C) logits are a view.
-                logits = model(xb).transpose(1, 2)
-                # Σ_k of member k's mean loss: each member gets exactly its own gradient.
-                member_loss = F.cross_entropy(logits, yb, reduction="none").mean(1)
-                loss = member_loss.sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                member_losses.append(member_loss.detach())
-                outputs.append(logits.detach().argmax(dim=1))  # (K, m)
-                if log_every and (step0 + i + 1) % log_every == 0:
-                    cb.on_step(step0 + i + 1, {"step_loss": loss.item() / K})
-            loss_sum = torch.stack(member_losses).sum(0)
-            labels = y_train[perms[:, :n_batches * m]]  # (K, n_batches·m), each member's order
-            correct = (torch.cat(outputs, dim=1) == labels).sum(1)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)  # once per epoch, so the throughput figure is honest
+        # A named region, so a profiler trace shows where an epoch's steps begin and end.
+        with torch.profiler.record_function(STEPS_REGION):
+            if not stacked:
+                perm = torch.randperm(n, generator=orders[0]).to(dev)
+                Xs, ys = X_train[perm], y_train[perm]
+                # The step only keeps references; the epoch's figures are reduced once at its
+                # end (a few ops per step would cost more than the whole validation pass).
+                losses, outputs = [], []
+                for i in range(n_batches):
+                    xb, yb = Xs[i * m:(i + 1) * m], ys[i * m:(i + 1) * m]
+                    if augment is not None:
+                        xb = augment(xb, step0 + i)
+                    logits = model(xb)
+                    # Mean over the minibatch: g = (1/m) Σ ∇F_k.
+                    loss = F.cross_entropy(logits, yb)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    losses.append(loss.detach())
+                    outputs.append(logits.detach())
+                    if log_every and (step0 + i + 1) % log_every == 0:
+                        cb.on_step(step0 + i + 1, {"step_loss": loss.item()})
+                loss_sum = torch.stack(losses).sum()
+                correct = (torch.cat(outputs).argmax(dim=1) == ys[:n_batches * m]).sum()
+            else:
+                # K orders, each member's own; a step gathers K minibatches (K, m, …).
+                perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
+                member_losses, outputs = [], []
+                for i in range(n_batches):
+                    idx = perms[:, i * m:(i + 1) * m]
+                    xb, yb = X_train[idx], y_train[idx]
+                    if augment is not None:
+                        xb = augment(xb, step0 + i)
+                    # (K, C, m): contiguous for a stacked MLP, whose (K, m, C) logits are a view.
+                    logits = model(xb).transpose(1, 2)
+                    # Σ_k of member k's mean loss: each member gets exactly its own gradient.
+                    member_loss = F.cross_entropy(logits, yb, reduction="none").mean(1)
+                    loss = member_loss.sum()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    member_losses.append(member_loss.detach())
+                    outputs.append(logits.detach().argmax(dim=1))  # (K, m)
+                    if log_every and (step0 + i + 1) % log_every == 0:
+                        cb.on_step(step0 + i + 1, {"step_loss": loss.item() / K})
+                loss_sum = torch.stack(member_losses).sum(0)
+                # (K, n_batches·m), each member's order.
+                labels = y_train[perms[:, :n_batches * m]]
+                correct = (torch.cat(outputs, dim=1) == labels).sum(1)
+            if dev.type == "cuda":
+                # Once per epoch, so the throughput figure is honest.
+                torch.cuda.synchronize(dev)
         train_seconds = time.perf_counter() - t0
 
         # Epoch figures: validation pass, ‖w‖, per-layer spreads, all read in one sync.
