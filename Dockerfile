@@ -4,6 +4,7 @@ COPY pyproject.toml README.md ./
 COPY backend backend
 COPY worker worker
 COPY frontend frontend
+COPY docs/lessons docs/lessons
 # Editable: the app serves frontend/ from beside backend/.
 RUN pip install --no-cache-dir -e .
 ENV EPOQUE_DATA_DIR=/data

@@ -21,6 +21,7 @@ from backend.config import get_settings
 from backend.datasets import router as datasets_router
 from backend.db import new_session
 from backend.errors import DomainError, TooMany
+from backend.guides import router as guides_router
 from backend.limits import BodyLimit
 from backend.presets import router as presets_router
 from backend.previews import router as previews_router
@@ -93,6 +94,7 @@ def create_app() -> FastAPI:
     app.include_router(studies_router.router)
     app.include_router(datasets_router.router)
     app.include_router(presets_router.router)
+    app.include_router(guides_router.router)
     app.include_router(previews_router.router)
 
     @app.exception_handler(RequestValidationError)

@@ -113,6 +113,7 @@ export const createStudy = (body) => request("POST", "/api/studies", body);
 export const deleteStudy = (id) => request("DELETE", studyPath(id));
 
 export const listPresets = () => request("GET", "/api/presets");
+export const getGuide = (lesson) => request("GET", `/api/guides/${encodeURIComponent(lesson)}`);
 export const launchPreset = (id) => request("POST", `/api/presets/${encodeURIComponent(id)}/launch`);
 
 export const listDatasets = () => request("GET", "/api/datasets");

@@ -1,6 +1,7 @@
 // Hash routing: #/ the lessons and runs, #/launch the form, #/runs/<id> one run, #/studies/<id>
-// one study, #/compare?runs=… overlaid runs, #/augment the augmentation lab. Each route mounts
-// one custom element into <main>; leaving a route removes it, which stops its timers and streams.
+// one study, #/compare?runs=… overlaid runs, #/augment the augmentation lab, #/guides/<n> a
+// lesson's guide. Each route mounts one custom element into <main>; leaving a route removes it,
+// which stops its timers and streams.
 import { getHealth } from "./api.js";
 import { el } from "./ui.js";
 import "./home-view.js";
@@ -10,6 +11,7 @@ import "./run-view.js";
 import "./study-view.js";
 import "./compare-view.js";
 import "./augment-lab.js";
+import "./guide-view.js";
 import "./metric-chart.js";
 
 const routes = [
@@ -39,6 +41,7 @@ const routes = [
     },
   },
   { pattern: /^#\/augment\/?$/, title: "Augmentation lab", nav: "#/augment", make: () => el("augment-lab") },
+  { pattern: /^#\/guides\/(\d+)\/?$/, title: "Guide", make: (lesson) => el("guide-view", { lesson }) },
 ];
 
 function render() {

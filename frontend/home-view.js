@@ -91,6 +91,7 @@ class HomeView extends HTMLElement {
       el("div", { class: "lesson-actions" },
         button,
         el("span", { class: "muted lesson-kind", text: kind }),
+        el("a", { href: `#/guides/${preset.lesson}`, "aria-label": `Guide to lesson ${preset.lesson}`, text: "Guide" }),
         preset.lesson === 9 ? el("a", { href: "#/augment", text: "Augmentation lab" }) : null),
       status);
   }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
@@ -33,3 +35,18 @@ def test_launching_a_preset_creates_its_study(configure) -> None:
         single = client.post("/api/presets/ensemble/launch").json()
         assert single["kind"] == "run" and single["run"]["spec"]["ensemble"]["members"] == 5
         assert client.post("/api/presets/nope/launch").status_code == 404
+
+
+def test_every_lesson_has_a_guide_served_as_written(configure) -> None:
+    configure()
+    docs = Path(__file__).resolve().parents[2] / "docs" / "lessons"
+    with TestClient(create_app()) as client:
+        guides = client.get("/api/guides").json()
+        assert [g["lesson"] for g in guides] == list(range(1, 11))
+        for guide in guides:
+            assert guide["title"].startswith(f"Lesson {guide['lesson']} — ")
+            assert guide["markdown"] == (docs / f"{guide['slug']}.md").read_text(encoding="utf-8")
+        one = client.get("/api/guides/3").json()
+        assert one["slug"] == "03-early-stopping" and "## What to look at" in one["markdown"]
+        assert client.get("/api/guides/42").status_code == 404
+        assert client.get("/api/guides/0").status_code == 422

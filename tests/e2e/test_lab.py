@@ -150,6 +150,29 @@ def test_home_shows_every_lesson_and_launches_its_preset(
 # --- Run view --------------------------------------------------------------------------------
 
 
+def test_a_lesson_card_opens_its_guide_rendered_from_docs(page: Page, server: str, artifacts: Path) -> None:
+    page.goto("/#/")
+    page.get_by_role("link", name="Guide to lesson 4").click()
+    expect(page).to_have_url(re.compile(r"#/guides/4$"))
+    guide = page.locator("guide-view article.guide")
+    expect(guide.get_by_role("heading", level=1)).to_have_text("Lesson 4 — Learning-rate schedules")
+    expect(guide.get_by_role("heading", level=2).first).to_have_text("The slide's schedule")
+    # The Markdown table, lists, emphasis and code are elements, not Markdown source.
+    expect(guide.locator("table th")).to_have_text(["epoch", "0", "75", "125", "175"])
+    expect(guide.locator("table td").nth(1)).to_have_text("0.1")
+    expect(guide.locator("li strong").first).to_have_text("Before launching:")
+    expect(guide.locator("p code").first).to_have_text("step-schedule")
+    text = guide.inner_text()
+    assert "**" not in text and "## " not in text and "|---" not in text
+    snap(page, artifacts, "guide", docs=True)
+    # The guide launches its lesson's preset.
+    page.get_by_role("button", name=re.compile("Launch “Step schedule")).click()
+    expect(page).to_have_url(re.compile(r"#/studies/\d+$"))
+    page.expected_errors.append("status of 404")  # the guide that does not exist
+    page.goto("/#/guides/42")
+    expect(page.get_by_role("alert")).to_have_text("There is no guide for lesson 42.")
+
+
 def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
     page: Page, server: str, artifacts: Path
 ) -> None:
