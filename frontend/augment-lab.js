@@ -271,7 +271,7 @@ class AugmentLab extends HTMLElement {
         : await previewAugment({ dataset: this.datasetSelect.value, index: Number(this.indexInput.value) || 0, augment: ops, n, seed });
       // Only the newest request is shown: an older answer arriving late is dropped.
       if (this.gone || token !== this.sampleToken) return;
-      this.original.replaceChildren(imageFigure(out.original, this.file ? "your image" : `original: ${this.datasetSelect.value} #${this.indexInput.value}`, { class: "aug-figure aug-figure-original" }));
+      this.original.replaceChildren(imageFigure(out.original, this.file ? "your image" : `original: ${this.datasetSelect.value} #${this.indexInput.value}, label ${out.label}`, { class: "aug-figure aug-figure-original" }));
       this.samples.replaceChildren(...(out.samples || []).map((s) => imageFigure(s.png, `seed ${s.seed}`, { dataset: { seed: String(s.seed) } })));
       this.dataset.shown = String((out.samples || []).length);
     } catch (err) {
@@ -323,7 +323,7 @@ class AugmentLab extends HTMLElement {
       this.jitterGrid.replaceChildren(
         el("div", { class: "jitter-row" },
           el("p", { class: "jitter-name", text: "original" }),
-          imageFigure(out.original, `${this.jitterDataset.value} #${v.index}`)),
+          imageFigure(out.original, `${this.jitterDataset.value} #${v.index}, label ${out.label}`)),
         ...(out.components || []).map((comp) => el("div", { class: "jitter-row", dataset: { component: comp.name } },
           el("p", { class: "jitter-name" }, el("strong", { text: comp.name }), ` ${comp.value}`,
             comp.applies ? null : el("span", { class: "muted", text: " (no effect on 1-channel images)" })),

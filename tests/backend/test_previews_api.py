@@ -31,6 +31,12 @@ def test_augment_preview_is_seeded_and_gives_n_distinct_images(configure) -> Non
     assert pngs == [s["png"] for s in again["samples"]]  # same seed, same images
     assert pngs[1:] == [s["png"] for s in other["samples"]][:-1]  # sample k is seed + k
     assert _image(first["original"]).size[0] >= 64  # upscaled so small images are visible
+    # The label every augmented copy keeps: the example's class, as the dataset has it.
+    from worker.engine.datasets import dataset_info, load_raw
+    from worker.engine.spec import DataSpec
+
+    raw = load_raw(DataSpec(dataset="shapes"), 0, None)
+    assert first["label"] == dataset_info("shapes").classes[int(raw.y[6])]
 
 
 def test_jitter_preview_shows_each_component_with_trials(configure) -> None:

@@ -492,6 +492,7 @@ def test_augmentation_lab_samples_are_seeded_and_jitter_shows_each_component(
     trap = sample_sources(page)
     original = page.locator(".aug-original img").get_attribute("src")
     assert len(set(trap)) == 1 and trap[0] != original
+    expect(page.locator(".aug-original figcaption")).to_have_text("original: digits #6, label 6")
     snap(page, artifacts, "augment-lab", docs=True)
 
     # ColorJitter one component at a time, trials #0…#3.

@@ -43,7 +43,7 @@ from .augment_spec import (
     pad_lrtb,
     validate_op_params,
 )
-from .datasets import derive_seed, load_raw
+from .datasets import dataset_info, derive_seed, load_raw
 from .spec import AugmentOp, DataSpec, Spec
 
 try:  # torchvision's batched RGB↔HSV (private, but what F.adjust_hue itself runs)
@@ -471,14 +471,17 @@ def _data_spec(dataset: str | dict | DataSpec | Spec) -> tuple[DataSpec, int]:
     return DataSpec(dataset=dataset), 0
 
 
-def _example(data: DataSpec, data_seed: int, index: int, data_root) -> Tensor:
+def _example(data: DataSpec, data_seed: int, index: int, data_root) -> tuple[Tensor, str]:
+    """Example ``index`` as a (1, C, H, W) batch, and its label: the class a training run
+    would learn for every augmented copy of it (a flipped 6 stays labelled 6)."""
     raw = load_raw(data, data_seed, data_root)
     if not 0 <= index < len(raw.X):
         raise IndexError(f"index {index} out of range: {data.dataset!r} has {len(raw.X)} examples")
     x = torch.from_numpy(np.ascontiguousarray(raw.X[index:index + 1], dtype=np.float32))
     if x.dim() != 4:
         raise ValueError(f"{data.dataset!r} is not an image dataset: nothing to preview")
-    return x
+    classes = raw.classes or dataset_info(data.dataset).classes
+    return x, str(classes[int(raw.y[index])])
 
 
 def _preview_spec(data: DataSpec, ops: Sequence, seed: int) -> Spec:
@@ -507,16 +510,16 @@ def preview(
     seed: int = 0,
     data_root=None,
 ) -> dict:
-    """``{"original": png, "samples": [{"seed": s, "png": png}, ...]}`` for example ``index``
-    of the dataset (in the order the loader returns it: the official training part where
-    there is one, before any split), augmented ``n`` times by ``augment_ops``.
+    """``{"original": png, "label": class, "samples": [{"seed": s, "png": png}, ...]}`` for
+    example ``index`` of the dataset (in the order the loader returns it: the official training
+    part where there is one, before any split), augmented ``n`` times by ``augment_ops``.
 
     Sample k is what a training run with ``seed = seed + k`` does to that image at step 0:
     the same ``make_augmenter`` code path. Same arguments, same bytes."""
     data, data_seed = _data_spec(dataset)
     base = _preview_spec(data, augment_ops, seed)
-    x = _example(data, data_seed, index, data_root)
-    return {"original": to_png(x[0]), "samples": _samples(x, base, n, seed)}
+    x, label = _example(data, data_seed, index, data_root)
+    return {"original": to_png(x[0]), "label": label, "samples": _samples(x, base, n, seed)}
 
 
 def jitter_trials(
@@ -540,7 +543,7 @@ def jitter_trials(
              ("saturation", saturation), ("hue", hue))
     specs = [_preview_spec(data, [{"op": "color_jitter", name: value}], seed)
              for name, value in parts]
-    x = _example(data, data_seed, index, data_root)
+    x, label = _example(data, data_seed, index, data_root)
     components = []
     for (name, value), base in zip(parts, specs):
         samples = _samples(x, base, trials, seed)
@@ -550,7 +553,7 @@ def jitter_trials(
             "applies": x.shape[1] == 3 or name in ("brightness", "contrast"),
             "trials": [{"trial": t, **s} for t, s in enumerate(samples)],
         })
-    return {"original": to_png(x[0]), "components": components}
+    return {"original": to_png(x[0]), "label": label, "components": components}
 
 
 def preview_image(image: Tensor, augment_ops: Sequence[dict | AugmentOp], n: int = 8,
