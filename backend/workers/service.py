@@ -7,11 +7,13 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from backend.config import get_settings
 from backend.db import utcnow as now
 from backend.workers.models import Worker
 
-# A worker that has not beaten for this long is not listed as alive.
-ALIVE_WITHIN = timedelta(seconds=30)
+# A worker that has missed this many heartbeats is not listed as alive (it was killed; a worker
+# that stops cleanly forgets itself at once).
+MISSED_BEATS = 3
 
 
 def register_worker(*, session: Session, name: str, device: str, threads: int, queues: str) -> None:
@@ -38,5 +40,5 @@ def forget_worker(*, session: Session, name: str) -> None:
 
 
 def live_workers(*, session: Session) -> list[Worker]:
-    since = now() - ALIVE_WITHIN
+    since = now() - timedelta(seconds=MISSED_BEATS * get_settings().heartbeat_seconds)
     return list(session.scalars(select(Worker).where(Worker.heartbeat_at >= since)))

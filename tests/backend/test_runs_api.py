@@ -131,3 +131,22 @@ def test_health_and_schema(client: TestClient) -> None:
     assert schema["$defs"]["ModelSpec"]["properties"]["hidden"]["default"] == [128, 128]
     assert schema["properties"]["augment"]["default"] == []
     assert schema["properties"]["optim"]["default"]["lr"] == 0.1
+
+
+def test_health_lists_a_worker_until_it_misses_three_heartbeats(client: TestClient) -> None:
+    from datetime import timedelta
+
+    from backend.config import get_settings
+    from backend.db import utcnow
+    from backend.workers.models import Worker
+    from backend.workers.service import register_worker
+
+    beat = get_settings().heartbeat_seconds
+    with new_session() as session:
+        register_worker(session=session, name="w-late", device="cpu", threads=1, queues="cpu")
+        register_worker(session=session, name="w-dead", device="cpu", threads=1, queues="cpu")
+        session.get(Worker, "w-late").heartbeat_at = utcnow() - timedelta(seconds=2 * beat)
+        session.get(Worker, "w-dead").heartbeat_at = utcnow() - timedelta(seconds=3.5 * beat)
+        session.commit()
+    names = [w["name"] for w in client.get("/api/health").json()["workers"]]
+    assert names == ["w-late"]
