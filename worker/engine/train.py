@@ -382,7 +382,12 @@ def _train(
                 member_losses, outputs = [], []
                 for i in range(n_batches):
                     idx = perms[:, i * m:(i + 1) * m]
-                    xb, yb = X_train[idx], y_train[idx]
+                    # index_select on the flattened index: the same rows as X_train[idx], but
+                    # advanced indexing with a 2-D index is ~5x slower (0.1-0.3 ms of a K = 64
+                    # step, measured).
+                    flat = idx.reshape(-1)
+                    xb = X_train.index_select(0, flat).view(*idx.shape, *X_train.shape[1:])
+                    yb = y_train.index_select(0, flat).view(idx.shape)
                     if augment is not None:
                         xb = augment(xb, step0 + i)
                     # (K, C, m): contiguous for a stacked MLP, whose (K, m, C) logits are a view.
