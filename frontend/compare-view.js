@@ -278,8 +278,14 @@ class CompareView extends HTMLElement {
     });
     this.placeholder.hidden = runs.length > 0;
     this.dataset.traces = String(traces.length);
+    // data-settled: the chart shows every chosen run's final curve (tests and scripts wait on it).
+    const settled = runs.length > 0 && runs.every((r) => FINISHED.has(r.status)
+      && this.metrics.get(`${r.id}|${this.metric}`)?.final);
+    this.dataset.settled = "false";
     this.ready = drawPlot(this.ready, this.plot, traces, this.layout(), PLOT_CONFIG);
-    this.ready.catch(() => { this.placeholder.textContent = "The chart library could not be loaded."; });
+    const drawn = this.ready;
+    drawn.then(() => { if (this.ready === drawn) this.dataset.settled = String(settled); },
+      () => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }
 
   showDiff() {

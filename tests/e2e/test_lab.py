@@ -405,9 +405,9 @@ def test_study_table_sorts_and_compare_overlays_with_a_seed_band(
     # The overlay: each η is one mean curve with a ± std band over its 2 seeds.
     compare = 'study-view compare-view'
     expect(page.locator(".diff-table th.diff-field")).to_have_text(["seed", "optim.lr"])
-    page.wait_for_function(
-        f"() => ({PLOT.format(sel=compare)}?.data || []).filter((t) => String(t.meta).startsWith('mean|')).length === 2")
+    expect(page.locator(compare)).to_have_attribute("data-settled", "true")
     data = plot_data(page, compare)
+    assert len([t for t in data if t["meta"].startswith("mean|")]) == 2
     val = {r["id"]: {x: v for x, v in series(server, r["id"], "val_accuracy")["val_accuracy"]} for r in runs}
     for lr in (0.05, 0.3):
         ids = [r["id"] for r in runs if r["spec"]["optim"]["lr"] == lr]

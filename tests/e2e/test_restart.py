@@ -14,8 +14,10 @@ from tests.e2e.conftest import CHROMIUM, _free_port, serve
 from tests.e2e.test_browser import wait_for_points
 
 EPOCHS = 600
-# A stopped worker's run is taken back once its heartbeat is this old (seconds).
-FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "1", "EPOQUE_HEARTBEAT_TIMEOUT_SECONDS": "4"}
+# A stopped worker's run is taken back once its heartbeat is this old (seconds), and goes on
+# from a checkpoint taken at most half a second before the stop.
+FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "1", "EPOQUE_HEARTBEAT_TIMEOUT_SECONDS": "4",
+                 "EPOQUE_CHECKPOINT_SECONDS": "0.5"}
 
 
 @pytest.mark.browser
@@ -41,7 +43,7 @@ def test_the_run_view_rides_out_a_server_restart(browser, tmp_path: Path, artifa
             expect(connection).to_have_text("● live", timeout=60_000)
             page.wait_for_function(
                 "() => { const p = document.querySelector('metric-chart .js-plotly-plot');"
-                " return p && p.data && p.data[0].x.length >= 20; }", timeout=60_000)
+                " return p && p.data && p.data[0].x.length >= 100; }", timeout=60_000)
         # The server (and its worker) is gone: the page says so instead of failing.
         expect(connection).to_have_text("reconnecting…", timeout=15_000)
         expect(page.locator("#health")).to_have_text("server unreachable: retrying…",

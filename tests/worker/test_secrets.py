@@ -10,7 +10,6 @@ appear in no response body and in no line either process logged.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import websockets
+from websockets.sync.client import connect
 
 from tests.conftest import ROOT, wait_for
 
@@ -51,12 +50,11 @@ def guarded_redis(tmp_path: Path):
         proc.wait(timeout=10)
 
 
-def _stream(base: str, run_id: int) -> list[dict]:
-    async def read() -> list[str]:
-        url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream?token={TOKEN}"
-        async with websockets.connect(url) as ws:
-            return [await asyncio.wait_for(ws.recv(), 30)]
-    return asyncio.run(read())
+def _stream(base: str, run_id: int) -> list[str]:
+    # The synchronous client: the browser tests leave an event loop running in this thread.
+    url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream?token={TOKEN}"
+    with connect(url) as ws:
+        return [ws.recv(timeout=30)]
 
 
 def test_no_secret_in_responses_or_logs(pg_url: str, guarded_redis: str, tmp_path: Path) -> None:
