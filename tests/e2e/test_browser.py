@@ -205,3 +205,21 @@ def test_stream_reconnects_from_its_last_cursor(page: Page, server: str) -> None
     final = wait_for_points(page, epochs)
     assert final["train"] == len(metrics["train_loss"]) == epochs
     assert final["val"] == len(metrics["val_loss"]) == epochs
+
+
+def test_several_tabs_follow_live_runs_side_by_side(page: Page, server: str) -> None:
+    """Three tabs, two live runs: each tab draws its own run's every epoch, once."""
+    epochs = 200
+    runs = [httpx.post(f"{server}/api/runs", json={"name": f"tab {i}",
+                                                     "training": {"max_epochs": epochs}}).json()
+            for i in range(2)]
+    tabs = [page, page.context.new_page(), page.context.new_page()]
+    for tab, run in zip(tabs, [runs[0], runs[1], runs[0]]):
+        tab.goto(f"/#/runs/{run['id']}")
+    for tab, run in zip(tabs, [runs[0], runs[1], runs[0]]):
+        view = tab.locator("run-view")
+        expect(view).to_have_attribute("data-stream", "ended", timeout=180_000)
+        expect(view).to_have_attribute("data-status", "succeeded")
+        drawn = wait_for_points(tab, epochs)
+        assert drawn["train"] == drawn["val"] == epochs, (run["id"], drawn)
+        assert tab.locator("run-view h1").inner_text() == run["name"]
