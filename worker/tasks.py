@@ -5,6 +5,7 @@ No training logic lives here; see worker/engine.
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import os
@@ -243,6 +244,9 @@ _threads, _queues = 1, "cpu"
 @worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
     global _threads, _queues
+    # The imports (torch, the engine) are there for good: frozen, the collector's full passes
+    # skip them (270 ms each in the API process before, about 5 ms after).
+    gc.freeze()
     _threads = configure_threads()
     _queues = ",".join(sorted(q.name for q in app.amqp.queues.consume_from.values()))
     try:
