@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import importlib
 import os
 import platform
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.device:
         os.environ["EPOQUE_BENCH_DEVICE"] = args.device  # bench.gpu.DEVICE_ENV
+    # As the API and worker processes do (gc.freeze after start-up), so that the runs timed
+    # here in process and those timed in a worker pay the same for garbage collection.
+    gc.freeze()
     started = time.perf_counter()
     rows: list[tuple[str, Row]] = []
     for name in args.only or BENCHMARKS:
