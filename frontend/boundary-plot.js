@@ -31,7 +31,8 @@ class BoundaryPlot extends HTMLElement {
       el("div", { class: "chart-body" }, this.plot, this.placeholder));
     this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.grid && this.show(this.grid));
-    this.load(null);
+    // No request yet: the run's stream announces every grid, the newest one first (newer()),
+    // so a run without a grid so far is never asked for one (that would be a 404).
   }
 
   disconnectedCallback() {
