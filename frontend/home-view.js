@@ -8,16 +8,16 @@ useStyle(import.meta.url, "home-view.css");
 
 // COURSE.md's section titles; the presets say which lesson they belong to.
 export const LESSONS = {
-  1: { name: "Stochastic gradient descent with momentum", slug: "01-sgd-momentum" },
-  2: { name: "Minibatch training", slug: "02-minibatch" },
-  3: { name: "Early stopping", slug: "03-early-stopping" },
-  4: { name: "Learning-rate schedules", slug: "04-lr-schedules" },
-  5: { name: "Initialisation", slug: "05-initialisation" },
-  6: { name: "Batch normalisation", slug: "06-batchnorm" },
-  7: { name: "L2 regularisation (weight decay)", slug: "07-weight-decay" },
-  8: { name: "Dropout", slug: "08-dropout" },
-  9: { name: "Data augmentation", slug: "09-augmentation" },
-  10: { name: "Ensembles", slug: "10-ensembles" },
+  1: { name: "Stochastic gradient descent with momentum" },
+  2: { name: "Minibatch training" },
+  3: { name: "Early stopping" },
+  4: { name: "Learning-rate schedules" },
+  5: { name: "Initialisation" },
+  6: { name: "Batch normalisation" },
+  7: { name: "L2 regularisation (weight decay)" },
+  8: { name: "Dropout" },
+  9: { name: "Data augmentation" },
+  10: { name: "Ensembles" },
 };
 
 const REFRESH_MS = 3000;

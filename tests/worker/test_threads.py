@@ -18,7 +18,7 @@ def test_multiply_adds_are_counted_like_by_hand() -> None:
 
 
 def test_small_models_get_one_thread_big_steps_get_the_faster_count(monkeypatch) -> None:
-    import worker.threads as threads
+    from worker import threads
 
     assert choose_threads(parse_spec({}), cores=2) == 1  # digits MLP: 0.8 M MACs per step
     assert (64 * 128 + 128 * 128 + 128 * 10) * 32 < SMALL_STEP_MACS
