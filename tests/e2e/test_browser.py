@@ -223,3 +223,23 @@ def test_several_tabs_follow_live_runs_side_by_side(page: Page, server: str) -> 
         drawn = wait_for_points(tab, epochs)
         assert drawn["train"] == drawn["val"] == epochs, (run["id"], drawn)
         assert tab.locator("run-view h1").inner_text() == run["name"]
+
+
+# Every form control a user can reach, without a name a screen reader would announce.
+UNNAMED = """() => [...document.querySelectorAll('main input, main select, main textarea, main button')]
+  .filter((c) => c.type !== 'hidden' && !c.closest('[hidden]'))
+  .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')
+    && !c.getAttribute('aria-labelledby') && !(c.tagName === 'BUTTON' && c.textContent.trim()))
+  .map((c) => c.outerHTML.slice(0, 120))"""
+
+
+def test_every_control_has_a_label(page: Page, server: str) -> None:
+    run = httpx.post(f"{server}/api/runs", json={"name": "labels", "data": {"dataset": "moons"},
+                                                   "training": {"max_epochs": 5}}).json()
+    for route, ready in (("/#/launch", "launch-form form"), (f"/#/runs/{run['id']}", "run-view metric-chart"),
+                         ("/#/augment", "augment-lab"), ("/#/compare", "compare-view"),
+                         ("/#/", "home-view .lesson-card")):
+        page.goto(route)
+        expect(page.locator(ready).first).to_be_visible()
+        page.wait_for_timeout(300)  # controls that are built after the first data arrives
+        assert page.evaluate(UNNAMED) == [], route
