@@ -1,6 +1,7 @@
 // <guide-view lesson="3">: the lesson's guide from docs/lessons (GET /api/guides/3), rendered
 // from its Markdown, with the lesson's preset one click away.
-import { getGuide, launchPreset, listPresets } from "./api.js";
+import { getGuide, listPresets } from "./api.js";
+import { launchAndOpen } from "./home-view.js";
 import { render } from "./markdown.js";
 import { el, useStyle } from "./ui.js";
 
@@ -40,21 +41,9 @@ class GuideView extends HTMLElement {
     const mine = presets.filter((p) => p.lesson === guide.lesson);
     this.actions.replaceChildren(...mine.map((preset) => {
       const button = el("button", { type: "button", class: "button-primary", text: `Launch “${preset.title}”` });
-      button.addEventListener("click", () => this.launch(preset, button));
+      button.addEventListener("click", () => launchAndOpen(preset, button, this.status));
       return button;
     }));
-  }
-
-  async launch(preset, button) {
-    button.disabled = true;
-    this.status.textContent = "Launching…";
-    try {
-      const out = await launchPreset(preset.id);
-      location.hash = out.kind === "study" ? `#/studies/${encodeURIComponent(out.study.id)}` : `#/runs/${encodeURIComponent(out.run.id)}`;
-    } catch (err) {
-      this.status.textContent = `Not launched: ${err.message}`;
-      button.disabled = false;
-    }
   }
 }
 

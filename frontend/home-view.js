@@ -28,6 +28,20 @@ function shortStatus(study) {
   return `${done} / ${runs.length} runs done`;
 }
 
+/** Launch a preset and open what it made (its study, or its run); `status` says how it went. */
+export async function launchAndOpen(preset, button, status) {
+  button.disabled = true;
+  status.textContent = "Launching…";
+  try {
+    const out = await launchPreset(preset.id);
+    location.hash = out.kind === "study"
+      ? `#/studies/${encodeURIComponent(out.study.id)}` : `#/runs/${encodeURIComponent(out.run.id)}`;
+  } catch (err) {
+    status.textContent = `Not launched: ${err.message}`;
+    button.disabled = false;
+  }
+}
+
 class HomeView extends HTMLElement {
   connectedCallback() {
     this.cards = el("div", { class: "lesson-grid" }, el("p", { class: "muted", text: "Loading the lessons…" }));
@@ -79,7 +93,7 @@ class HomeView extends HTMLElement {
     const button = el("button", { type: "button", class: "button-primary",
       "aria-label": `Launch the preset “${preset.title}”`, text: "Launch" });
     const status = el("p", { class: "lesson-status", role: "status" });
-    button.addEventListener("click", () => this.launch(preset, button, status));
+    button.addEventListener("click", () => launchAndOpen(preset, button, status));
     const kind = preset.study
       ? `a study of ${Object.entries(preset.study.grid || {}).map(([k, v]) => `${v.length} × ${k}`).join(", ")}`
       : "one run";
@@ -94,19 +108,6 @@ class HomeView extends HTMLElement {
         el("a", { href: `#/guides/${preset.lesson}`, "aria-label": `Guide to lesson ${preset.lesson}`, text: "Guide" }),
         preset.lesson === 9 ? el("a", { href: "#/augment", text: "Augmentation lab" }) : null),
       status);
-  }
-
-  async launch(preset, button, status) {
-    button.disabled = true;
-    status.textContent = "Launching…";
-    try {
-      const out = await launchPreset(preset.id);
-      if (out.kind === "study") location.hash = `#/studies/${encodeURIComponent(out.study.id)}`;
-      else location.hash = `#/runs/${encodeURIComponent(out.run.id)}`;
-    } catch (err) {
-      status.textContent = `Not launched: ${err.message}`;
-      button.disabled = false;
-    }
   }
 
   /** Every few seconds, so new and running studies show up; a failure is retried the same way. */

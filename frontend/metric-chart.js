@@ -85,6 +85,7 @@ export function smoothEma(values, beta) {
 class MetricChart extends HTMLElement {
   connectedCallback() {
     if (this.plot) return;
+    this.classList.add("chart-card");
     this.keys = (this.getAttribute("keys") || "").split(",").map((k) => k.trim()).filter(Boolean);
     this.keyPrefix = this.getAttribute("prefix") || "";
     this.eventKey = this.getAttribute("event-key") || "";
