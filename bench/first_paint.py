@@ -11,40 +11,23 @@ the baseline is the same page's first contentful paint (the top bar), as the bro
 from __future__ import annotations
 
 import math
-import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
 from bench.common import Row
+from bench.stream import _configure, _port, _serve
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 LAYERS = ("linear1", "linear2")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _seed(data_dir: Path, epochs: int) -> int:
+def _seed(epochs: int) -> int:
     """A finished run with ``epochs`` epochs of the series a default run logs."""
-    os.environ["EPOQUE_DATA_DIR"] = str(data_dir)
-    os.environ.pop("EPOQUE_DATABASE_URL", None)
-    from backend.config import get_settings
-
-    get_settings.cache_clear()
     from backend.db import new_session
     from backend.migrate import upgrade
     from backend.runs import lifecycle, service
@@ -100,27 +83,15 @@ def run(smoke: bool = False) -> list[Row]:
 
     epochs, repeats = (300, 1) if smoke else (10_000, 5)
     data_dir = Path(tempfile.mkdtemp(prefix="epoque-bench-paint-"))
-    run_id = _seed(data_dir, epochs)
+    env = {"EPOQUE_DATA_DIR": str(data_dir)}  # the embedded database, whatever the shell says
+    _configure(env)
+    run_id = _seed(epochs)
     port = _port()
-    env = {**os.environ, "EPOQUE_DATA_DIR": str(data_dir)}
-    env.pop("EPOQUE_DATABASE_URL", None)
-    env.pop("EPOQUE_BROKER_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--no-worker", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = _serve(env, port)
     base = f"http://127.0.0.1:{port}"
     cold: list[tuple[float, float]] = []
     warm: list[tuple[float, float]] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.25)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             for _ in range(repeats):
