@@ -7,7 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from tests.worker.test_distributed import _free_port, _serve
+from tests.conftest import free_port
+from tests.worker.test_distributed import _serve
 
 
 async def _burst(base: str, n: int) -> list[httpx.Response]:
@@ -22,7 +23,7 @@ async def _burst(base: str, n: int) -> list[httpx.Response]:
 def test_500_concurrent_creations(database, configure, tmp_path, request) -> None:
     db_url = None if database == "sqlite" else request.getfixturevalue("pg_url")
     env = {**configure(database_url=db_url), "EPOQUE_MAX_QUEUED_RUNS": "450"}
-    port = _free_port()
+    port = free_port()
     api = _serve(env, port, tmp_path / "api.log")
     try:
         responses = asyncio.run(_burst(f"http://127.0.0.1:{port}", 500))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,11 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "browser" in item.keywords:
             item.add_marker(skip)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _epoque() -> str:
@@ -60,7 +56,7 @@ def serve(data_dir: Path, log_path: Path, *, port: int | None = None, worker: bo
           env: dict[str, str] | None = None) -> Iterator[str]:
     """`epoque serve` on the embedded database and broker in ``data_dir``; yields its base URL
     once it answers (and, with ``worker``, once a worker listens), and stops it on exit."""
-    port = port or _free_port()
+    port = port or free_port()
     full_env = {**os.environ, "EPOQUE_DATA_DIR": str(data_dir), **(env or {})}
     for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
         full_env.pop(key, None)  # the embedded SQLite database and broker, whatever the shell says

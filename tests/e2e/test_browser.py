@@ -133,12 +133,12 @@ def test_invalid_lr_is_explained_next_to_its_field(page: Page, server: str, arti
     before = [run["id"] for run in httpx.get(f"{server}/api/runs").json()]
     page.goto("/#/launch")
     # The form's sections: initialisation and early stopping get their own, after the section
-    # whose spec object holds them.
+    # whose spec object holds them. (The form is built once the schema has arrived.)
+    expect(page.locator('.schema-form > fieldset[data-path="model.init"]')).to_have_count(1)
     legends = page.locator(".schema-form > fieldset > legend").all_inner_texts()
     assert legends[:3] == ["Run", "Data", "Model"], legends
     assert legends[legends.index("Model") + 1] == "Initialisation", legends
     assert legends[legends.index("Training") + 1].startswith("Early stopping"), legends
-    expect(page.locator('.schema-form > fieldset[data-path="model.init"]')).to_have_count(1)
     lr = page.get_by_label("lr", exact=True)
     lr.fill("-1")
     page.get_by_role("button", name="Launch").click()
@@ -222,7 +222,7 @@ def test_several_tabs_follow_live_runs_side_by_side(page: Page, server: str) -> 
         expect(view).to_have_attribute("data-status", "succeeded")
         drawn = wait_for_points(tab, epochs)
         assert drawn["train"] == drawn["val"] == epochs, (run["id"], drawn)
-        assert tab.locator("run-view h1").inner_text() == run["name"]
+        expect(tab.locator("run-view h1")).to_have_text(run["name"])
 
 
 # Every form control a user can reach, without a name a screen reader would announce.

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import CHROMIUM, _free_port, serve
+from tests.conftest import free_port
+from tests.e2e.conftest import CHROMIUM, serve
 from tests.e2e.test_browser import wait_for_points
 
 EPOCHS = 600
@@ -24,7 +25,7 @@ FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "1", "EPOQUE_HEARTBEAT_TIMEOUT_SECO
 def test_the_run_view_rides_out_a_server_restart(browser, tmp_path: Path, artifacts: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
-    port = _free_port()
+    port = free_port()
     log = artifacts / "server-restart.log"
     log.unlink(missing_ok=True)
     context = browser.new_context(base_url=f"http://127.0.0.1:{port}",

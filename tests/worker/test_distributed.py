@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from backend.app import create_app
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -46,11 +45,6 @@ def test_two_workers_run_a_study_each_run_exactly_once(distributed, start_worker
     assert all(row["test_accuracy"] is not None and row["seconds"] > 0 for row in done["summary"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
@@ -69,7 +63,7 @@ def _health(port: int) -> bool:
 
 def test_api_restart_mid_run_stream_catches_up_exactly(distributed, start_worker, tmp_path) -> None:
     start_worker(distributed)
-    port = _free_port()
+    port = free_port()
     api = _serve(distributed, port, tmp_path / "api.log")
     base = f"http://127.0.0.1:{port}"
     spec = {"model": {"hidden": [256, 256]}, "optim": {"batch_size": 16},

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, free_port, wait_for
 
 TOKEN = "api-token-5ecret-Q7"
 PG_PASSWORD = "pg-pa55word-Z3"
@@ -28,16 +28,11 @@ REDIS_PASSWORD = "redis-pa55word-K9"
 SECRETS = (TOKEN, PG_PASSWORD, REDIS_PASSWORD)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def guarded_redis(tmp_path: Path):
     """A Redis server of this test's own that refuses clients without the password."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass",
          REDIS_PASSWORD, "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
@@ -61,7 +56,7 @@ def test_no_secret_in_responses_or_logs(pg_url: str, guarded_redis: str, tmp_pat
     database_url = pg_url.replace("postgres@", f"postgres:{PG_PASSWORD}@")
     env = {**os.environ, "EPOQUE_DATA_DIR": str(tmp_path / "data"), "EPOQUE_API_TOKEN": TOKEN,
            "EPOQUE_DATABASE_URL": database_url, "EPOQUE_BROKER_URL": guarded_redis}
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     logs = {"serve": tmp_path / "serve.log", "worker": tmp_path / "worker.log"}
     procs = []
