@@ -235,6 +235,44 @@ def _cpu(tree: object) -> object:
     return tree
 
 
+def stacked_epoch(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
+    rows: torch.Tensor, m: int, n_batches: int, augment: Callable | None, step0: int,
+    log_every: int, log_step: Callable[[int, torch.Tensor], None],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch of a stacked network's steps; (Σ of each member's minibatch losses, each
+    member's correct count), K-vectors on the device.
+
+    Member k's minibatch i is the rows ``rows[k, i·m:(i+1)·m]`` of X and y: each member its
+    own order over one shared set (an ensemble), or over its own block of rows (a pack, whose
+    members each have their own data). Every ``log_every`` steps, ``log_step(step, member
+    losses)``."""
+    k = rows.shape[0]
+    member_losses, outputs = [], []
+    for i in range(n_batches):
+        # index_select on the flattened index: the same rows as X[idx], but advanced indexing
+        # with a 2-D index is ~5x slower (0.1-0.3 ms of a K = 64 step, measured).
+        flat = rows[:, i * m:(i + 1) * m].reshape(-1)
+        xb = X.index_select(0, flat).view(k, m, *X.shape[1:])
+        yb = y.index_select(0, flat).view(k, m)
+        if augment is not None:
+            xb = augment(xb, step0 + i)
+        # (K, C, m): contiguous for a stacked MLP, whose (K, m, C) logits are a view.
+        logits = model(xb).transpose(1, 2)
+        # Σ_k of member k's mean loss: each member gets exactly its own gradient.
+        member_loss = F.cross_entropy(logits, yb, reduction="none").mean(1)
+        optimizer.zero_grad(set_to_none=True)
+        member_loss.sum().backward()
+        optimizer.step()
+        member_losses.append(member_loss.detach())
+        outputs.append(logits.detach().argmax(dim=1))  # (K, m)
+        if log_every and (step0 + i + 1) % log_every == 0:
+            log_step(step0 + i + 1, member_loss.detach())
+    labels = y[rows[:, :n_batches * m]]  # (K, n_batches·m), each member's order
+    correct = (torch.cat(outputs, dim=1) == labels).sum(1)
+    return torch.stack(member_losses).sum(0), correct
+
+
 def train(
     spec: Spec, callbacks: Callbacks | None = None, *, device: str | None = None,
     data_root: PathLike | str | None = None, resume: dict | None = None,
@@ -379,33 +417,13 @@ def _train(
             else:
                 # K orders, each member's own; a step gathers K minibatches (K, m, …).
                 perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)
-                member_losses, outputs = [], []
-                for i in range(n_batches):
-                    idx = perms[:, i * m:(i + 1) * m]
-                    # index_select on the flattened index: the same rows as X_train[idx], but
-                    # advanced indexing with a 2-D index is ~5x slower (0.1-0.3 ms of a K = 64
-                    # step, measured).
-                    flat = idx.reshape(-1)
-                    xb = X_train.index_select(0, flat).view(*idx.shape, *X_train.shape[1:])
-                    yb = y_train.index_select(0, flat).view(idx.shape)
-                    if augment is not None:
-                        xb = augment(xb, step0 + i)
-                    # (K, C, m): contiguous for a stacked MLP, whose (K, m, C) logits are a view.
-                    logits = model(xb).transpose(1, 2)
-                    # Σ_k of member k's mean loss: each member gets exactly its own gradient.
-                    member_loss = F.cross_entropy(logits, yb, reduction="none").mean(1)
-                    loss = member_loss.sum()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    member_losses.append(member_loss.detach())
-                    outputs.append(logits.detach().argmax(dim=1))  # (K, m)
-                    if log_every and (step0 + i + 1) % log_every == 0:
-                        cb.on_step(step0 + i + 1, {"step_loss": loss.item() / K})
-                loss_sum = torch.stack(member_losses).sum(0)
-                # (K, n_batches·m), each member's order.
-                labels = y_train[perms[:, :n_batches * m]]
-                correct = (torch.cat(outputs, dim=1) == labels).sum(1)
+
+                def log_step(step: int, member_loss: torch.Tensor) -> None:
+                    cb.on_step(step, {"step_loss": member_loss.sum().item() / K})
+
+                loss_sum, correct = stacked_epoch(
+                    model, optimizer, X_train, y_train, perms, m, n_batches, augment, step0,
+                    log_every, log_step)
             if dev.type == "cuda":
                 # Once per epoch, so the throughput figure is honest.
                 torch.cuda.synchronize(dev)
