@@ -1,6 +1,6 @@
 """The Celery app as both sides configure it, and the one way the API enqueues a run.
 
-The broker only carries "run id N"; everything else lives in the database.
+The broker only carries "run id N" (or a pack's run ids); everything else lives in the database.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from backend.config import Settings, get_settings
 
 RUN_TASK = "epoque.run_training"
+PACK_TASK = "epoque.run_pack"  # runs that differ only in seed, trained as one stacked network
 QUEUES = ("cpu", "gpu")
 
 
@@ -49,6 +50,10 @@ def celery_client() -> Celery:
 
 def enqueue_run(run_id: int, queue: str) -> None:
     celery_client().send_task(RUN_TASK, args=[run_id], queue=queue)
+
+
+def enqueue_pack(run_ids: list[int], queue: str) -> None:
+    celery_client().send_task(PACK_TASK, args=[run_ids], queue=queue)
 
 
 def check_broker() -> str:

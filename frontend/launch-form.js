@@ -103,6 +103,7 @@ class LaunchForm extends HTMLElement {
   studyControls() {
     this.seedsInput = el("input", { type: "number", id: "study-seeds", min: "1", max: "64", step: "1", value: "3" });
     this.seedsError = el("p", { class: "field-error", id: "study-seeds-error", hidden: true });
+    this.packBox = el("input", { type: "checkbox", id: "study-pack", checked: true });
     this.sweepField = el("select", { id: "sweep-field" });
     this.sweepValues = el("input", { type: "text", id: "sweep-values", autocomplete: "off", spellcheck: "false",
       placeholder: "e.g. 1, 32, 512", "aria-describedby": "sweep-values-help" });
@@ -114,6 +115,9 @@ class LaunchForm extends HTMLElement {
         el("div", { class: "field" },
           el("label", { class: "field-label", for: "study-seeds", text: "seeds" }), this.seedsInput, this.seedsError,
           el("small", { class: "field-help", text: "The same spec with seeds seed, seed + 1, …: the compare view draws their mean ± std." })),
+        el("div", { class: "field pack-toggle" },
+          el("label", { class: "check-row", for: "study-pack" }, this.packBox, "train the seeds together"),
+          el("small", { class: "field-help", text: "One stacked network for all seeds: the same runs, several times faster; η cannot then be set by hand per run." })),
         el("button", { type: "button", class: "study-button", text: "Run with N seeds", onclick: () => this.launchStudy("seeds") })),
       el("div", { class: "study-row" },
         el("div", { class: "field" },
@@ -167,7 +171,7 @@ class LaunchForm extends HTMLElement {
     let body;
     if (kind === "seeds") {
       const n = Number(this.seedsInput.value);
-      body = { name: `${name || "spec"} × ${n} seeds`, base: value, seeds: n };
+      body = { name: `${name || "spec"} × ${n} seeds`, base: value, seeds: n, pack: this.packBox.checked };
     } else {
       let values;
       try {

@@ -91,6 +91,8 @@ class RunView extends HTMLElement {
       this.lrSlider, this.lrInput,
       el("button", { type: "submit", text: "Set η" }),
       this.lrMessage);
+    // A packed run shares one η with the other seeds of its study (one stacked network).
+    this.packNote = el("p", { class: "muted pack-note", hidden: true });
     this.deleteButton = el("button", { type: "button", class: "button-danger", hidden: true,
       text: "Delete", onclick: () => this.remove_() });
     const xName = `x-axis-${this.runId}`;
@@ -135,6 +137,7 @@ class RunView extends HTMLElement {
         this.meta,
         el("div", { class: "progress-row" }, this.progress, this.progressText, this.connection),
         this.lrForm,
+        this.packNote,
         viewControls),
       this.notice,
       this.stopping,
@@ -388,7 +391,12 @@ class RunView extends HTMLElement {
     const finished = FINISHED.has(run.status);
     this.deleteButton.hidden = !finished;
     this.cancelButton.hidden = finished;
-    this.lrForm.hidden = finished;
+    const packRuns = run.result?.pack?.run_ids;
+    this.lrForm.hidden = finished || run.pack != null;
+    this.packNote.hidden = run.pack == null || (finished && !packRuns);
+    this.packNote.textContent = packRuns
+      ? `Trained together with runs ${packRuns.join(", ")} (seeds of one study) as one stacked network.`
+      : "Trains together with the other seeds of its study as one stacked network: they share one η, so η cannot be set by hand here.";
     this.modelLink.hidden = !(finished && run.result && run.status !== "failed");
     if (!this.lrInput.value && run.spec?.optim?.lr !== undefined) {
       this.lrInput.value = String(run.spec.optim.lr);

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.broker import RUN_TASK
+from backend.broker import PACK_TASK, RUN_TASK
 from backend.config import get_settings
 from backend.datasets.service import materialize
 from backend.db import new_session
@@ -33,21 +34,27 @@ from backend.runs.lifecycle import (
     finish_run,
     load_checkpoint,
     record_epoch,
+    record_epochs,
 )
 from backend.runs.service import Point
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Callbacks, Spec, TrainOutcome, parse_spec, train
+from worker.engine.pack import PackTooLarge, train_pack
 from worker.threads import choose_threads
 
 log = logging.getLogger(__name__)
 
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
-# Points are buffered and written together at most this often (one commit per flush).
+# Points are buffered and written together at most this often (one commit per flush); the
+# live controls (cancel, η) come back with each flush.
 FLUSH_SECONDS = 0.25
+# Checkpoints, and a pack's flushes (K runs' points in one transaction), take at most about
+# 1/WRITE_SHARE of the time: after one that took t seconds, the next waits WRITE_SHARE·t.
+WRITE_SHARE = 20
 
-# (run id, attempt) being trained by this process, for the heartbeat thread.
-_current: tuple[int, int] | None = None
+# (run id, attempt) of each run this process holds (one, or a pack's), for the heartbeat.
+_current: list[tuple[int, int]] = []
 
 
 def worker_device() -> str:
@@ -77,6 +84,14 @@ def configure_threads() -> int:
     return threads
 
 
+@dataclass
+class Claimed:
+    run_id: int
+    spec: Spec
+    attempt: int
+    stored: tuple[int, bytes] | None  # (epoch, snapshot) to take over from, on attempt 2+
+
+
 class RunReporter:
     """The engine's callbacks for one run: buffered metric writes and live control."""
 
@@ -93,6 +108,11 @@ class RunReporter:
         self.last_checkpoint = time.monotonic()
         self.checkpoint_cost = 0.0  # seconds the last checkpoint took to serialise and write
 
+    def callbacks(self) -> Callbacks:
+        return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
+                         current_lr=self.current_lr, on_step=self.on_step,
+                         on_boundary=self.on_boundary, on_checkpoint=self.on_checkpoint)
+
     def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.points.extend((key, epoch, value) for key, value in metrics.items())
         self.epoch = epoch
@@ -105,7 +125,7 @@ class RunReporter:
     def on_checkpoint(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> None:
         """Now and then, a resumable snapshot written with this epoch's points (same commit),
         so a run taken over after a crash goes on from the last epoch the database shows."""
-        every = max(get_settings().checkpoint_seconds, 20 * self.checkpoint_cost)
+        every = max(get_settings().checkpoint_seconds, WRITE_SHARE * self.checkpoint_cost)
         if time.monotonic() - self.last_checkpoint < every:
             return
         t0 = time.monotonic()
@@ -142,6 +162,52 @@ class RunReporter:
         self.last_flush = time.monotonic()
 
 
+class MemberReporter(RunReporter):
+    """A pack member's reporter: it only buffers; its PackReporter writes every member at once."""
+
+    lost = False  # deleted, or taken over by another attempt: this member stops, the pack goes on
+
+    def flush(self) -> None:
+        pass
+
+
+class PackReporter:
+    """The members of a pack, written together: one transaction per flush for all of them (a
+    commit each would cost K times as much), after every member has reported its epoch."""
+
+    def __init__(self, runs: list[Claimed]) -> None:
+        self.members = [MemberReporter(r.run_id, r.attempt) for r in runs]
+        self.last_flush = time.monotonic()
+        self.flush_every = FLUSH_SECONDS
+
+    def after_epoch(self, epoch: int) -> None:
+        # A checkpoint is written with the points of its own epoch, that is now.
+        due = time.monotonic() - self.last_flush >= self.flush_every
+        if due or any(m.checkpoint is not None for m in self.members):
+            self.flush()
+
+    def flush(self) -> None:
+        t0 = time.monotonic()
+        live = [m for m in self.members if not m.lost]
+        with new_session() as session:
+            controls = record_epochs(session=session, updates=[
+                (m.run_id, m.attempt, m.epoch, m.points, m.boundaries, m.checkpoint)
+                for m in live])
+        self.last_flush = time.monotonic()
+        cost = self.last_flush - t0
+        self.flush_every = max(FLUSH_SECONDS, WRITE_SHARE * cost)
+        for m in live:
+            if m.run_id in controls:
+                m.cancel, m.requested_lr = controls[m.run_id]
+                publish(m.run_id)
+            else:
+                log.info("run %s: deleted or taken over; this member of the pack stops", m.run_id)
+                m.lost, m.cancel = True, True
+            if m.checkpoint is not None:  # the pack's write is part of what it cost
+                m.checkpoint_cost += cost
+            m.points, m.boundaries, m.checkpoint = [], [], None
+
+
 def prepare_data(spec: Spec) -> Path:
     """The worker's dataset folder; an uploaded dataset is unpacked there from the database."""
     root = get_settings().data_dir / "datasets"
@@ -159,45 +225,19 @@ def model_blob(spec: Spec, outcome: TrainOutcome) -> bytes:
     return buffer.getvalue()
 
 
-def execute_run(run_id: int) -> str:
-    """Train run ``run_id`` if it can be claimed; returns the final status (or 'skipped')."""
-    global _current
+def _claim(run_id: int) -> Claimed | None:
     with new_session() as session:
         run = claim_run(session=session, run_id=run_id, worker=WORKER_NAME)
         if run is None:
             log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
-            return "skipped"
-        spec, attempt = parse_spec(run.spec), run.attempt
+            return None
+        attempt = run.attempt
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
-    _current = (run_id, attempt)
-    reporter = RunReporter(run_id, attempt)
-    resume = None
-    if stored is not None:
-        epoch, blob = stored
-        resume = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        # Marked on the charts: where this attempt took the run over.
-        reporter.points.append(("events/resume", epoch + 1, float(attempt)))
-        log.info("run %s: attempt %s resumes after epoch %s", run_id, attempt, epoch)
-    callbacks = Callbacks(on_epoch=reporter.on_epoch, should_stop=reporter.should_stop,
-                          current_lr=reporter.current_lr, on_step=reporter.on_step,
-                          on_boundary=reporter.on_boundary, on_checkpoint=reporter.on_checkpoint)
-    device = worker_device() if spec.device == "auto" else spec.device
-    threads = run_threads(spec)
-    log.info("run %s: %d torch thread(s) on %s", run_id, threads, device)
-    status, result, error, model = "failed", None, None, None
-    try:
-        data_root = prepare_data(spec)
-        outcome = train(spec, callbacks, device=device, data_root=data_root, resume=resume)
-        reporter.flush()
-        status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
-    except (RunGone, LeaseLost) as exc:
-        log.info("run %s: stopping this attempt: %s", run_id, exc)
-        return "abandoned"
-    except Exception as exc:
-        log.exception("run %s failed", run_id)
-        error = f"{type(exc).__name__}: {exc}"
-    finally:
-        _current = None
+        return Claimed(run_id, parse_spec(run.spec), attempt, stored)
+
+
+def _finish(run_id: int, attempt: int, status: str, result: dict[str, Any] | None,
+            error: str | None, model: bytes | None) -> str:
     try:
         with new_session() as session:
             finish_run(session=session, run_id=run_id, attempt=attempt, status=status,
@@ -210,9 +250,116 @@ def execute_run(run_id: int) -> str:
     return status
 
 
+def _device(spec: Spec) -> str:
+    return worker_device() if spec.device == "auto" else spec.device
+
+
+def _train_alone(run: Claimed) -> str:
+    reporter = RunReporter(run.run_id, run.attempt)
+    resume = None
+    if run.stored is not None:
+        epoch, blob = run.stored
+        resume = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        # Marked on the charts: where this attempt took the run over.
+        reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
+        log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
+    spec = run.spec
+    threads = run_threads(spec)
+    log.info("run %s: %d torch thread(s) on %s", run.run_id, threads, _device(spec))
+    status, result, error, model = "failed", None, None, None
+    try:
+        data_root = prepare_data(spec)
+        outcome = train(spec, reporter.callbacks(), device=_device(spec), data_root=data_root,
+                        resume=resume)
+        reporter.flush()
+        status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
+    except (RunGone, LeaseLost) as exc:
+        log.info("run %s: stopping this attempt: %s", run.run_id, exc)
+        return "abandoned"
+    except Exception as exc:
+        log.exception("run %s failed", run.run_id)
+        error = f"{type(exc).__name__}: {exc}"
+    return _finish(run.run_id, run.attempt, status, result, error, model)
+
+
+def _train_pack(runs: list[Claimed]) -> list[str]:
+    """The runs as one stacked network (engine/pack.py); each ends with its own status, result
+    and model. Raises PackTooLarge before anything is trained."""
+    specs = [r.spec for r in runs]
+    ids = [r.run_id for r in runs]
+    pack = PackReporter(runs)
+    threads = run_threads(specs[0].model_copy(update={
+        "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}))
+    log.info("runs %s: packed, %d torch thread(s) on %s", ids, threads, _device(specs[0]))
+    outcomes, error = None, None
+    try:
+        outcomes = train_pack(specs, [m.callbacks() for m in pack.members],
+                              device=_device(specs[0]), data_root=prepare_data(specs[0]),
+                              after_epoch=pack.after_epoch)
+        pack.flush()
+    except PackTooLarge:
+        raise
+    except Exception as exc:
+        log.exception("pack %s failed", ids)
+        error = f"{type(exc).__name__}: {exc}"
+    statuses = []
+    for k, (run, member) in enumerate(zip(runs, pack.members)):
+        if member.lost:
+            statuses.append("abandoned")
+            continue
+        status, result, model = "failed", None, None
+        if outcomes is not None:
+            outcome = outcomes[k]
+            status, model = outcome.status, model_blob(run.spec, outcome)
+            result = {**outcome.result, "pack": {"run_ids": ids}}
+        statuses.append(_finish(run.run_id, run.attempt, status, result, error, model))
+    return statuses
+
+
+def execute_run(run_id: int) -> str:
+    """Train run ``run_id`` if it can be claimed; returns the final status (or 'skipped')."""
+    global _current
+    run = _claim(run_id)
+    if run is None:
+        return "skipped"
+    _current = [(run.run_id, run.attempt)]
+    try:
+        return _train_alone(run)
+    finally:
+        _current = []
+
+
+def execute_pack(run_ids: list[int]) -> list[str]:
+    """Train the runs ``run_ids`` (a study's runs that differ only in seed) as one pack. Those
+    that cannot be claimed are 'skipped'; one that takes over from a checkpoint, or a pack
+    whose datasets do not fit side by side, trains alone, one run after the other."""
+    global _current
+    claimed = [run for run in map(_claim, run_ids) if run is not None]
+    _current = [(run.run_id, run.attempt) for run in claimed]
+    statuses: dict[int, str] = {}
+    try:
+        fresh = [run for run in claimed if run.stored is None]
+        if len(fresh) > 1:
+            try:
+                statuses.update(zip((r.run_id for r in fresh), _train_pack(fresh)))
+            except PackTooLarge as exc:
+                log.info("runs %s train one by one: %s", [r.run_id for r in fresh], exc)
+        for run in claimed:
+            if run.run_id not in statuses:
+                statuses[run.run_id] = _train_alone(run)
+    finally:
+        _current = []
+    return [statuses.get(run_id, "skipped") for run_id in run_ids]
+
+
 @app.task(name=RUN_TASK)
 def run_training(run_id: int) -> str:
     return execute_run(run_id)
+
+
+@app.task(name=PACK_TASK)
+def run_pack(run_ids: list[int]) -> list[str]:
+    return execute_pack(run_ids)
 
 
 def _register() -> None:
@@ -223,13 +370,13 @@ def _register() -> None:
 
 def _heartbeat(stop: threading.Event) -> None:
     while not stop.wait(get_settings().heartbeat_seconds):
-        current = _current
+        current = list(_current)
         try:
             with new_session() as session:
                 known = workers.beat(session=session, name=WORKER_NAME,
-                                     current_run_id=current[0] if current else None)
-                if current is not None:
-                    beat_run(session=session, run_id=current[0], attempt=current[1])
+                                     current_run_id=current[0][0] if current else None)
+                for run_id, attempt in current:
+                    beat_run(session=session, run_id=run_id, attempt=attempt)
             if not known:  # started before the database was ready, or swept: register now
                 _register()
                 log.info("worker %s registered", WORKER_NAME)

@@ -37,6 +37,12 @@ def request_cancel(*, session: Session, run_id: int) -> Run:
 
 def request_lr(*, session: Session, run_id: int, lr: float) -> Run:
     run = _live(session, run_id)
+    if run.pack is not None:
+        # One stacked network has one η: a hand-set η would change every run of the pack.
+        raise Conflict(
+            f"run {run_id} trains packed with the other seeds of its study (pack {run.pack}), "
+            f"which share one η; create the study with \"pack\": false to steer runs one by one"
+        )
     run.requested_lr = lr
     session.commit()
     return run

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
 from backend.runs.models import Run, RunCheckpoint, RunModel
-from backend.runs.service import Point, log_batch, log_boundaries
+from backend.runs.service import Point, insert_for, log_boundaries, log_points
 
 
 class RunGone(NotFound):
@@ -56,19 +56,45 @@ def record_epoch(
     """One transaction per flush: the points, the progress they represent and, sometimes, the
     checkpoint of that same epoch — if the run is still ours. Returns the live controls
     (cancel requested, η requested by hand), read by the same statement."""
-    controls = session.execute(
-        update(Run).where(_owned(run_id, attempt)).values(epoch=epoch, heartbeat_at=utcnow())
-        .returning(Run.cancel_requested, Run.requested_lr)
-    ).first()
-    if controls is None:
+    answer = record_epochs(session=session,
+                           updates=[(run_id, attempt, epoch, points, boundaries, checkpoint)])
+    if run_id not in answer:
         raise _lost(session, run_id)
-    log_batch(session=session, run_id=run_id, points=points)
-    log_boundaries(session=session, run_id=run_id, grids=boundaries)
-    if checkpoint is not None:
-        session.merge(RunCheckpoint(run_id=run_id, attempt=attempt, epoch=epoch, blob=checkpoint,
-                                    created_at=utcnow()))
+    return answer[run_id]
+
+
+Update = tuple[int, int, int, Iterable[Point], Iterable[tuple[int, dict[str, Any]]], bytes | None]
+
+
+def record_epochs(*, session: Session, updates: Iterable[Update]) -> dict[int, tuple[bool, float | None]]:
+    """``record_epoch`` for several runs — a pack's members, each (run id, attempt, epoch,
+    points, boundaries, checkpoint) — in one transaction and a few statements whatever their
+    number. A run no longer ours (deleted, or taken over) has nothing written and is left out
+    of the answer, {run id: controls}."""
+    updates = list(updates)
+    owned = session.execute(
+        update(Run).where(or_(*(_owned(run_id, attempt) for run_id, attempt, *_ in updates)))
+        .values(epoch=case({u[0]: u[2] for u in updates}, value=Run.id), heartbeat_at=utcnow())
+        .returning(Run.id, Run.cancel_requested, Run.requested_lr)
+        .execution_options(synchronize_session=False)
+    ).all()
+    answer = {run_id: (bool(cancel), lr) for run_id, cancel, lr in owned}
+    log_points(session=session, points={u[0]: u[3] for u in updates if u[0] in answer})
+    checkpoints = []
+    for run_id, attempt, epoch, _, boundaries, checkpoint in updates:
+        if run_id not in answer:
+            continue
+        log_boundaries(session=session, run_id=run_id, grids=boundaries)
+        if checkpoint is not None:
+            checkpoints.append({"run_id": run_id, "attempt": attempt, "epoch": epoch,
+                                "blob": checkpoint, "created_at": utcnow()})
+    if checkpoints:  # one upsert for them all: a run keeps only its newest checkpoint
+        stmt = insert_for(session)(RunCheckpoint.__table__)
+        session.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_={
+            name: stmt.excluded[name] for name in ("attempt", "epoch", "blob", "created_at")}),
+            checkpoints)
     session.commit()
-    return bool(controls[0]), controls[1]
+    return answer
 
 
 def load_checkpoint(*, session: Session, run_id: int) -> tuple[int, bytes] | None:

@@ -55,6 +55,9 @@ class Run(Base):
     # Live control, written by the API and read by the worker once per epoch (any broker).
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     requested_lr: Mapped[float | None] = mapped_column(Float)
+    # The id of the first run of the pack this run trains in (a study's runs that differ only
+    # in seed, trained as one stacked network: worker/engine/pack.py), or None.
+    pack: Mapped[int | None] = mapped_column(Integer)
 
 
 class MetricPoint(Base):

@@ -29,6 +29,7 @@ class RunOut(BaseModel):
     result: dict[str, Any] | None
     attempt: int
     worker: str | None
+    pack: int | None = None  # first run id of the pack it trains in (seed studies)
 
     @classmethod
     def of(cls, run: Run) -> RunOut:
@@ -36,7 +37,7 @@ class RunOut(BaseModel):
             id=run.id, name=run.name, status=run.status, spec=run.spec, study_id=run.study_id,
             created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
             error=run.error, progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
-            result=run.result, attempt=run.attempt, worker=run.worker,
+            result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
         )
 
 

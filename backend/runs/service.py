@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -129,32 +129,55 @@ def _finite_or_none(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _insert(session: Session) -> Any:
+def insert_for(session: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite alike)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def log_batch(*, session: Session, run_id: int, points: Iterable[Point]) -> None:
     """Insert points in one statement; a point already stored (a resumed epoch) is kept as is.
     The rollups are updated from the rows really inserted (RETURNING skips the kept ones)."""
+    log_points(session=session, points={run_id: points})
+
+
+def log_points(*, session: Session, points: Mapping[int, Iterable[Point]]) -> None:
+    """``log_batch`` for several runs at once ({run id: points}): still one statement for the
+    points and one for the rollups, however many runs (a pack's members)."""
     rows = [
         {"run_id": run_id, "key": key, "x": int(x), "value": _finite_or_none(value)}
-        for key, x, value in points
+        for run_id, run_points in points.items() for key, x, value in run_points
     ]
     if not rows:
         return
-    inserted = session.execute(
-        _insert(session)(MetricPoint).on_conflict_do_nothing()
-        .returning(MetricPoint.key, MetricPoint.x, MetricPoint.value), rows
-    ).all()
-    _roll_up(session, run_id, inserted)
+    if session.get_bind().dialect.name == "postgresql":
+        # Four arrays, whatever the number of rows: psycopg parses a multi-row VALUES
+        # statement's placeholders in Python, ~0.1 ms a row (0.2 s for a 16-run pack's flush).
+        inserted = session.execute(_UNNEST_POINTS, {
+            name: [row[name] for row in rows] for name in ("run_id", "key", "x", "value")
+        }).all()
+    else:
+        table = MetricPoint.__table__
+        inserted = session.execute(
+            insert_for(session)(table).on_conflict_do_nothing()
+            .returning(table.c.run_id, table.c.key, table.c.x, table.c.value), rows
+        ).all()
+    _roll_up(session, inserted)
 
 
-def _roll_up(session: Session, run_id: int, inserted: Sequence[Any]) -> None:
-    blocks: dict[tuple[str, int], list[Any]] = {}
-    for key, x, value in inserted:
+_UNNEST_POINTS = text(
+    "INSERT INTO metric_points (run_id, key, x, value) "
+    "SELECT * FROM unnest(CAST(:run_id AS integer[]), CAST(:key AS varchar[]), "
+    "CAST(:x AS bigint[]), CAST(:value AS double precision[])) "
+    "ON CONFLICT DO NOTHING RETURNING run_id, key, x, value"
+)
+
+
+def _roll_up(session: Session, inserted: Sequence[Any]) -> None:
+    blocks: dict[tuple[int, str, int], list[Any]] = {}
+    for run_id, key, x, value in inserted:
         if value is None:
             continue
-        b = blocks.setdefault((key, x // ROLLUP_BLOCK), [0, x, value, x, value])
+        b = blocks.setdefault((run_id, key, x // ROLLUP_BLOCK), [0, x, value, x, value])
         b[0] += 1
         if value < b[2]:
             b[1], b[2] = x, value
@@ -162,7 +185,7 @@ def _roll_up(session: Session, run_id: int, inserted: Sequence[Any]) -> None:
             b[3], b[4] = x, value
     if not blocks:
         return
-    stmt = _insert(session)(MetricRollup)
+    stmt = insert_for(session)(MetricRollup.__table__)
     old, new = MetricRollup.__table__.c, stmt.excluded
     lower, higher = new.min_v < old.min_v, new.max_v > old.max_v
     session.execute(stmt.on_conflict_do_update(
@@ -174,7 +197,7 @@ def _roll_up(session: Session, run_id: int, inserted: Sequence[Any]) -> None:
               "max_v": case((higher, new.max_v), else_=old.max_v)},
     ), [{"run_id": run_id, "key": key, "block": block, "n": n, "min_x": lo_x, "min_v": lo_v,
          "max_x": hi_x, "max_v": hi_v}
-        for (key, block), (n, lo_x, lo_v, hi_x, hi_v) in blocks.items()])
+        for (run_id, key, block), (n, lo_x, lo_v, hi_x, hi_v) in blocks.items()])
 
 
 def get_points(
@@ -225,7 +248,7 @@ def log_boundaries(*, session: Session, run_id: int, grids: Iterable[tuple[int, 
     rows = [{"run_id": run_id, "epoch": epoch, "grid": grid} for epoch, grid in grids]
     if not rows:
         return
-    session.execute(_insert(session)(RunBoundary).on_conflict_do_nothing(), rows)
+    session.execute(insert_for(session)(RunBoundary).on_conflict_do_nothing(), rows)
 
 
 def boundary_epochs(*, session: Session, run_id: int) -> list[int]:

@@ -26,6 +26,11 @@ class StudyIn(BaseModel):
     seeds: int | None = Field(
         None, ge=1, le=64, description="Repeat every grid point with this many seeds."
     )
+    pack: bool = Field(
+        True, description="Train runs that differ only in seed as one stacked network each "
+        "(the same results, several times faster); false: one task per run, each run's η "
+        "adjustable by hand.",
+    )
 
 
 class StudyOut(BaseModel):
@@ -51,7 +56,7 @@ def study_out(study: Any, runs: Any) -> StudyOut:
 def create_study(body: StudyIn, session: SessionDep) -> StudyOut:
     study, runs = service.submit_study(
         session=session, name=body.name, base=body.base.model_dump(mode="json"), grid=body.grid,
-        seeds=body.seeds,
+        seeds=body.seeds, pack=body.pack,
     )
     return study_out(study, runs)
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.broker import enqueue_run
+from backend.broker import enqueue_pack, enqueue_run
 from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import NotFound, Unavailable
@@ -19,14 +19,35 @@ from backend.spec_errors import SpecInvalid
 from backend.spec_limits import check_spec_limits
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
-from worker.engine.spec import parse_spec
+from backend.workers.service import live_workers
+from worker.engine.pack import pack_key, pack_reason
+from worker.engine.spec import Spec, parse_spec
+
+
+def plan_packs(runs: Sequence[Run], specs: Sequence[Spec], *, workers: int,
+               max_members: int) -> list[list[Run]]:
+    """Runs that differ only in seed, grouped to train as one stacked network each (a pack);
+    every other run is a group of one. A group larger than ``max_members`` is split, and so
+    is one that would leave live workers idle: the packs of a study are at least as many as
+    the ``workers`` serving it, where the runs allow (two runs or more per pack)."""
+    groups: dict[str, list[Run]] = {}
+    for run, spec in zip(runs, specs):
+        key = pack_key(spec) if pack_reason(spec) is None else f"alone {run.id}"
+        groups.setdefault(key, []).append(run)
+    per_group = -(-workers // len(groups)) if groups else 1
+    planned = []
+    for group in groups.values():
+        parts = max(-(-len(group) // max_members), min(per_group, len(group) // 2), 1)
+        planned += [group[i::parts] for i in range(parts)]
+    return planned
 
 
 def create_study(
     *, session: Session, name: str | None, base: dict[str, Any], grid: dict[str, list[Any]],
-    seeds: int | None = None,
+    seeds: int | None = None, pack: bool = True,
 ) -> tuple[Study, list[Run]]:
-    """Validate every grid point first, then store the study and all its runs in one commit."""
+    """Validate every grid point first, then store the study and all its runs in one commit.
+    With ``pack``, runs that differ only in seed are marked to train as packs (``plan_packs``)."""
     base_spec = parse_spec(base)  # errors here name base.<field>
     grid = dict(grid)
     if seeds:
@@ -54,6 +75,16 @@ def create_study(
         runs.append(new_run(spec, study.id))
     session.add_all(runs)
     session.flush()
+    if pack:
+        queues = {run.queue for run in runs}
+        serving = sum(1 for w in live_workers(session=session)
+                      if queues & set((w.queues or "").split(",")))
+        specs = [spec for _, spec in expanded]
+        for group in plan_packs(runs, specs, workers=max(serving, 1),
+                                max_members=settings.max_members):
+            if len(group) > 1:
+                for run in group:
+                    run.pack = group[0].id
     check_queue_room(session=session, limit=get_settings().max_queued_runs)
     session.commit()
     return study, runs
@@ -61,18 +92,26 @@ def create_study(
 
 def submit_study(
     *, session: Session, name: str | None, base: dict[str, Any], grid: dict[str, list[Any]],
-    seeds: int | None = None,
+    seeds: int | None = None, pack: bool = True,
 ) -> tuple[Study, list[Run]]:
-    """Validate, store and enqueue a study; if the broker refuses, nothing is kept."""
+    """Validate, store and enqueue a study (a pack as one task); if the broker refuses,
+    nothing is kept."""
     try:
-        study, runs = create_study(session=session, name=name, base=base, grid=grid, seeds=seeds)
+        study, runs = create_study(session=session, name=name, base=base, grid=grid, seeds=seeds,
+                                   pack=pack)
     except ValidationError as exc:
         raise SpecInvalid.from_validation(exc, prefix=("base",)) from None
     except GridError as exc:
         raise SpecInvalid.one(exc.field, exc.message) from None
     try:
+        packs: dict[int, list[Run]] = {}
         for run in runs:
-            enqueue_run(run.id, run.queue)
+            if run.pack is None:
+                enqueue_run(run.id, run.queue)
+            else:
+                packs.setdefault(run.pack, []).append(run)
+        for members in packs.values():
+            enqueue_pack([run.id for run in members], members[0].queue)
     except Exception as exc:
         delete_study(session=session, study_id=study.id)
         raise Unavailable(f"the broker could not take the runs: {type(exc).__name__}") from exc

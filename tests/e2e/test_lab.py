@@ -168,6 +168,9 @@ def test_a_lesson_card_opens_its_guide_rendered_from_docs(page: Page, server: st
     # The guide launches its lesson's preset.
     page.get_by_role("button", name=re.compile("Launch “Step schedule")).click()
     expect(page).to_have_url(re.compile(r"#/studies/\d+$"))
+    # Four 200-epoch runs (80 s here) would hold the shared worker from the tests that follow.
+    study_id = int(page.url.rsplit("/", 1)[1])
+    assert httpx.delete(f"{server}/api/studies/{study_id}").status_code == 204
     page.expected_errors.append("status of 404")  # the guide that does not exist
     page.goto("/#/guides/42")
     expect(page.get_by_role("alert")).to_have_text("There is no guide for lesson 42.")
@@ -582,7 +585,14 @@ def test_schedule_preview_matches_the_table_and_sweeps_make_studies(
     page.goto("/#/launch")
     page.get_by_label("max_epochs", exact=True).fill("4")
     page.get_by_label("seeds", exact=True).fill("3")
+    expect(page.get_by_label("train the seeds together")).to_be_checked()  # packed by default
     page.get_by_role("button", name="Run with N seeds").click()
     expect(page).to_have_url(re.compile(r"#/studies/\d+$"))
     expect(page.locator(".summary-table td[data-column='point:seed']")).to_have_text(["0", "1", "2"])
     expect(page.locator("study-view")).to_have_attribute("data-status", "finished", timeout=120_000)
+    # The three seeds trained as one stacked network; each run's view says so, without η control.
+    ids = [r["id"] for r in httpx.get(f"{server}/api/studies").json()[0]["runs"]]
+    page.goto(f"/#/runs/{ids[1]}")
+    expect(page.locator(".pack-note")).to_have_text(
+        f"Trained together with runs {', '.join(map(str, ids))} (seeds of one study) as one stacked network.")
+    expect(page.locator(".lr-form")).to_be_hidden()
