@@ -12,7 +12,7 @@ optimiser's weights group; biases and batchnorm's γ, β sit in a group with λ 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -80,8 +80,13 @@ class MomentumSGD(torch.optim.Optimizer):
     def set_lr(self, lr: float) -> None:
         set_lr(self, lr)
 
-    @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
+        self.update()
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """The step itself, without the profiler region and hook checks torch.optim wraps
+        around ``step`` (``stepper`` calls this)."""
         # Bucket by hyperparameters across groups: one foreach call per bucket and op.
         buckets: dict[tuple[float, float, float], tuple[list, list, list]] = {}
         for group in self.param_groups:
@@ -110,6 +115,20 @@ class MomentumSGD(torch.optim.Optimizer):
                 torch._foreach_mul_(vels, alpha)
             torch._foreach_add_(vels, grads, alpha=-lr)
             torch._foreach_add_(params, vels)
+
+
+def stepper(optimizer: torch.optim.Optimizer) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(clear the gradients, update the parameters) for the training loop. torch.optim wraps
+    every ``step`` and ``zero_grad`` in a profiler region and hook checks, about 0.1 ms a step:
+    5-10 % of a small MLP's step on a CPU (measured). The course's SGD skips them; gradients
+    are set to None, as ``zero_grad(set_to_none=True)`` does."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def clear() -> None:
+        for p in params:
+            p.grad = None
+
+    return clear, getattr(optimizer, "update", optimizer.step)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -36,7 +36,7 @@ from .early_stopping import EarlyStopping
 from .gradnoise import grad_variance
 from .layers import full_pass_statistics
 from .models import build_network
-from .optim import build_optimizer, set_lr
+from .optim import build_optimizer, set_lr, stepper
 from .schedules import lr_at
 from .spec import Spec, SpeedSpec
 
@@ -248,6 +248,7 @@ def stacked_epoch(
     members each have their own data). Every ``log_every`` steps, ``log_step(step, member
     losses)``."""
     k = rows.shape[0]
+    clear_grads, update = stepper(optimizer)
     member_losses, outputs = [], []
     for i in range(n_batches):
         # index_select on the flattened index: the same rows as X[idx], but advanced indexing
@@ -261,11 +262,14 @@ def stacked_epoch(
         logits = model(xb).transpose(1, 2)
         # Σ_k of member k's mean loss: each member gets exactly its own gradient.
         member_loss = F.cross_entropy(logits, yb, reduction="none").mean(1)
-        optimizer.zero_grad(set_to_none=True)
+        clear_grads()
         member_loss.sum().backward()
-        optimizer.step()
+        update()
         member_losses.append(member_loss.detach())
-        outputs.append(logits.detach().argmax(dim=1))  # (K, m)
+        # (K, m) predictions. max(dim).indices: argmax over the middle dim of (K, C, m) takes
+        # a slow strided path on the CPU (0.6 ms against 0.03 ms at K = 64, measured); both
+        # return the first maximum on ties.
+        outputs.append(logits.detach().max(dim=1).indices)
         if log_every and (step0 + i + 1) % log_every == 0:
             log_step(step0 + i + 1, member_loss.detach())
     labels = y[rows[:, :n_batches * m]]  # (K, n_batches·m), each member's order
@@ -331,6 +335,7 @@ def _train(
     apply_speed(model, spec.speed, dev)  # bfloat16 autocast, torch.compile: spec.speed
     stacked = K > 1
     optimizer = build_optimizer(spec.optim, model)
+    clear_grads, update = stepper(optimizer)
     weights = [p for g in optimizer.param_groups if g["kind"] == "weights" for p in g["params"]]
     # Own generators: a CPU one per member for the minibatch order, so the order is the same on
     # any device; dropout masks and Monte-Carlo masks on the device.
@@ -405,9 +410,9 @@ def _train(
                     logits = model(xb)
                     # Mean over the minibatch: g = (1/m) Σ ∇F_k.
                     loss = F.cross_entropy(logits, yb)
-                    optimizer.zero_grad(set_to_none=True)
+                    clear_grads()
                     loss.backward()
-                    optimizer.step()
+                    update()
                     losses.append(loss.detach())
                     outputs.append(logits.detach())
                     if log_every and (step0 + i + 1) % log_every == 0:
