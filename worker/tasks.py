@@ -166,6 +166,7 @@ class MemberReporter(RunReporter):
     """A pack member's reporter: it only buffers; its PackReporter writes every member at once."""
 
     lost = False  # deleted, or taken over by another attempt: this member stops, the pack goes on
+    done = False  # finished (its final status stored) while the pack trains on
 
     def flush(self) -> None:
         pass
@@ -188,7 +189,7 @@ class PackReporter:
 
     def flush(self) -> None:
         t0 = time.monotonic()
-        live = [m for m in self.members if not m.lost]
+        live = [m for m in self.members if not (m.lost or m.done)]
         with new_session() as session:
             controls = record_epochs(session=session, updates=[
                 (m.run_id, m.attempt, m.epoch, m.points, m.boundaries, m.checkpoint)
@@ -284,35 +285,37 @@ def _train_alone(run: Claimed) -> str:
 
 def _train_pack(runs: list[Claimed]) -> list[str]:
     """The runs as one stacked network (engine/pack.py); each ends with its own status, result
-    and model. Raises PackTooLarge before anything is trained."""
+    and model as soon as it stops. Raises PackTooLarge before anything is trained."""
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
     pack = PackReporter(runs)
+    statuses = ["abandoned"] * len(runs)  # what a member lost on the way ends as
+
+    def member_done(k: int, outcome: TrainOutcome) -> None:
+        member, run = pack.members[k], runs[k]
+        pack.flush()  # its last points first, then its final status
+        if member.lost:
+            return
+        result = {**outcome.result, "pack": {"run_ids": ids}}
+        statuses[k] = _finish(run.run_id, run.attempt, outcome.status, result, None,
+                              model_blob(run.spec, outcome))
+        member.done = True
+
     threads = run_threads(specs[0].model_copy(update={
         "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}))
     log.info("runs %s: packed, %d torch thread(s) on %s", ids, threads, _device(specs[0]))
-    outcomes, error = None, None
     try:
-        outcomes = train_pack(specs, [m.callbacks() for m in pack.members],
-                              device=_device(specs[0]), data_root=prepare_data(specs[0]),
-                              after_epoch=pack.after_epoch)
-        pack.flush()
+        train_pack(specs, [m.callbacks() for m in pack.members], device=_device(specs[0]),
+                   data_root=prepare_data(specs[0]), after_epoch=pack.after_epoch,
+                   on_member_done=member_done)
     except PackTooLarge:
         raise
     except Exception as exc:
         log.exception("pack %s failed", ids)
-        error = f"{type(exc).__name__}: {exc}"
-    statuses = []
-    for k, (run, member) in enumerate(zip(runs, pack.members)):
-        if member.lost:
-            statuses.append("abandoned")
-            continue
-        status, result, model = "failed", None, None
-        if outcomes is not None:
-            outcome = outcomes[k]
-            status, model = outcome.status, model_blob(run.spec, outcome)
-            result = {**outcome.result, "pack": {"run_ids": ids}}
-        statuses.append(_finish(run.run_id, run.attempt, status, result, error, model))
+        for k, (run, member) in enumerate(zip(runs, pack.members)):
+            if not (member.lost or member.done):
+                statuses[k] = _finish(run.run_id, run.attempt, "failed", None,
+                                      f"{type(exc).__name__}: {exc}", None)
     return statuses
 
 

@@ -69,10 +69,22 @@ def test_members_stop_on_their_own_and_draw_their_own_boundary() -> None:
             "training": {"max_epochs": 30, "early_stopping": {"patience": 2}}}
     specs = _specs(data, [0, 1, 2, 5])
     grids: list[list] = [[] for _ in specs]
-    outcomes = train_pack(specs, [Callbacks(on_boundary=lambda e, g, k=k: grids[k].append((e, g)))
-                                  for k in range(len(specs))])
+    last_epoch = [0] * len(specs)
+    done: dict[int, tuple] = {}
+
+    def on_epoch(k: int, epoch: int) -> None:
+        last_epoch[k] = epoch
+
+    outcomes = train_pack(
+        specs, [Callbacks(on_epoch=lambda e, m, k=k: on_epoch(k, e),
+                          on_boundary=lambda e, g, k=k: grids[k].append((e, g)))
+                for k in range(len(specs))],
+        # Each member's outcome comes as soon as it stops, while the others train on.
+        on_member_done=lambda k, outcome: done.setdefault(k, (max(last_epoch), outcome)))
     stops = [o.result["stopped_epoch"] for o in outcomes]
     assert len(set(stops)) > 1, stops  # otherwise this test would not test per-member stopping
+    for k, outcome in enumerate(outcomes):
+        assert done[k] == (stops[k], outcome)
     _same_as_alone(specs, outcomes)
     for spec, packed in zip(specs, grids):
         alone: list = []

@@ -69,6 +69,10 @@ def test_deleting_or_cancelling_one_run_of_a_pack_leaves_the_others(
                  "a few epochs")
         assert client.delete(f"/api/runs/{ids[1]}").status_code == 204
         assert client.post(f"/api/runs/{ids[2]}/cancel").status_code == 200
+        # The cancelled member ends at once, while the rest of its pack trains on.
+        wait_for(lambda: client.get(f"/api/runs/{ids[2]}").json()["status"] == "cancelled", 60,
+                 "the cancel")
+        assert client.get(f"/api/runs/{ids[0]}").json()["status"] == "running"
         done = _finished(client, study["id"])
     assert [r["id"] for r in done["runs"]] == [ids[0], ids[2], ids[3]]
     assert [r["status"] for r in done["runs"]] == ["succeeded", "cancelled", "succeeded"]

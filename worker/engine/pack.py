@@ -47,6 +47,7 @@ from .train import (
     _every,
     _read,
     apply_speed,
+    evaluate,
     resolve_device,
     stacked_epoch,
 )
@@ -138,11 +139,13 @@ def train_pack(
     specs: Sequence[Spec], callbacks: Sequence[Callbacks] | None = None, *,
     device: str | None = None, data_root: PathLike | str | None = None,
     after_epoch: Callable[[int], None] | None = None,
+    on_member_done: Callable[[int, TrainOutcome], None] | None = None,
 ) -> list[TrainOutcome]:
     """Train the runs ``specs`` (two or more, differing only in seed) as one stacked network;
     member k reports through ``callbacks[k]`` and ends as ``outcome[k]``, what ``train`` would
     return for ``specs[k]``. ``after_epoch(epoch)`` follows every member's callbacks of an
-    epoch (a caller storing the figures writes all members at once there). Raises ValueError if
+    epoch (a caller storing the figures writes all members at once there); ``on_member_done(k,
+    outcome)`` comes as soon as member k stops, with its final outcome. Raises ValueError if
     they cannot be packed (``pack_reason``), PackTooLarge if their datasets would not fit side
     by side."""
     K = len(specs)
@@ -213,8 +216,40 @@ def train_pack(
         })  # type: ignore[return-value]
 
     active = list(range(K))
-    status, diverged, stopped = ["succeeded"] * K, [None] * K, [0] * K
+    status, diverged = ["succeeded"] * K, [None] * K
     histories: list[list[dict[str, float]]] = [[] for _ in specs]
+    outcomes: dict[int, TrainOutcome] = {}
+
+    def finish(k: int) -> None:
+        """Member k has stopped: its result, every figure on its z* and its own test set, now
+        (``on_member_done``), while the others train on."""
+        member = model.member(k)
+        member.load_state_dict({n: v[k] for n, v in best_state.items()})
+        X_test, y_test = splits[k].X_test.to(dev), splits[k].y_test.to(dev)
+        test = _read(evaluate(member, X_test, y_test))
+        result = {
+            "best_epoch": stoppers[k].best_epoch,
+            "stopped_epoch": epoch,
+            "epochs_run": epoch,
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "test_accuracy_mc": None,
+            "distinct_units": distinct_units(member),
+            "ensemble": None,
+            "diverged_epoch": diverged[k],
+            "init": init_report,
+            "dropout": None,
+        }
+        outcomes[k] = TrainOutcome(
+            status=status[k], result=result,
+            state_dict={n: v.detach().cpu() for n, v in member.state_dict().items()},
+            classes=list(data.classes), input_shape=tuple(data.input_shape),
+            metrics=histories[k],
+        )
+        active.remove(k)
+        if on_member_done is not None:
+            on_member_done(k, outcomes[k])
+
     epoch = 0
     for epoch in range(1, max_epochs + 1):
         if not active:
@@ -257,8 +292,8 @@ def train_pack(
 
             stop = epoch == max_epochs
             if not math.isfinite(metrics["train_loss"]):
-                status[k], diverged[k], stopped[k] = "diverged", epoch, epoch
-                active.remove(k)
+                status[k], diverged[k] = "diverged", epoch
+                finish(k)
                 continue
             if stoppers[k].update(epoch, metrics[es.monitor]):
                 for name, v in model.state_dict().items():
@@ -271,33 +306,8 @@ def train_pack(
                 cbs[k].on_boundary(epoch, boundary_grid(model.member(k), X_train[k],
                                                         y=y_train[k]))
             if stop:
-                stopped[k] = epoch
-                active.remove(k)
+                finish(k)
         if after_epoch is not None:
             after_epoch(epoch)
 
-    # Every result figure is computed on each member's z*, on its own test set.
-    model.load_state_dict(best_state)
-    test = _read(evaluate_members(model, stack("X_test"), stack("y_test")))
-    outcomes = []
-    for k, s in enumerate(specs):
-        result = {
-            "best_epoch": stoppers[k].best_epoch,
-            "stopped_epoch": stopped[k] or epoch,
-            "epochs_run": stopped[k] or epoch,
-            "test_loss": test["loss"][k],
-            "test_accuracy": test["accuracy"][k],
-            "test_accuracy_mc": None,
-            "distinct_units": distinct_units(model.member(k)),
-            "ensemble": None,
-            "diverged_epoch": diverged[k],
-            "init": init_report,
-            "dropout": None,
-        }
-        outcomes.append(TrainOutcome(
-            status=status[k], result=result,
-            state_dict={n: v[k].detach().cpu().clone() for n, v in best_state.items()},
-            classes=list(data.classes), input_shape=tuple(data.input_shape),
-            metrics=histories[k],
-        ))
-    return outcomes
+    return [outcomes[k] for k in range(K)]
