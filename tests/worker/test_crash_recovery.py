@@ -28,14 +28,20 @@ def _kill_worker_of(client: TestClient, run_id: int, procs: dict[int, object]) -
     return run["progress"]["epoch"]
 
 
+def two_workers_recovering_fast(configure, start_worker, pg_url: str, redis_url: str,
+                                monkeypatch) -> dict[int, object]:
+    """Two workers on Redis and PostgreSQL, with the API and them both recovering in seconds."""
+    for key, value in FAST_RECOVERY.items():
+        monkeypatch.setenv(key, value)
+    env = {**configure(database_url=pg_url, broker_url=redis_url), **FAST_RECOVERY}
+    return {p.pid: p for p in (start_worker(env), start_worker(env))}
+
+
 @pytest.mark.redis
 def test_killed_worker_run_resumes_elsewhere_and_succeeds(
     configure, start_worker, pg_url, redis_url, monkeypatch
 ) -> None:
-    for key, value in FAST_RECOVERY.items():
-        monkeypatch.setenv(key, value)
-    env = {**configure(database_url=pg_url, broker_url=redis_url), **FAST_RECOVERY}
-    procs = {p.pid: p for p in (start_worker(env), start_worker(env))}
+    procs = two_workers_recovering_fast(configure, start_worker, pg_url, redis_url, monkeypatch)
     with TestClient(create_app()) as client:
         wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
         run = client.post("/api/runs", json=SPEC).json()

@@ -5,8 +5,6 @@ killed worker's pack members go on alone from their own checkpoints."""
 from __future__ import annotations
 
 import math
-import os
-import signal
 from collections import Counter
 
 import pytest
@@ -15,7 +13,7 @@ from fastapi.testclient import TestClient
 from backend.app import create_app
 from backend.studies.service import plan_packs
 from tests.conftest import wait_for
-from tests.worker.test_crash_recovery import FAST_RECOVERY
+from tests.worker.test_crash_recovery import _kill_worker_of, two_workers_recovering_fast
 from worker.engine import parse_spec, train
 
 
@@ -84,22 +82,14 @@ def test_deleting_or_cancelling_one_run_of_a_pack_leaves_the_others(
 def test_killed_worker_pack_members_resume_alone(
     configure, start_worker, pg_url, redis_url, monkeypatch
 ) -> None:
-    for key, value in FAST_RECOVERY.items():
-        monkeypatch.setenv(key, value)
-    env = {**configure(database_url=pg_url, broker_url=redis_url), **FAST_RECOVERY}
-    procs = {p.pid: p for p in (start_worker(env), start_worker(env))}
+    procs = two_workers_recovering_fast(configure, start_worker, pg_url, redis_url, monkeypatch)
     base = {"model": {"hidden": [256, 256]}, "optim": {"batch_size": 8, "lr": 0.01},
             "training": {"max_epochs": 10}}
     with TestClient(create_app()) as client:
         wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
         # Two seeds make one pack of two, even with a second worker idle.
         study = client.post("/api/studies", json={"base": base, "seeds": 2}).json()
-        first = study["runs"][0]["id"]
-        run = wait_for(lambda: (r := client.get(f"/api/runs/{first}").json())["progress"]["epoch"]
-                       >= 3 and r, 120, "a few epochs")
-        pid = int(run["worker"].rsplit(":", 1)[1])
-        assert pid in procs
-        os.kill(pid, signal.SIGKILL)
+        _kill_worker_of(client, study["runs"][0]["id"], procs)
         done = _finished(client, study["id"])
         for run in done["runs"]:
             assert run["status"] == "succeeded" and run["attempt"] == 2, run["error"]
