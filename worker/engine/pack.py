@@ -209,8 +209,8 @@ def train_pack(
         opt["state"] = {i: {name: t[k] if torch.is_tensor(t) and t.ndim else t
                             for name, t in st.items()} for i, st in opt["state"].items()}
         return _cpu({
-            "epoch": epoch, "model": {n: v[k] for n, v in model.state_dict().items()},
-            "optimizer": opt, "best_state": {n: v[k] for n, v in best_state.items()},
+            "epoch": epoch, "model": {name: v[k] for name, v in model.state_dict().items()},
+            "optimizer": opt, "best_state": {name: v[k] for name, v in best_state.items()},
             "stopper": dict(vars(stoppers[k])), "orders": [orders[k].get_state()],
             "dropout_gen": dropout_states[k], "noise_gen": noise_gens[k].get_state(),
         })  # type: ignore[return-value]
@@ -224,7 +224,7 @@ def train_pack(
         """Member k has stopped: its result, every figure on its z* and its own test set, now
         (``on_member_done``), while the others train on."""
         member = model.member(k)
-        member.load_state_dict({n: v[k] for n, v in best_state.items()})
+        member.load_state_dict({name: v[k] for name, v in best_state.items()})
         X_test, y_test = splits[k].X_test.to(dev), splits[k].y_test.to(dev)
         test = _read(evaluate(member, X_test, y_test))
         result = {
@@ -242,7 +242,7 @@ def train_pack(
         }
         outcomes[k] = TrainOutcome(
             status=status[k], result=result,
-            state_dict={n: v.detach().cpu() for n, v in member.state_dict().items()},
+            state_dict={name: v.detach().cpu() for name, v in member.state_dict().items()},
             classes=list(data.classes), input_shape=tuple(data.input_shape),
             metrics=histories[k],
         )
