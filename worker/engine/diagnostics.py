@@ -17,18 +17,25 @@ def weight_norm(weights: list[torch.Tensor], members: int | None = None) -> torc
     penalty of COURSE.md §7). Stacked (leading member dim): the mean over members of ‖w_k‖."""
     if members is None:
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(weights)))
+    return member_weight_norms(weights).mean()
+
+
+def member_weight_norms(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Stacked weights (leading member dim): each member's ‖w_k‖, a K-vector."""
     squares = torch.stack([w.detach().flatten(1).pow(2).sum(1) for w in weights]).sum(0)
-    return squares.sqrt().mean()
+    return squares.sqrt()
 
 
-def grad_stds(model: nn.Module) -> dict[str, torch.Tensor]:
+def grad_stds(model: nn.Module, per_member: bool = False) -> dict[str, torch.Tensor]:
     """std of each layer's weight gradient as the last backward left it (the epoch's last
-    minibatch): reading it after the epoch costs the training step nothing."""
+    minibatch): reading it after the epoch costs the training step nothing. ``per_member``
+    (stacked): each member's own std, a K-vector."""
     out = {}
     for name in model.layer_names:  # type: ignore[attr-defined]
         g = model.layer(name).weight.grad  # type: ignore[operator]
         if g is not None:
-            out[f"grad_std/{name}"] = g.std(correction=0)
+            out[f"grad_std/{name}"] = (g.flatten(1).std(1, correction=0) if per_member
+                                       else g.std(correction=0))
     return out
 
 

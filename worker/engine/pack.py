@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .boundary import boundary_grid, wants_boundary
 from .datasets import derive_seed, load_dataset
-from .diagnostics import distinct_units
+from .diagnostics import distinct_units, grad_stds, member_weight_norms
 from .early_stopping import EarlyStopping
 from .gradnoise import grad_variance
 from .models import CNN, build_network
@@ -119,19 +119,6 @@ def evaluate_members(
     for name, (s, s2, count) in moments.items():
         mean = s / count
         out[f"act_std/{name}"] = (s2 / count - mean * mean).clamp_min(0).sqrt()
-    return out
-
-
-def _member_diagnostics(model: torch.nn.Module, weights: list[torch.Tensor],
-                        layer_stats: bool) -> dict[str, torch.Tensor]:
-    """‖w_k‖ and, with layer stats, each layer's grad_std per member (K-vectors)."""
-    squares = torch.stack([w.detach().flatten(1).pow(2).sum(1) for w in weights]).sum(0)
-    out = {"weight_norm": squares.sqrt()}
-    if layer_stats:
-        for name in model.layer_names:  # type: ignore[attr-defined]
-            g = model.layer(name).weight.grad  # type: ignore[operator]
-            if g is not None:
-                out[f"grad_std/{name}"] = g.flatten(1).std(1, correction=0)
     return out
 
 
@@ -277,7 +264,8 @@ def train_pack(
         read = _read({
             "train_loss": loss_sum / n_batches, "train_accuracy": correct / (n_batches * m),
             "val_loss": val.pop("loss"), "val_accuracy": val.pop("accuracy"),
-            **_member_diagnostics(model, weights, layer_stats), **val,
+            "weight_norm": member_weight_norms(weights),
+            **(grad_stds(model, per_member=True) if layer_stats else {}), **val,
         })
         epoch_seconds = time.perf_counter() - t0
         for k in list(active):
