@@ -22,6 +22,8 @@ FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "0.5", "EPOQUE_HEARTBEAT_TIMEOUT_SE
 def _kill_worker_of(client: TestClient, run_id: int, procs: dict[int, object]) -> int:
     run = wait_for(lambda: (r := client.get(f"/api/runs/{run_id}").json())["progress"]["epoch"] >= 3
                    and r, 120, "a few epochs")
+    # A run that ended before the kill would make the test about nothing.
+    assert run["status"] == "running", f"run ended before the kill: {run['status']}"
     pid = int(run["worker"].rsplit(":", 1)[1])
     assert pid in procs, f"run is on an unknown process {run['worker']}"
     os.kill(pid, signal.SIGKILL)

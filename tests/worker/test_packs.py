@@ -5,7 +5,9 @@ killed worker's pack members go on alone from their own checkpoints."""
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
+from contextlib import nullcontext
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from backend.app import create_app
 from backend.studies.service import plan_packs
 from tests.conftest import wait_for
 from tests.worker.test_crash_recovery import _kill_worker_of, two_workers_recovering_fast
+from worker import tasks
 from worker.engine import parse_spec, train
 
 
@@ -83,7 +86,9 @@ def test_killed_worker_pack_members_resume_alone(
     configure, start_worker, pg_url, redis_url, monkeypatch
 ) -> None:
     procs = two_workers_recovering_fast(configure, start_worker, pg_url, redis_url, monkeypatch)
-    base = {"model": {"hidden": [256, 256]}, "optim": {"batch_size": 8, "lr": 0.01},
+    # 512-wide: a pack of two takes ~0.4 s an epoch here, so the kill lands mid-run (256-wide
+    # took 0.13 s, and a fast machine finished both runs before the test saw epoch 3).
+    base = {"model": {"hidden": [512, 512]}, "optim": {"batch_size": 8, "lr": 0.01},
             "training": {"max_epochs": 10}}
     with TestClient(create_app()) as client:
         wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
@@ -130,3 +135,22 @@ def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
     assert plan(seeds, workers=8) == [[0, 3], [1, 4], [2, 5]]  # two runs or more per pack
     assert plan(lrs, workers=2) == [[0, 1, 2], [3, 4, 5]]  # one pack per learning rate
     assert plan(dropout) == [[0], [1]]  # not packable: each alone
+
+
+def test_pack_flushes_are_spaced_by_the_points_cost_not_the_checkpoints(monkeypatch) -> None:
+    """A slow flush of points spaces the next WRITE_SHARE × its cost later; a slow flush that
+    carries checkpoints does not (it is charged to the checkpoints), so progress keeps coming."""
+    def slow_write(session, updates):
+        time.sleep(0.05)
+        return {run_id: (False, None) for run_id, *_ in updates}
+
+    monkeypatch.setattr(tasks, "new_session", nullcontext)
+    monkeypatch.setattr(tasks, "record_epochs", slow_write)
+    monkeypatch.setattr(tasks, "publish", lambda run_id: None)
+    pack = tasks.PackReporter([tasks.Claimed(i, parse_spec({"seed": i}), 1, None) for i in (1, 2)])
+    pack.members[0].checkpoint = b"snapshot"
+    pack.flush()
+    assert pack.flush_every == tasks.FLUSH_SECONDS
+    assert pack.members[0].checkpoint_cost >= 0.05 and pack.members[1].checkpoint_cost == 0
+    pack.flush()
+    assert pack.flush_every >= tasks.WRITE_SHARE * 0.05
