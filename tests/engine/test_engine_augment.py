@@ -102,6 +102,21 @@ def test_random_crop_is_pad_then_crop(shape, mode):
     assert len({(int(t), int(l)) for t, l in zip(p["top"], p["left"])}) > 1
 
 
+@pytest.mark.parametrize("fill", [[0.1, 0.5, 0.9], [0.4, 0.4, 0.4]])
+def test_random_crop_with_a_colour_fill_pads_like_torchvision(fill):
+    """A per-channel fill is padded by our own code (torchvision's makes a device tensor on
+    every call); it must give torchvision's pixels."""
+    x = torch.rand(16, 3, 12, 20)
+    op = build({"op": "random_crop", "padding": [3, 1, 2, 4], "fill": fill}, (3, 12, 20))
+    p = op.sample(16, torch.Generator().manual_seed(5))
+    y = op.apply(x, p)
+    for i in range(16):
+        ref = F.crop(F.pad(x[i], [3, 1, 2, 4], fill=fill), int(p["top"][i]), int(p["left"][i]),
+                     12, 20)
+        assert torch.equal(y[i], ref)
+    assert any(torch.equal(y[i, :, 0, 0], torch.tensor(fill)) for i in range(16))  # fill shows
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 def test_random_resized_crop_matches_torchvision(shape, interpolation):

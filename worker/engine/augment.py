@@ -63,11 +63,19 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
     return torch.empty(n).uniform_(lo, hi, generator=gen)
 
 
-class _Op(ABC):
-    """One op: ``sample`` draws per-image parameters on the CPU, ``apply`` uses them.
+def _to(t: Tensor, dev: torch.device) -> Tensor:
+    """A CPU tensor (parameters drawn on the CPU, a fill colour) on the batch's device without
+    a host sync. A blocking copy to a GPU waits for every queued kernel; so may a non-blocking
+    one from pageable memory (CUDA stages it and "may synchronize with the stream"), so the
+    copy goes from pinned memory, whose buffer torch keeps until the copy is done."""
+    if dev.type == "cuda":
+        t = t.pin_memory()
+    return t.to(dev, non_blocking=True)
 
-    The parameters go to the device with ``non_blocking=True``: a blocking copy to a GPU
-    would wait for every queued kernel, a host sync on every augmented step."""
+
+class _Op(ABC):
+    """One op: ``sample`` draws per-image parameters on the CPU, ``apply`` uses them; the
+    parameters reach the device through ``_to`` (no host sync on an augmented step)."""
 
     def __init__(self, params: Any, shape: tuple[int, int, int]) -> None:
         self.params = params
@@ -92,7 +100,7 @@ class _Flip(_Op):
         return {"flip": torch.rand(n, generator=gen) < self.params.p}
 
     def apply(self, x: Tensor, p: Params) -> Tensor:
-        m = p["flip"].to(x.device, non_blocking=True).view(-1, 1, 1, 1)
+        m = _to(p["flip"], x.device).view(-1, 1, 1, 1)
         return torch.where(m, x.flip(self.dim), x)
 
 
@@ -107,6 +115,13 @@ class _RandomCrop(_Op):
     def __init__(self, params: Any, shape: tuple[int, int, int]) -> None:
         super().__init__(params, shape)
         self.left, self.right, self.top, self.bottom = pad_lrtb(params.padding)
+        fill = params.fill
+        if isinstance(fill, list) and len(set(fill)) == 1:
+            fill = float(fill[0])  # one value for every channel: torch's own constant pad
+        # Per-channel fill: torchvision's F.pad makes a device tensor of it on every call
+        # (a host sync on a GPU), so it is padded here instead (_pad_vector_fill).
+        self.fill_rgb = torch.tensor(fill, dtype=torch.float32) if isinstance(fill, list) else None
+        self.fill = fill
 
     def sample(self, n: int, gen: torch.Generator) -> Params:
         return {
@@ -117,13 +132,32 @@ class _RandomCrop(_Op):
     def apply(self, x: Tensor, p: Params) -> Tensor:
         if not (self.left or self.right or self.top or self.bottom):
             return x  # size = image size and no padding: torchvision crops nothing either
-        fill = self.params.fill
-        xp = F.pad(x, [self.left, self.top, self.right, self.bottom],
-                   fill=fill, padding_mode=self.params.padding_mode)
+        pad = [self.left, self.top, self.right, self.bottom]
         dev = x.device
-        rows = p["top"].to(dev, non_blocking=True)[:, None] + torch.arange(self.h, device=dev)
-        cols = p["left"].to(dev, non_blocking=True)[:, None] + torch.arange(self.w, device=dev)
+        if self.fill_rgb is not None and self.params.padding_mode == "constant":
+            xp = _pad_vector_fill(x, pad, _to(self.fill_rgb.to(x.dtype), dev))
+        else:
+            xp = F.pad(x, pad, fill=self.fill, padding_mode=self.params.padding_mode)
+        rows = _to(p["top"], dev)[:, None] + torch.arange(self.h, device=dev)
+        cols = _to(p["left"], dev)[:, None] + torch.arange(self.w, device=dev)
         return _crop_rows_cols(xp, rows, cols)
+
+
+def _pad_vector_fill(x: Tensor, pad: list[int], fill: Tensor) -> Tensor:
+    """torchvision's ``_pad_with_vector_fill`` (constant padding, one value per channel) with
+    the fill already on the device: zero padding, then the borders set to ``fill``."""
+    left, top, right, bottom = pad
+    out = TF.pad(x, [left, right, top, bottom])
+    fill = fill.view(-1, 1, 1)
+    if top > 0:
+        out[..., :top, :] = fill
+    if left > 0:
+        out[..., :, :left] = fill
+    if bottom > 0:
+        out[..., -bottom:, :] = fill
+    if right > 0:
+        out[..., :, -right:] = fill
+    return out
 
 
 class _RandomResizedCrop(_Op):
@@ -160,7 +194,7 @@ class _RandomResizedCrop(_Op):
 
     def apply(self, x: Tensor, p: Params) -> Tensor:
         dev = x.device
-        top, left, h, w = (p[k].to(dev, non_blocking=True) for k in ("top", "left", "height", "width"))
+        top, left, h, w = (_to(p[k], dev) for k in ("top", "left", "height", "width"))
         mode = self.params.interpolation
         ys = _source_index(top, h, self.h, mode)
         xs = _source_index(left, w, self.w, mode)
@@ -234,10 +268,10 @@ class _GridOp(_Op):
 
     def transform(self, x: Tensor, matrices: Tensor) -> Tensor:
         n, dev = len(x), x.device
-        theta = matrices.to(torch.float32).view(n, 2, 3).to(dev, non_blocking=True)
-        rescaled = theta.transpose(1, 2) / torch.tensor(
-            [0.5 * self.w, 0.5 * self.h], dtype=torch.float32, device=dev
-        )
+        # Rescaled on the CPU (a tensor made on the device from a list is a blocking copy).
+        theta = matrices.to(torch.float32).view(n, 2, 3).transpose(1, 2) / torch.tensor(
+            [0.5 * self.w, 0.5 * self.h], dtype=torch.float32)
+        rescaled = _to(theta.contiguous(), dev)
         grid = self._base_grid(dev).expand(n, -1, -1).bmm(rescaled).view(n, self.h, self.w, 2)
         return _apply_grid(x, grid, self.params.interpolation, self.params.fill)
 
@@ -251,7 +285,7 @@ def _apply_grid(x: Tensor, grid: Tensor, mode: str, fill: float | list[float]) -
                          align_corners=False)
     out, mask = out[:, :c], out[:, c:].expand(n, c, h, w)
     fill_list = fill if isinstance(fill, list) else [float(fill)]
-    fill_img = torch.tensor(fill_list, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    fill_img = _to(torch.tensor(fill_list, dtype=x.dtype), x.device).view(1, -1, 1, 1)
     if mode == "nearest":
         return torch.where(mask < 0.5, fill_img.expand_as(out), out)
     return (out - fill_img) * mask + fill_img
@@ -272,7 +306,7 @@ class _RandomRotation(_GridOp):
         for k, deg in ((0, 0.0), (2, 180.0), (1, 90.0), (3, 270.0)):
             if deg not in special or (k % 2 and self.h != self.w):
                 continue
-            sel = (turns == deg).to(x.device, non_blocking=True).view(-1, 1, 1, 1)
+            sel = _to(turns == deg, x.device).view(-1, 1, 1, 1)
             out = torch.where(sel, torch.rot90(x, k=k, dims=(-2, -1)) if k else x, out)
         return out
 
@@ -354,13 +388,14 @@ class _ColorJitter(_Op):
                 f = p[self.NAMES[k]]
                 if k < 3:
                     # Blends with ratio 1 are exactly the identity: the other images get 1.
-                    x = self._adjust(k, x, torch.where(sel, f, torch.ones_like(f)).to(dev, non_blocking=True))
+                    x = self._adjust(k, x, _to(torch.where(sel, f, torch.ones_like(f)), dev))
                 else:
                     # Hue has no exact identity and is the costly one: only the selected
                     # images, each once (indices from the CPU: no device sync).
                     idx = sel.nonzero().squeeze(1)
-                    sub = self._adjust(k, x.index_select(0, idx.to(dev, non_blocking=True)), f[idx].to(dev, non_blocking=True))
-                    x = x.index_copy(0, idx.to(dev, non_blocking=True), sub)
+                    on_dev = _to(idx, dev)
+                    sub = self._adjust(k, x.index_select(0, on_dev), _to(f[idx], dev))
+                    x = x.index_copy(0, on_dev, sub)
         return x
 
     @staticmethod
