@@ -67,6 +67,8 @@ def worker_device() -> str:
 def run_threads(spec: Spec) -> int:
     """EPOQUE_TORCH_THREADS when set; otherwise chosen from the cores and the model size."""
     threads = get_settings().torch_threads
+    if threads is None and _device(spec).startswith("cuda"):
+        threads = 1  # the GPU runs the steps: timing CPU steps would choose for the wrong device
     if threads is None:
         try:
             threads = choose_threads(spec)

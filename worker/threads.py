@@ -95,7 +95,7 @@ def choose_threads(spec: Spec, cores: int | None = None) -> int:
     info = dataset_info(spec.data.dataset)
     single = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"members": 1})})
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)  # the CPU's only, as build_network does
         model = build_model(single, info.input_shape, len(info.classes))
         batch = FULL_BATCH_GUESS if spec.optim.batch_size == "full" else spec.optim.batch_size
         # An ensemble's step is K members' work: timed as one member on K minibatches.

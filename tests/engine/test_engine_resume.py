@@ -62,3 +62,19 @@ def test_resume_after_the_stopping_epoch_trains_nothing_more() -> None:
     again = train(spec, resume=last)
     assert again.metrics == [] and again.result["stopped_epoch"] == last["epoch"]
     assert again.result["test_accuracy"] == straight.result["test_accuracy"]
+
+
+def test_a_snapshot_from_a_gpu_resumes_on_the_cpu() -> None:
+    """A run checkpointed on a GPU worker and taken over by a CPU one: the CUDA dropout
+    generator's 16-byte state cannot be restored into a CPU generator (torch raises), so the
+    run goes on with fresh masks instead of failing."""
+    spec = parse_spec({"model": {"hidden": [16], "dropout": {"p_inc_hidden": 0.5}},
+                       "training": {"max_epochs": 4}})
+    snapshots = []
+    train(spec, Callbacks(on_checkpoint=lambda e, snap: snapshots.append(snap())))
+    from_gpu = {**snapshots[1], "dropout_device": "cuda",
+                "dropout_gen": torch.zeros(16, dtype=torch.uint8)}  # a CUDA generator's state
+    with pytest.raises(RuntimeError):
+        torch.Generator().set_state(from_gpu["dropout_gen"])
+    resumed = train(spec, resume=from_gpu)
+    assert len(resumed.metrics) == 2 and resumed.status == "succeeded"  # epochs 3 and 4

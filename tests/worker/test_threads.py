@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from torch import nn
 
 from worker.engine import parse_spec
@@ -52,3 +53,22 @@ def test_choosing_threads_leaves_the_global_state_alone() -> None:
     choose_threads(cnn, cores=2)
     assert torch.get_num_threads() == before
     assert torch.equal(torch.rand(3), expected)  # the run's random stream is untouched
+
+
+def test_a_gpu_run_takes_one_thread_without_timing_cpu_steps(monkeypatch) -> None:
+    import torch
+
+    from worker import tasks
+
+    def timed(spec, cores=None):
+        raise AssertionError("timed CPU steps for a GPU run")
+
+    monkeypatch.setattr(tasks, "choose_threads", timed)
+    before = torch.get_num_threads()
+    try:
+        big = {"model": {"hidden": [2048, 2048]}}
+        assert tasks.run_threads(parse_spec({**big, "device": "cuda"})) == 1
+        with pytest.raises(AssertionError, match="GPU run"):
+            tasks.run_threads(parse_spec({**big, "device": "cpu"}))
+    finally:
+        torch.set_num_threads(before)

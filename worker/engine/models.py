@@ -295,8 +295,10 @@ def build_network(
     global RNG state is left untouched."""
     singles, report = [], {}
     for seed in seeds:
+        # The weights are drawn on the CPU: only its generator is seeded (torch.manual_seed
+        # would also reseed every GPU's, which fork_rng(devices=[]) does not restore).
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             net = _construct(spec, input_shape, n_classes, None)
             report = initialise({n: net.layer(n) for n in net.layer_names}, spec.model.init)
         singles.append(net)

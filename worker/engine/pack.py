@@ -199,7 +199,8 @@ def train_pack(
             "epoch": epoch, "model": {name: v[k] for name, v in model.state_dict().items()},
             "optimizer": opt, "best_state": {name: v[k] for name, v in best_state.items()},
             "stopper": dict(vars(stoppers[k])), "orders": [orders[k].get_state()],
-            "dropout_gen": dropout_states[k], "noise_gen": noise_gens[k].get_state(),
+            "dropout_gen": dropout_states[k], "dropout_device": dev.type,
+            "noise_gen": noise_gens[k].get_state(),
         })  # type: ignore[return-value]
 
     active = list(range(K))

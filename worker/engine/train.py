@@ -370,7 +370,10 @@ def _train(
         stopper.__dict__.update(resume["stopper"])
         for gen, state in zip(orders, resume["orders"]):
             gen.set_state(state)
-        dropout_gen.set_state(resume["dropout_gen"])
+        # A GPU generator's state means nothing to a CPU one (and vice versa): a run taken over
+        # on another kind of device goes on with fresh dropout masks rather than failing.
+        if resume.get("dropout_device", dev.type) == dev.type:
+            dropout_gen.set_state(resume["dropout_gen"])
         noise_gen.set_state(resume["noise_gen"])
         first_epoch = resume["epoch"] + 1
         if stopper.should_stop(resume["epoch"]):
@@ -381,7 +384,7 @@ def _train(
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "best_state": best_state, "stopper": dict(vars(stopper)),
             "orders": [g.get_state() for g in orders], "dropout_gen": dropout_gen.get_state(),
-            "noise_gen": noise_gen.get_state(),
+            "dropout_device": dev.type, "noise_gen": noise_gen.get_state(),
         })  # type: ignore[return-value]
 
     status, diverged_epoch, history = "succeeded", None, []
