@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     max_width: int = Field(4096, ge=1, description="Widest layer (units or channels).")
     max_depth: int = Field(32, ge=1, description="Most hidden layers or conv blocks.")
     max_members: int = Field(64, ge=1, description="Most ensemble members.")
+    packs: Literal["timed", "always"] = Field(
+        "timed", description="timed: a worker trains a pack stacked only if throwaway steps "
+        "show it faster than its runs one by one (worker/packing.py); always: stacked anyway."
+    )
     max_n_samples: int = Field(200_000, ge=10, description="Most examples a synthetic set has.")
     max_grid_points: int = Field(256, ge=1, description="Most runs one study may create.")
     max_body_bytes: int = Field(

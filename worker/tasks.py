@@ -35,12 +35,14 @@ from backend.runs.lifecycle import (
     load_checkpoint,
     record_epoch,
     record_epochs,
+    unpack_runs,
 )
 from backend.runs.service import Point
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Callbacks, Spec, TrainOutcome, parse_spec, train
 from worker.engine.pack import PackTooLarge, train_pack
+from worker.packing import pack_pays
 from worker.threads import choose_threads
 
 log = logging.getLogger(__name__)
@@ -289,9 +291,14 @@ def _train_alone(run: Claimed) -> str:
     return _finish(run.run_id, run.attempt, status, result, error, model)
 
 
+class PackSlower(Exception):
+    """Timed throwaway steps say the pack would train no faster than its runs one by one."""
+
+
 def _train_pack(runs: list[Claimed]) -> list[str]:
     """The runs as one stacked network (engine/pack.py); each ends with its own status, result
-    and model as soon as it stops. Raises PackTooLarge before anything is trained."""
+    and model as soon as it stops. Raises PackTooLarge or PackSlower before anything is
+    trained."""
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
     pack = PackReporter(runs)
@@ -309,7 +316,11 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
 
     threads = run_threads(specs[0].model_copy(update={
         "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}))
-    log.info("runs %s: packed, %d torch thread(s) on %s", ids, threads, _device(specs[0]))
+    pays, why = pack_pays(specs[0], len(runs), _device(specs[0]))
+    if not pays and get_settings().packs != "always":
+        raise PackSlower(why)
+    log.info("runs %s: packed (%s), %d torch thread(s) on %s", ids, why, threads,
+             _device(specs[0]))
     try:
         train_pack(specs, [m.callbacks() for m in pack.members], device=_device(specs[0]),
                    data_root=prepare_data(specs[0]), after_epoch=pack.after_epoch,
@@ -340,8 +351,9 @@ def execute_run(run_id: int) -> str:
 
 def execute_pack(run_ids: list[int]) -> list[str]:
     """Train the runs ``run_ids`` (a study's runs that differ only in seed) as one pack. Those
-    that cannot be claimed are 'skipped'; one that takes over from a checkpoint, or a pack
-    whose datasets do not fit side by side, trains alone, one run after the other."""
+    that cannot be claimed are 'skipped'; one that takes over from a checkpoint trains alone,
+    and so does every run of a pack whose datasets do not fit side by side or that would train
+    no faster stacked (worker/packing.py), one run after the other."""
     global _current
     claimed = [run for run in map(_claim, run_ids) if run is not None]
     _current = [(run.run_id, run.attempt) for run in claimed]
@@ -349,10 +361,15 @@ def execute_pack(run_ids: list[int]) -> list[str]:
     try:
         fresh = [run for run in claimed if run.stored is None]
         if len(fresh) > 1:
+            ids = [r.run_id for r in fresh]
             try:
-                statuses.update(zip((r.run_id for r in fresh), _train_pack(fresh)))
-            except PackTooLarge as exc:
-                log.info("runs %s train one by one: %s", [r.run_id for r in fresh], exc)
+                statuses.update(zip(ids, _train_pack(fresh)))
+            except (PackTooLarge, PackSlower) as exc:
+                log.info("runs %s train one by one: %s", ids, exc)
+                with new_session() as session:
+                    unpack_runs(session=session, run_ids=ids)
+                for run_id in ids:
+                    publish(run_id)
         for run in claimed:
             if run.run_id not in statuses:
                 statuses[run.run_id] = _train_alone(run)

@@ -49,6 +49,12 @@ def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
     return session.get(Run, run_id) if claimed else None
 
 
+def unpack_runs(*, session: Session, run_ids: list[int]) -> None:
+    """The runs of a pack train one by one after all: each is steered alone again (η)."""
+    session.execute(update(Run).where(Run.id.in_(run_ids)).values(pack=None))
+    session.commit()
+
+
 def record_epoch(
     *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point],
     boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
