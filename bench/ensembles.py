@@ -1,5 +1,6 @@
-"""K identical members trained as one stacked model vs K sequential runs (digits MLP), and K
-study runs that differ only in seed trained as one pack vs one after the other."""
+"""K identical members trained as one stacked model vs K sequential runs (digits MLP), K study
+runs that differ only in seed trained as one pack vs one after the other, and the worker's
+choice to pack or not (worker/packing.py) against the better of the two."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import torch
 from bench.common import Row
 from worker.engine import Callbacks, parse_spec, train
 from worker.engine.pack import train_pack
+from worker.packing import pack_pays
+
+# Where packing pays and where it does not (a wide MLP at a small minibatch): (name, spec, K).
+CHOICES = (
+    ("digits MLP", {}, 8),
+    ("512-wide MLP at m = 8", {"model": {"hidden": [512, 512]}, "optim": {"batch_size": 8}}, 4),
+)
 
 
 def _step_seconds(spec_data: dict) -> float:
@@ -70,4 +78,26 @@ def run(smoke: bool = False) -> list[Row]:
             f"{k} sequential runs", k * single, "one pack", packed, "s/step",
             f"speed-up ≥ {target}" if target else "informative",
             speedup >= target if target else None, note=f"speed-up {speedup:.2f}×"))
+    rows.extend(_choices(base, rounds, smoke))
+    return rows
+
+
+def _choices(base: dict, rounds: int, smoke: bool) -> list[Row]:
+    rows = []
+    for name, spec_data, k in CHOICES[:1] if smoke else CHOICES:
+        spec_data = {**base, **spec_data, "training": {"max_epochs": 2 if smoke else 3}}
+        packs = pack_pays(parse_spec(spec_data), k, "cpu")[0]
+        alone, packed = [], []
+        for _ in range(rounds):
+            alone.append(k * _step_seconds(spec_data))
+            packed.append(_pack_step_seconds(spec_data, k))
+        times = {"packed": statistics.median(packed), "one by one": statistics.median(alone)}
+        best = min(times, key=times.get)  # type: ignore[arg-type]
+        chosen = "packed" if packs else "one by one"
+        rows.append(Row(
+            f"pack or not, {k} seeds of the {name}: the worker's timed choice vs the better",
+            best, times[best], f"chosen: {chosen}", times[chosen], "s/step (all runs)",
+            "ratio ≤ 1.03", None if smoke else times[chosen] <= 1.03 * times[best],
+            note=f"packed {times['packed'] * 1e3:.2f} ms, one by one "
+                 f"{times['one by one'] * 1e3:.2f} ms"))
     return rows
