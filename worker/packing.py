@@ -49,7 +49,9 @@ def step_seconds(spec: Spec, members: int) -> float:
     """Median seconds of the engine's training step for ``spec`` with ``members`` stacked
     (1: the network alone), on random data, learning rate 0."""
     info = dataset_info(spec.data.dataset)
-    shape, classes = tuple(info.input_shape), len(info.classes)
+    # An uploaded folder's classes are known once it is loaded; the head's width barely
+    # matters to the time of a step.
+    shape, classes = tuple(info.input_shape), max(len(info.classes), 2)
     m = FULL_BATCH_GUESS if spec.optim.batch_size == "full" else spec.optim.batch_size
     one = spec.model_copy(update={
         "ensemble": spec.ensemble.model_copy(update={"members": members}),

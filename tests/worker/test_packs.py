@@ -169,6 +169,13 @@ def test_pack_pays_times_the_engine_step_here() -> None:
     assert pack_pays(wide, 16, "cuda")[0]
 
 
+def test_pack_pays_times_an_uploaded_folder_dataset() -> None:
+    """Its classes are unknown until the folder is loaded (the registry says none)."""
+    spec = parse_spec({"data": {"dataset": "folder:3"}, "model": {"arch": "cnn", "hidden": [8]}})
+    pays, why = _on_one_thread(pack_pays, spec, 4, "cpu")
+    assert isinstance(pays, bool) and "stepped" in why
+
+
 def test_pack_pays_skips_timing_a_stack_of_compute_bound_steps(monkeypatch) -> None:
     timed = []
 
