@@ -19,7 +19,7 @@ What is torchvision's own code and what is a batched re-implementation:
 | random_crop | offsets in the padded image | ``F.pad`` (torchvision's, on the batch), then a per-image crop by ``gather``: exactly ``F.pad`` + ``F.crop`` |
 | random_resized_crop | torchvision's 10-tries area/ratio search, central-crop fallback | re-implemented: per-image separable bilinear (or nearest) resampling with PyTorch's ``interpolate`` index/weight rules; matches ``F.resized_crop`` to float rounding (the crop is never larger than the output, so antialiasing has nothing to do) |
 | random_rotation / random_affine | angle, translation, scale, shear | re-implemented: torchvision's inverse affine matrix (vectorised), its sampling grid and its fill mask, with per-image matrices in one ``grid_sample``; matches ``F.rotate`` / ``F.affine`` (and ``F.rotate``'s exact ``rot90`` path for multiples of 90°) |
-| color_jitter | a random order of the four adjustments and four factors | brightness/contrast/saturation: torchvision's blend formulas with per-image factors; hue: torchvision's own RGB↔HSV conversion with a per-image shift; matches ``F.adjust_*`` in the same order |
+| color_jitter | a random order of the four adjustments and four factors | brightness/contrast/saturation: torchvision's blend formulas with per-image factors; hue: torchvision's own RGB→HSV conversion with a per-image shift, and its HSV→RGB copied line for line (``_hsv_to_rgb``); matches ``F.adjust_*`` in the same order |
 
 Saturation and hue leave 1-channel images unchanged, as torchvision and PIL do.
 """
@@ -46,10 +46,10 @@ from .augment_spec import (
 from .datasets import dataset_info, derive_seed, load_raw
 from .spec import AugmentOp, DataSpec, Spec
 
-try:  # torchvision's batched RGB↔HSV (private, but what F.adjust_hue itself runs)
-    from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
+try:  # torchvision's batched RGB→HSV (private, but what F.adjust_hue itself runs)
+    from torchvision.transforms.v2.functional._color import _rgb_to_hsv
 except ImportError:  # pragma: no cover - a later torchvision; fall back to one image at a time
-    _hsv_to_rgb = _rgb_to_hsv = None
+    _rgb_to_hsv = None
 
 Tensor = torch.Tensor
 Params = dict[str, Tensor]
@@ -347,6 +347,30 @@ def _blend(x: Tensor, other: Tensor, ratio: Tensor) -> Tensor:
 def _grayscale(x: Tensor) -> Tensor:
     r, g, b = x.unbind(dim=-3)
     return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(dim=-3)
+
+
+# torchvision's HSV→RGB table: which of (v, p, q, t) each of r, g, b takes, by hue sector.
+_HSV_SELECT = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]])
+
+
+def _hsv_to_rgb(img: Tensor) -> Tensor:
+    """torchvision's ``_hsv_to_rgb``, line for line, except that its table reaches the device
+    through ``_to``: torchvision copies it from pageable memory on every call, which CUDA may
+    turn into a wait for the stream."""
+    h, s, v = img.unbind(dim=-3)
+    h6 = h.mul(6)
+    i = torch.floor(h6)
+    f = h6.sub_(i)
+    i = i.to(dtype=torch.int32)
+    sxf = s * f
+    one_minus_s = 1.0 - s
+    q = (1.0 - sxf).mul_(v).clamp_(0.0, 1.0)
+    t = sxf.add_(one_minus_s).mul_(v).clamp_(0.0, 1.0)
+    p = one_minus_s.mul_(v).clamp_(0.0, 1.0)
+    i.remainder_(6)
+    vpqt = torch.stack((v, p, q, t), dim=-3)
+    select = _to(_HSV_SELECT, img.device)[:, i]  # (3, B, H, W)
+    return vpqt.gather(-3, select.moveaxis(0, -3))
 
 
 def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
