@@ -392,11 +392,14 @@ class RunView extends HTMLElement {
     this.deleteButton.hidden = !finished;
     this.cancelButton.hidden = finished;
     const packRuns = run.result?.pack?.run_ids;
+    const declined = run.result?.pack?.declined;
     this.lrForm.hidden = finished || run.pack != null;
-    this.packNote.hidden = run.pack == null || (finished && !packRuns);
+    this.packNote.hidden = !declined && (run.pack == null || (finished && !packRuns));
     this.packNote.textContent = packRuns
       ? `Trained together with runs ${packRuns.join(", ")} (seeds of one study) as one stacked network.`
-      : "Trains together with the other seeds of its study as one stacked network: they share one η, so η cannot be set by hand here.";
+      : declined
+        ? `Trained on its own, not stacked with the other seeds of its study: ${declined}.`
+        : "Trains together with the other seeds of its study as one stacked network: they share one η, so η cannot be set by hand here.";
     this.modelLink.hidden = !(finished && run.result && run.status !== "failed");
     if (!this.lrInput.value && run.spec?.optim?.lr !== undefined) {
       this.lrInput.value = String(run.spec.optim.lr);

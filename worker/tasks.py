@@ -263,7 +263,9 @@ def _device(spec: Spec) -> str:
     return worker_device() if spec.device == "auto" else spec.device
 
 
-def _train_alone(run: Claimed) -> str:
+def _train_alone(run: Claimed, declined: str | None = None) -> str:
+    """``declined``: why the pack this run was planned in trained one run after the other
+    (its result says so, for the lab)."""
     reporter = RunReporter(run.run_id, run.attempt)
     resume = None
     if run.stored is not None:
@@ -282,6 +284,8 @@ def _train_alone(run: Claimed) -> str:
                         resume=resume)
         reporter.flush()
         status, result, model = outcome.status, outcome.result, model_blob(spec, outcome)
+        if declined:
+            result = {**result, "pack": {"declined": declined}}
     except (RunGone, LeaseLost) as exc:
         log.info("run %s: stopping this attempt: %s", run.run_id, exc)
         return "abandoned"
@@ -360,6 +364,7 @@ def execute_pack(run_ids: list[int]) -> list[str]:
     claimed = [run for run in map(_claim, run_ids) if run is not None]
     _current = [(run.run_id, run.attempt) for run in claimed]
     statuses: dict[int, str] = {}
+    declined: str | None = None
     try:
         fresh = [run for run in claimed if run.stored is None]
         if len(fresh) > 1:
@@ -368,13 +373,14 @@ def execute_pack(run_ids: list[int]) -> list[str]:
                 statuses.update(zip(ids, _train_pack(fresh)))
             except (PackTooLarge, PackSlower) as exc:
                 log.info("runs %s train one by one: %s", ids, exc)
+                declined = str(exc)
                 with new_session() as session:
                     unpack_runs(session=session, run_ids=ids)
                 for run_id in ids:
                     publish(run_id)
         for run in claimed:
             if run.run_id not in statuses:
-                statuses[run.run_id] = _train_alone(run)
+                statuses[run.run_id] = _train_alone(run, None if run.stored else declined)
     finally:
         _current = []
     return [statuses.get(run_id, "skipped") for run_id in run_ids]

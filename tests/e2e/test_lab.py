@@ -596,3 +596,16 @@ def test_schedule_preview_matches_the_table_and_sweeps_make_studies(
     expect(page.locator(".pack-note")).to_have_text(
         f"Trained together with runs {', '.join(map(str, ids))} (seeds of one study) as one stacked network.")
     expect(page.locator(".lr-form")).to_be_hidden()
+
+    # Seeds of a wide MLP at m = 8 would step slower stacked: the worker times it, trains them
+    # one by one, and each run's view says why.
+    wide = httpx.post(f"{server}/api/studies", json={"seeds": 2, "base": {
+        "model": {"hidden": [512, 512]}, "optim": {"batch_size": 8},
+        "training": {"max_epochs": 1}}}).json()
+    page.goto(f"/#/studies/{wide['id']}")
+    expect(page.locator("study-view")).to_have_attribute("data-status", "finished", timeout=120_000)
+    page.goto(f"/#/runs/{wide['runs'][0]['id']}")
+    expect(page.locator(".pack-note")).to_contain_text(re.compile(
+        r"^Trained on its own, not stacked with the other seeds of its study: 2 runs stacked "
+        r"stepped 0\.\d\d× as fast as one by one\.$"))
+    assert httpx.delete(f"{server}/api/studies/{wide['id']}").status_code == 204
