@@ -8,8 +8,9 @@ import statistics
 
 import torch
 
-from bench.common import Row
+from bench.common import Row, median_time
 from worker.engine import Callbacks, parse_spec, train
+from worker.engine.models import build_model
 from worker.engine.pack import train_pack
 from worker.packing import pack_pays
 
@@ -78,8 +79,28 @@ def run(smoke: bool = False) -> list[Row]:
             f"{k} sequential runs", k * single, "one pack", packed, "s/step",
             f"speed-up ≥ {target}" if target else "informative",
             speedup >= target if target else None, note=f"speed-up {speedup:.2f}×"))
+    k = cases[-1][0]
+    floor = _matmul_floor(parse_spec(base), k)
+    stacked = statistics.median(times[k])
+    rows.append(Row(
+        f"ensemble of K={k} stacked: its step vs its matrix products alone at this CPU's "
+        "single-thread sgemm peak (digits MLP)",
+        "matrix products at peak", floor, "one stacked step", stacked, "s/step", "informative",
+        None, note=f"so no stacking beats {k * single / floor:.1f}× here"))
     rows.extend(_choices(base, rounds, smoke))
     return rows
+
+
+def _matmul_floor(spec, k: int) -> float:
+    """Seconds a stacked step's matrix products would take at the sgemm peak measured now (a
+    1024³ product, one thread): for each layer's (d_in × d_out) weights, the forward product,
+    the weight gradient and — past the first layer — the input gradient, for k·m examples."""
+    model = build_model(spec, (64,), 10)
+    macs = [w.numel() for name, w in model.named_parameters() if name.endswith("weight")]
+    flops = 2 * (3 * sum(macs) - macs[0]) * spec.optim.batch_size * k
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    peak = 2 * 1024**3 / median_time(lambda: a @ b, repeats=9, warmup=2)
+    return flops / peak
 
 
 def _choices(base: dict, rounds: int, smoke: bool) -> list[Row]:
