@@ -145,7 +145,7 @@ def test_a_pack_that_would_be_slower_trains_one_by_one(configure, start_worker) 
     for run in done["runs"]:
         assert run["status"] == "succeeded" and run["pack"] is None
         # Trained alone (exactly the run alone), and the result says why.
-        assert "2 runs stacked stepped 0." in run["result"]["pack"]["declined"]
+        assert "2 runs stacked stepped " in run["result"]["pack"]["declined"]
         alone = _on_one_thread(train, parse_spec(run["spec"]))  # as the worker did
         assert math.isclose(run["result"]["test_loss"], alone.result["test_loss"], rel_tol=1e-6)
 
@@ -167,7 +167,7 @@ def test_pack_pays_times_the_engine_step_here() -> None:
     pays, why = _on_one_thread(pack_pays, tiny, 16, "cpu")  # the worker's threads
     assert pays, why
     pays, why = _on_one_thread(pack_pays, wide, 16, "cpu")
-    assert not pays and "4 runs stacked stepped 0." in why
+    assert not pays and "4 runs stacked stepped" in why
     assert pack_pays(wide, 16, "cuda")[0]
 
 
