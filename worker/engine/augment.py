@@ -16,7 +16,7 @@ What is torchvision's own code and what is a batched re-implementation:
 | op | parameters (per image) | applied with |
 |---|---|---|
 | random_horizontal_flip / random_vertical_flip | flip with probability p | ``flip`` + per-image mask: exactly ``F.horizontal_flip`` / ``F.vertical_flip`` |
-| random_crop | offsets in the padded image | ``F.pad`` (torchvision's, on the batch), then a per-image crop by ``gather``: exactly ``F.pad`` + ``F.crop`` |
+| random_crop | offsets in the padded image | ``F.pad`` (torchvision's, on the batch; a per-channel constant fill is padded here the same way, ``_pad_vector_fill``), then a per-image crop by ``gather``: exactly ``F.pad`` + ``F.crop`` |
 | random_resized_crop | torchvision's 10-tries area/ratio search, central-crop fallback | re-implemented: per-image separable bilinear (or nearest) resampling with PyTorch's ``interpolate`` index/weight rules; matches ``F.resized_crop`` to float rounding (the crop is never larger than the output, so antialiasing has nothing to do) |
 | random_rotation / random_affine | angle, translation, scale, shear | re-implemented: torchvision's inverse affine matrix (vectorised), its sampling grid and its fill mask, with per-image matrices in one ``grid_sample``; matches ``F.rotate`` / ``F.affine`` (and ``F.rotate``'s exact ``rot90`` path for multiples of 90°) |
 | color_jitter | a random order of the four adjustments and four factors | brightness/contrast/saturation: torchvision's blend formulas with per-image factors; hue: torchvision's own RGB→HSV conversion with a per-image shift, and its HSV→RGB copied line for line (``_hsv_to_rgb``); matches ``F.adjust_*`` in the same order |
