@@ -1,6 +1,7 @@
 """A seed study's runs train as packs (one stacked network per pack) on a real worker: each run
 ends with its own figures, equal to the run trained alone; losing one run stops only it; a
-killed worker's pack members go on alone from their own checkpoints."""
+killed worker's pack members go on alone from their own checkpoints; a pack that timed steps
+show slower stacked trains one run after the other (worker/packing.py)."""
 
 from __future__ import annotations
 
