@@ -215,7 +215,7 @@ def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
 
     # Smoothing: a debiased EMA over the raw curve, which stays underneath, faint.
     page.locator(f"{loss} input[type=range]").fill("0.9")
-    page.wait_for_function(f"() => {PLOT.format(sel=loss)}.data.length === 4")
+    page.wait_for_function(f"() => {PLOT.format(sel=loss)}?.data?.length === 4")
     data = plot_data(page, loss)
     raw, smooth = data[0], data[2]
     assert raw["opacity"] == pytest.approx(0.25) and smooth["meta"] == "train_loss (smoothed)"
@@ -225,9 +225,9 @@ def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
 
     # Log scale, and time instead of epochs on x: Σ epoch_seconds.
     page.locator(loss).get_by_label("log scale").check()
-    page.wait_for_function(f"() => {PLOT.format(sel=loss)}.layout.yaxis.type === 'log'")
+    page.wait_for_function(f"() => {PLOT.format(sel=loss)}?.layout?.yaxis?.type === 'log'")
     page.get_by_label("time (s, Σ epoch_seconds)").check()
-    page.wait_for_function(f"() => {PLOT.format(sel=loss)}.layout.xaxis.title.text === 'time (s)'")
+    page.wait_for_function(f"() => {PLOT.format(sel=loss)}?.layout?.xaxis?.title?.text === 'time (s)'")
     seconds = [v for _, v in series(server, run["id"], "epoch_seconds")["epoch_seconds"]]
     shown = plot_data(page, loss)[0]["x"][:5]
     assert shown == pytest.approx([sum(seconds[: i + 1]) for i in range(5)])
@@ -238,8 +238,8 @@ def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
     expect(view).to_have_attribute("data-status", "cancelled", timeout=30_000)
     result = httpx.get(f"{server}/api/runs/{run['id']}").json()["result"]
     page.get_by_label("epoch", exact=True).check()
-    page.wait_for_function(f"() => {PLOT.format(sel=loss)}.layout.xaxis.title.text === 'epoch'")
-    page.wait_for_function(f"() => ({PLOT.format(sel=loss)}.layout.shapes || []).some((s) => s.name === 'stop')")
+    page.wait_for_function(f"() => {PLOT.format(sel=loss)}?.layout?.xaxis?.title?.text === 'epoch'")
+    page.wait_for_function(f"() => ({PLOT.format(sel=loss)}?.layout?.shapes || []).some((s) => s.name === 'stop')")
     stop = shape(page, loss, "stop")
     assert stop is not None and stop["x0"] == result["stopped_epoch"]
 
@@ -263,7 +263,7 @@ def test_run_view_marks_early_stopping_and_shows_diagnostics(
     assert stopped == best + patience - 1  # the slide's loop, taken literally
 
     for chart in ('metric-chart[data-metric="loss"]', 'metric-chart[data-metric="accuracy"]'):
-        page.wait_for_function(f"() => ({PLOT.format(sel=chart)}.layout.shapes || []).length >= 3")
+        page.wait_for_function(f"() => ({PLOT.format(sel=chart)}?.layout?.shapes || []).length >= 3")
         assert shape(page, chart, "best")["x0"] == best
         assert shape(page, chart, "stop")["x0"] == stopped
         window = shape(page, chart, "patience")
@@ -330,7 +330,7 @@ def test_a_diverged_run_shows_where_it_diverged(page: Page, server: str, artifac
 
     # The chart marks the epoch, leaves the non-finite point out, and the page says why.
     chart = 'metric-chart[data-metric="loss"]'
-    page.wait_for_function(f"() => ({PLOT.format(sel=chart)}.layout.shapes || []).length >= 1")
+    page.wait_for_function(f"() => ({PLOT.format(sel=chart)}?.layout?.shapes || []).length >= 1")
     assert shape(page, chart, "stop")["x0"] == diverged
     labels = [a["text"] for a in plot_layout(page, chart)["annotations"] if a.get("name") == "stop"]
     assert labels == [f"diverged {diverged}"]
