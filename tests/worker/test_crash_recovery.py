@@ -8,8 +8,11 @@ from collections import Counter
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from backend.app import create_app
+from backend.db import new_session
+from backend.runs.models import RunCheckpoint
 from tests.conftest import wait_for
 
 # Epochs of ~0.3 s, so the kill lands mid-run and progress is current.
@@ -19,9 +22,23 @@ FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "0.5", "EPOQUE_HEARTBEAT_TIMEOUT_SE
                  "EPOQUE_CHECKPOINT_SECONDS": "0.3"}
 
 
-def _kill_worker_of(client: TestClient, run_id: int, procs: dict[int, object]) -> int:
-    run = wait_for(lambda: (r := client.get(f"/api/runs/{run_id}").json())["progress"]["epoch"] >= 3
-                   and r, 120, "a few epochs")
+def _checkpointed(run_ids: tuple[int, ...]) -> bool:
+    with new_session() as session:
+        stored = session.scalars(select(RunCheckpoint.run_id)
+                                 .where(RunCheckpoint.run_id.in_(run_ids))).all()
+    return set(stored) == set(run_ids)
+
+
+def _kill_worker_of(client: TestClient, run_id: int, procs: dict[int, object],
+                    others: tuple[int, ...] = ()) -> int:
+    """SIGKILL the worker of ``run_id`` once it shows a few epochs and it (and ``others``, the
+    rest of its pack) has a checkpoint: killed before the first one, a run restarts from epoch 1
+    instead of resuming (a fast machine got to epoch 3 before its first checkpoint)."""
+    def ready() -> dict | None:
+        run = client.get(f"/api/runs/{run_id}").json()
+        return run if run["progress"]["epoch"] >= 3 and _checkpointed((run_id, *others)) else None
+
+    run = wait_for(ready, 120, "a few epochs and a checkpoint")
     # A run that ended before the kill would make the test about nothing.
     assert run["status"] == "running", f"run ended before the kill: {run['status']}"
     pid = int(run["worker"].rsplit(":", 1)[1])

@@ -107,7 +107,8 @@ def test_killed_worker_pack_members_resume_alone(
         wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
         # Two seeds make one pack of two, even with a second worker idle.
         study = client.post("/api/studies", json={"base": base, "seeds": 2}).json()
-        _kill_worker_of(client, study["runs"][0]["id"], procs)
+        ids = [r["id"] for r in study["runs"]]
+        _kill_worker_of(client, ids[0], procs, others=tuple(ids[1:]))
         done = _finished(client, study["id"])
         for run in done["runs"]:
             assert run["status"] == "succeeded" and run["attempt"] == 2, run["error"]
