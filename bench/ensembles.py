@@ -10,9 +10,11 @@ import torch
 
 from bench.common import Row, median_time
 from worker.engine import Callbacks, parse_spec, train
+from worker.engine.datasets import dataset_info
 from worker.engine.models import build_model
 from worker.engine.pack import train_pack
 from worker.packing import pack_pays
+from worker.threads import macs_per_example
 
 # Where packing pays and where it does not (a wide MLP at a small minibatch): (name, spec, K).
 CHOICES = (
@@ -93,11 +95,14 @@ def run(smoke: bool = False) -> list[Row]:
 
 def _matmul_floor(spec, k: int) -> float:
     """Seconds a stacked step's matrix products would take at the sgemm peak measured now (a
-    1024³ product, one thread): for each layer's (d_in × d_out) weights, the forward product,
-    the weight gradient and — past the first layer — the input gradient, for k·m examples."""
-    model = build_model(spec, (64,), 10)
-    macs = [w.numel() for name, w in model.named_parameters() if name.endswith("weight")]
-    flops = 2 * (3 * sum(macs) - macs[0]) * spec.optim.batch_size * k
+    1024³ product, one thread): the forward products (threads.macs_per_example), as many for
+    the weight gradients, and as many again for the input gradients but the first layer's, for
+    k·m examples."""
+    info = dataset_info(spec.data.dataset)
+    model = build_model(spec, info.input_shape, len(info.classes))
+    forward = macs_per_example(model, tuple(info.input_shape))
+    first = next(w.numel() for name, w in model.named_parameters() if name.endswith("weight"))
+    flops = 2 * (3 * forward - first) * spec.optim.batch_size * k
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     peak = 2 * 1024**3 / median_time(lambda: a @ b, repeats=9, warmup=2)
     return flops / peak
