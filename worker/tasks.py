@@ -305,6 +305,15 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
     trained."""
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
+    threads = run_threads(specs[0].model_copy(update={
+        "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}))
+    pays, why = True, "EPOQUE_PACKS=always"
+    if get_settings().packs != "always":
+        pays, why = pack_pays(specs[0], len(runs), _device(specs[0]))
+    if not pays:
+        raise PackSlower(why)
+    log.info("runs %s: packed (%s), %d torch thread(s) on %s", ids, why, threads,
+             _device(specs[0]))
     pack = PackReporter(runs)
     statuses = ["abandoned"] * len(runs)  # what a member lost on the way ends as
 
@@ -318,15 +327,6 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
                               model_blob(run.spec, outcome))
         member.done = True
 
-    threads = run_threads(specs[0].model_copy(update={
-        "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}))
-    pays, why = True, "EPOQUE_PACKS=always"
-    if get_settings().packs != "always":
-        pays, why = pack_pays(specs[0], len(runs), _device(specs[0]))
-    if not pays:
-        raise PackSlower(why)
-    log.info("runs %s: packed (%s), %d torch thread(s) on %s", ids, why, threads,
-             _device(specs[0]))
     try:
         train_pack(specs, [m.callbacks() for m in pack.members], device=_device(specs[0]),
                    data_root=prepare_data(specs[0]), after_epoch=pack.after_epoch,
