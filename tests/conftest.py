@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/11"
+# Tests own one Redis database index; TEST_REDIS_DB moves it, so that two checkouts can test at once.
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '11')}"
 
 
 def _pg_available() -> bool:
