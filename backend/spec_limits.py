@@ -7,6 +7,7 @@ the field, the limit's setting and its value.
 from __future__ import annotations
 
 from backend.config import Settings
+from backend.runs.admission import check_admission
 from backend.spec_errors import SpecInvalid
 from worker.engine.spec import Spec
 
@@ -18,8 +19,12 @@ def check_spec_limits(spec: Spec, settings: Settings) -> None:
         ("model.hidden", max(spec.model.hidden, default=0), "max_width", settings.max_width),
         ("ensemble.members", spec.ensemble.members, "max_members", settings.max_members),
         ("data.n_samples", spec.data.n_samples or 0, "max_n_samples", settings.max_n_samples),
+        ("optim.batch_size", 0 if spec.optim.batch_size == "full" else spec.optim.batch_size,
+         "max_batch_size", settings.max_batch_size),
     ]
     for field, value, name, limit in checks:
         if value > limit:
             raise SpecInvalid.one(field,
                                   f"{value} is over the limit {name} = {limit} of this lab")
+    # Each limit alone is sane; together they multiply: the whole run must fit in memory.
+    check_admission(spec, settings.max_run_memory_mb)
