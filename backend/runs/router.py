@@ -7,10 +7,11 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import control, service
+from backend.runs import blobs, control, service
 from backend.runs.downsample import downsample
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
@@ -121,9 +122,12 @@ def change_lr(run_id: RunId, body: LrIn, session: SessionDep) -> RunOut:
 @router.get("/{run_id}/model", response_class=Response)
 def download_model(run_id: RunId, session: SessionDep) -> Response:
     """The returned model z*: ``torch.load`` gives {spec, state_dict, classes, input_shape}."""
-    blob = service.get_model(session=session, run_id=run_id)
-    return Response(blob, media_type="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="run-{run_id}-model.pt"'})
+    stored = service.model_info(session=session, run_id=run_id)
+    # Streamed piece by piece: six downloads of a 200 MB model no longer hold 1.2 GB.
+    return StreamingResponse(blobs.stream_blob("model", run_id),
+                             media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="run-{run_id}-model.pt"',
+        "Content-Length": str(stored.size)})
 
 
 class PredictIn(BaseModel):

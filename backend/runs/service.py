@@ -15,6 +15,7 @@ from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.db import utcnow
 from backend.errors import NotFound, TooMany, Unavailable
+from backend.runs import blobs
 from backend.runs.models import (
     ROLLUP_BLOCK,
     MetricPoint,
@@ -230,12 +231,18 @@ def last_cursor(*, session: Session, run_id: int) -> int:
     ) or 0
 
 
-def get_model(*, session: Session, run_id: int) -> bytes:
+def model_info(*, session: Session, run_id: int) -> RunModel:
+    """The stored model's row (size, time); NotFound while the run has none."""
     run = get_run(session=session, run_id=run_id)
     stored = session.get(RunModel, run_id)
     if stored is None:
         raise NotFound(f"run {run_id} has no model yet (status {run.status})")
-    return stored.blob
+    return stored
+
+
+def get_model(*, session: Session, run_id: int) -> bytes:
+    model_info(session=session, run_id=run_id)
+    return blobs.read_blob(session, "model", run_id)
 
 
 def series_keys(*, session: Session, run_id: int) -> list[str]:
