@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from backend.broker import enqueue_run
 from backend.config import get_settings
-from backend.db import utcnow
+from backend.db import new_session, utcnow
 from backend.errors import NotFound, TooMany, Unavailable
 from backend.runs import blobs
 from backend.runs.models import (
@@ -223,6 +225,43 @@ def get_points(
         series.setdefault(key, []).append([x, value])
         cursor = point_id
     return series, cursor
+
+
+def count_points(*, session: Session, run_id: int, after: int = 0,
+                 keys: Sequence[str] | None = None, at_most: int) -> int:
+    """How many points ``get_points`` would return, counted up to ``at_most`` only."""
+    query = select(MetricPoint.id).where(MetricPoint.run_id == run_id, MetricPoint.id > after)
+    if keys:
+        query = query.where(MetricPoint.key.in_(keys))
+    return session.scalar(select(func.count()).select_from(query.limit(at_most).subquery())) or 0
+
+
+CSV_PAGE = 10_000
+
+
+def stream_points_csv(*, run_id: int, keys: Sequence[str] | None = None) -> Iterator[str]:
+    """The run's points as CSV text: a header, then each series (in the order series first
+    appeared) in x's write order; read CSV_PAGE points at a time in a session of its own."""
+    yield "key,x,value\r\n"
+    with new_session() as session:
+        first = (select(MetricPoint.key).where(MetricPoint.run_id == run_id)
+                 .group_by(MetricPoint.key).order_by(func.min(MetricPoint.id)))
+        if keys:
+            first = first.where(MetricPoint.key.in_(keys))
+        for key in session.scalars(first).all():
+            after = 0
+            while True:
+                page = session.execute(
+                    select(MetricPoint.id, MetricPoint.x, MetricPoint.value)
+                    .where(MetricPoint.run_id == run_id, MetricPoint.key == key,
+                           MetricPoint.id > after)
+                    .order_by(MetricPoint.id).limit(CSV_PAGE)).all()
+                if not page:
+                    break
+                out = io.StringIO()
+                csv.writer(out).writerows([key, x, "" if v is None else v] for _, x, v in page)
+                yield out.getvalue()
+                after = page[-1][0]
 
 
 def last_cursor(*, session: Session, run_id: int) -> int:
