@@ -26,18 +26,24 @@ from backend.guides import router as guides_router
 from backend.limits import BodyLimit
 from backend.presets import router as presets_router
 from backend.previews import router as previews_router
+from backend.public_text import public_text
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
 from backend.spec_errors import SpecInvalid, request_errors
 from backend.studies import router as studies_router
 from backend.system import router as system_router
+from worker.engine import datasets as engine_datasets
 
 log = logging.getLogger(__name__)
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
+
+# The only routes that take multipart uploads: elsewhere the JSON body limit holds, whatever
+# the content type says.
+UPLOAD_PATHS = ("/api/datasets", "/api/previews/image")
 
 _ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}}}}
 # Answers any operation may give, documented once for all of them.
@@ -110,16 +116,17 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(SpecInvalid)
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=422)
+        return JSONResponse({"detail": [{**d, "msg": public_text(d["msg"])} for d in exc.detail]},
+                            status_code=422)
 
     @app.exception_handler(TooMany)
     async def _too_many(_: Request, exc: TooMany) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=429,
+        return JSONResponse({"detail": public_text(exc.message)}, status_code=429,
                             headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        return JSONResponse({"detail": public_text(exc.message)}, status_code=exc.status_code)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def _plotly() -> FileResponse:
@@ -128,8 +135,11 @@ def create_app() -> FastAPI:
                             headers={"Cache-Control": "public, max-age=86400"})
 
     settings = get_settings()
+    # The API itself never reaches out to the internet: a preview of a torchvision set whose
+    # files are absent says so; workers download them (worker/engine/datasets.py).
+    engine_datasets.ALLOW_DOWNLOAD = False
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
-                       max_upload=settings.max_upload_bytes)
+                       max_upload=settings.max_upload_bytes, upload_paths=UPLOAD_PATHS)
     token = settings.api_token
     if token is not None and token.get_secret_value():
         app.add_middleware(TokenGuard, token=token.get_secret_value())

@@ -19,7 +19,9 @@ from pydantic import BaseModel, Field, ValidationError
 from backend.config import get_settings
 from backend.errors import NotFound
 from backend.spec_errors import SpecInvalid
+from backend.spec_limits import check_finite
 from worker.engine import augment as augment_module
+from worker.engine.augment_spec import augment_shape_errors
 from worker.engine.spec import AugmentOp
 
 router = APIRouter(prefix="/api/previews", tags=["previews"])
@@ -85,12 +87,25 @@ async def _call(request: Request, fn: Any, **kwargs: Any) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise NotFound(str(exc)) from None
     except ValueError as exc:
-        raise SpecInvalid.one("dataset", str(exc)) from None
+        raise SpecInvalid.one(_field_of(str(exc), kwargs), str(exc)) from None
+    except RuntimeError as exc:  # torch refusing what an op asks of this image
+        raise SpecInvalid.one("augment", f"the ops cannot be applied to this image: {exc}") \
+            from None
+
+
+def _field_of(message: str, fields: dict[str, Any]) -> str:
+    """The request field an engine ValueError is about: the one its message starts with
+    ("n must be…", "augment: …"), else the dataset (unknown, not images, files absent)."""
+    head = message.split(maxsplit=1)[0].rstrip(":") if message else ""
+    if head.startswith("augment"):
+        return "augment"
+    return head if head in fields and head != "data_root" else "dataset"
 
 
 @router.post("/augment")
 async def preview_augment(body: AugmentPreviewIn, request: Request) -> dict[str, Any]:
     """One example, augmented ``n`` times exactly as a training run with seed+k would."""
+    check_finite(body.augment, "augment")
     return await _call(request, augment_module.preview, dataset=body.dataset, index=body.index,
                        augment_ops=body.augment, n=body.n, seed=body.seed,
                        data_root=get_settings().data_dir / "datasets")
@@ -114,8 +129,10 @@ def _own_image(data: bytes, max_pixels: int) -> torch.Tensor:
             img = img.convert("RGB")
             img.thumbnail((OWN_IMAGE_SIDE, OWN_IMAGE_SIDE))
             array = np.asarray(img, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise SpecInvalid.one("file", f"not a readable image: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        # PIL's reason names a BytesIO object: the format list says more.
+        raise SpecInvalid.one("file", "not a readable image (PNG, JPEG, GIF, BMP, TIFF, "
+                                      "WebP…)") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
@@ -138,6 +155,7 @@ async def preview_image(
         raise SpecInvalid.one("augment", f"not valid JSON: {exc}") from None
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise SpecInvalid.one("augment", "expected a JSON list of ops like {\"op\": ...}")
+    check_finite(ops, "augment")
     for i, op in enumerate(ops):
         try:
             AugmentOp.model_validate(op)
@@ -147,6 +165,13 @@ async def preview_image(
                        augment_ops=ops, n=n, seed=seed)
 
 
-def _own_preview(data: bytes, max_pixels: int, **kwargs: Any) -> dict[str, Any]:
-    """Decoding is heavy too: done in the preview's thread, with the drawing."""
-    return augment_module.preview_image(image=_own_image(data, max_pixels), **kwargs)
+def _own_preview(data: bytes, max_pixels: int, augment_ops: list[dict[str, Any]],
+                 **kwargs: Any) -> dict[str, Any]:
+    """Decoding is heavy too: done in the preview's thread, with the drawing. The ops are
+    checked against this image's size first (reflect padding as large as it: 422, not 500)."""
+    image = _own_image(data, max_pixels)
+    errors = augment_shape_errors([AugmentOp.model_validate(op) for op in augment_ops],
+                                  tuple(image.shape), "your image's")
+    if errors:
+        raise ValidationError.from_exception_data("Spec", errors)
+    return augment_module.preview_image(image=image, augment_ops=augment_ops, **kwargs)
