@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from backend.allow import AllowHeader
 from backend.auth import TokenGuard
 from backend.broker import enqueue_run
 from backend.config import get_settings
@@ -31,6 +32,7 @@ from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
 from backend.spec_errors import SpecInvalid, request_errors
+from backend.strict_body import strict_json_body
 from backend.studies import router as studies_router
 from backend.system import router as system_router
 from worker.engine import datasets as engine_datasets
@@ -51,7 +53,9 @@ COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"description": "The body could not be parsed.", "content": _ERROR},
     401: {"description": "The API token is required for writes.", "content": _ERROR},
     404: {"description": "No such run, study, dataset or preset.", "content": _ERROR},
-    409: {"description": "The run has already ended.", "content": _ERROR},
+    405: {"description": "Not a method of this resource (Allow lists those that are).",
+          "content": _ERROR},
+    409: {"description": "The run has already ended, or has no model yet.", "content": _ERROR},
     413: {"description": "A size limit was exceeded (named in detail).", "content": _ERROR},
     422: {"description": "Invalid input: detail names each field and the reason.",
           "content": _ERROR},
@@ -98,7 +102,7 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     app = FastAPI(title="Époque", version="0.1.0", lifespan=_lifespan,
                   description="A lab for seeing how neural-network training behaves.",
-                  responses=COMMON_RESPONSES)
+                  responses=COMMON_RESPONSES, dependencies=[Depends(strict_json_body)])
     app.include_router(system_router.router)
     app.include_router(runs_router.router)
     app.include_router(stream.router)
@@ -138,6 +142,7 @@ def create_app() -> FastAPI:
     # The API itself never reaches out to the internet: a preview of a torchvision set whose
     # files are absent says so; workers download them (worker/engine/datasets.py).
     engine_datasets.ALLOW_DOWNLOAD = False
+    app.add_middleware(AllowHeader, openapi=app.openapi)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes, upload_paths=UPLOAD_PATHS)
     token = settings.api_token

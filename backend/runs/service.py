@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.db import new_session, utcnow
-from backend.errors import NotFound, TooMany, Unavailable
+from backend.errors import Conflict, NotFound, TooMany, Unavailable
 from backend.runs import blobs
 from backend.runs.models import (
     ROLLUP_BLOCK,
@@ -274,8 +274,8 @@ def model_info(*, session: Session, run_id: int) -> RunModel:
     """The stored model's row (size, time); NotFound while the run has none."""
     run = get_run(session=session, run_id=run_id)
     stored = session.get(RunModel, run_id)
-    if stored is None:
-        raise NotFound(f"run {run_id} has no model yet (status {run.status})")
+    if stored is None:  # the run exists: a conflict with its state, not a missing resource
+        raise Conflict(f"run {run_id} has no model yet (status {run.status})")
     return stored
 
 
