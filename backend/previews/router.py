@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -120,9 +119,9 @@ async def preview_jitter(body: JitterPreviewIn, request: Request) -> dict[str, A
                        seed=body.seed, data_root=get_settings().data_dir / "datasets")
 
 
-def _own_image(data: bytes, max_pixels: int) -> torch.Tensor:
+def _own_image(source: BinaryIO, max_pixels: int) -> torch.Tensor:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(source) as img:
             if img.width * img.height > max_pixels:
                 raise SpecInvalid.one("file", f"image is {img.width}×{img.height}; the limit "
                                               f"max_image_pixels is {max_pixels}")
@@ -146,8 +145,9 @@ async def preview_image(
 ) -> dict[str, Any]:
     """Your own image through an augmentation pipeline, the same code path as training."""
     settings = get_settings()
-    data = await file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
+    # The upload waits on disk (Starlette spools it) and is read in the preview's thread, once
+    # its turn comes: 32 waiting 40 MB images no longer sit in memory together.
+    if file.size is not None and file.size > settings.max_upload_bytes:
         raise SpecInvalid.one("file", f"larger than max_upload_bytes ({settings.max_upload_bytes})")
     try:
         ops = json.loads(augment)
@@ -161,15 +161,16 @@ async def preview_image(
             AugmentOp.model_validate(op)
         except ValidationError as exc:
             raise SpecInvalid.from_validation(exc, prefix=("augment", str(i))) from None
-    return await _call(request, _own_preview, data=data, max_pixels=settings.max_image_pixels,
-                       augment_ops=ops, n=n, seed=seed)
+    return await _call(request, _own_preview, upload=file.file,
+                       max_pixels=settings.max_image_pixels, augment_ops=ops, n=n, seed=seed)
 
 
-def _own_preview(data: bytes, max_pixels: int, augment_ops: list[dict[str, Any]],
+def _own_preview(upload: BinaryIO, max_pixels: int, augment_ops: list[dict[str, Any]],
                  **kwargs: Any) -> dict[str, Any]:
     """Decoding is heavy too: done in the preview's thread, with the drawing. The ops are
     checked against this image's size first (reflect padding as large as it: 422, not 500)."""
-    image = _own_image(data, max_pixels)
+    upload.seek(0)
+    image = _own_image(upload, max_pixels)
     errors = augment_shape_errors([AugmentOp.model_validate(op) for op in augment_ops],
                                   tuple(image.shape), "your image's")
     if errors:
