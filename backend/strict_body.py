@@ -13,13 +13,17 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.requests import HTTPConnection
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}
 
 
-async def strict_json_body(request: Request) -> None:
+async def strict_json_body(connection: HTTPConnection) -> None:
+    if not isinstance(connection, Request):  # a WebSocket has no body
+        return
+    request = connection
     route = request.scope.get("route")
     field = getattr(route, "body_field", None) if isinstance(route, APIRoute) else None
     content_type = request.headers.get("content-type", "")
