@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from backend.allow import AllowHeader
 from backend.auth import TokenGuard
 from backend.broker import enqueue_run
 from backend.config import get_settings
@@ -26,12 +27,15 @@ from backend.guides import router as guides_router
 from backend.limits import BodyLimit
 from backend.presets import router as presets_router
 from backend.previews import router as previews_router
+from backend.public_text import public_text
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
 from backend.spec_errors import SpecInvalid, request_errors
+from backend.strict_body import strict_json_body
 from backend.studies import router as studies_router
 from backend.system import router as system_router
+from worker.engine import datasets as engine_datasets
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +43,19 @@ FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
+# The only routes that take multipart uploads: elsewhere the JSON body limit holds, whatever
+# the content type says.
+UPLOAD_PATHS = ("/api/datasets", "/api/previews/image")
+
 _ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}}}}
 # Answers any operation may give, documented once for all of them.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"description": "The body could not be parsed.", "content": _ERROR},
     401: {"description": "The API token is required for writes.", "content": _ERROR},
     404: {"description": "No such run, study, dataset or preset.", "content": _ERROR},
-    409: {"description": "The run has already ended.", "content": _ERROR},
+    405: {"description": "Not a method of this resource (Allow lists those that are).",
+          "content": _ERROR},
+    409: {"description": "The run has already ended, or has no model yet.", "content": _ERROR},
     413: {"description": "A size limit was exceeded (named in detail).", "content": _ERROR},
     422: {"description": "Invalid input: detail names each field and the reason.",
           "content": _ERROR},
@@ -92,7 +102,7 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     app = FastAPI(title="Époque", version="0.1.0", lifespan=_lifespan,
                   description="A lab for seeing how neural-network training behaves.",
-                  responses=COMMON_RESPONSES)
+                  responses=COMMON_RESPONSES, dependencies=[Depends(strict_json_body)])
     app.include_router(system_router.router)
     app.include_router(runs_router.router)
     app.include_router(stream.router)
@@ -110,16 +120,17 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(SpecInvalid)
     async def _spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=422)
+        return JSONResponse({"detail": [{**d, "msg": public_text(d["msg"])} for d in exc.detail]},
+                            status_code=422)
 
     @app.exception_handler(TooMany)
     async def _too_many(_: Request, exc: TooMany) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=429,
+        return JSONResponse({"detail": public_text(exc.message)}, status_code=429,
                             headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        return JSONResponse({"detail": public_text(exc.message)}, status_code=exc.status_code)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def _plotly() -> FileResponse:
@@ -128,8 +139,12 @@ def create_app() -> FastAPI:
                             headers={"Cache-Control": "public, max-age=86400"})
 
     settings = get_settings()
+    # The API itself never reaches out to the internet: a preview of a torchvision set whose
+    # files are absent says so; workers download them (worker/engine/datasets.py).
+    engine_datasets.ALLOW_DOWNLOAD = False
+    app.add_middleware(AllowHeader, openapi=app.openapi)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes,
-                       max_upload=settings.max_upload_bytes)
+                       max_upload=settings.max_upload_bytes, upload_paths=UPLOAD_PATHS)
     token = settings.api_token
     if token is not None and token.get_secret_value():
         app.add_middleware(TokenGuard, token=token.get_secret_value())

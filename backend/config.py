@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,23 @@ class Settings(BaseSettings):
         0.1, gt=0, description="How often a stream looks for new points in the database."
     )
 
+    # --- Robustness: memory and load bounds (issue 14) ---
+    max_run_memory_mb: int = Field(
+        default_factory=lambda: _half_of_memory_mb(), ge=1,
+        description="Most memory one run's spec may need (estimated at creation: weights, "
+        "optimiser state, one minibatch's activations, the dataset). Default: half of this "
+        "machine's memory.")
+    max_batch_size: int = Field(65_536, ge=1, description="Largest optim.batch_size.")
+    preview_concurrency: int = Field(
+        2, ge=1, description="Previews computed at once (in threads, off the event loop); "
+        "more wait their turn.")
+    predictor_cache: int = Field(
+        4, ge=0, description="Trained models kept loaded for /predict (least recently used "
+        "go first).")
+    max_metric_points: int = Field(
+        200_000, ge=1, description="Most points /metrics answers without `points` "
+        "(downsampling); beyond it, 422 asking for `points` or a later `after`.")
+
     @field_validator("api_token", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
@@ -90,6 +108,14 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _half_of_memory_mb() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GB
+        total = 8 * 2**30
+    return max(total // 2 // 2**20, 1)
 
 
 @lru_cache

@@ -12,16 +12,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_body: int, max_upload: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, max_upload: int,
+                 upload_paths: tuple[str, ...] = ()) -> None:
         self.app, self.max_body, self.max_upload = app, max_body, max_upload
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
-        # Uploads carry their own limit (plus room for the multipart envelope).
+        multipart = (headers.get(b"content-type", b"").startswith(b"multipart/")
+                     and scope.get("path", "").rstrip("/") in self.upload_paths)
+        # Uploads carry their own limit (plus room for the multipart envelope); only the
+        # upload routes take them, so a multipart content type elsewhere lifts nothing.
         limit, name = ((self.max_upload + 64 * 1024, "max_upload_bytes") if multipart
                        else (self.max_body, "max_body_bytes"))
         declared = headers.get(b"content-length")

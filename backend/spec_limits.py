@@ -6,20 +6,40 @@ the field, the limit's setting and its value.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from backend.config import Settings
+from backend.runs.admission import check_admission
 from backend.spec_errors import SpecInvalid
 from worker.engine.spec import Spec
 
 
+def check_finite(data: Any, field: str = "") -> None:
+    """422 on the first NaN or ±Infinity anywhere in ``data`` (JSON lets them in as NaN and
+    Infinity; stored, they became null and the spec could not be submitted again)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise SpecInvalid.one(field or "(spec)", f"{data} is not a finite number")
+    items = (data.items() if isinstance(data, dict)
+             else enumerate(data) if isinstance(data, list | tuple) else ())
+    for key, value in items:
+        check_finite(value, f"{field}.{key}" if field else str(key))
+
+
 def check_spec_limits(spec: Spec, settings: Settings) -> None:
+    check_finite(spec.model_dump())
     checks = [
         ("training.max_epochs", spec.training.max_epochs, "max_epochs", settings.max_epochs),
         ("model.hidden", len(spec.model.hidden), "max_depth", settings.max_depth),
         ("model.hidden", max(spec.model.hidden, default=0), "max_width", settings.max_width),
         ("ensemble.members", spec.ensemble.members, "max_members", settings.max_members),
         ("data.n_samples", spec.data.n_samples or 0, "max_n_samples", settings.max_n_samples),
+        ("optim.batch_size", 0 if spec.optim.batch_size == "full" else spec.optim.batch_size,
+         "max_batch_size", settings.max_batch_size),
     ]
     for field, value, name, limit in checks:
         if value > limit:
             raise SpecInvalid.one(field,
                                   f"{value} is over the limit {name} = {limit} of this lab")
+    # Each limit alone is sane; together they multiply: the whole run must fit in memory.
+    check_admission(spec, settings.max_run_memory_mb)

@@ -29,7 +29,7 @@ from worker.engine.datasets import dataset_info
 from worker.engine.models import build_model
 from worker.engine.optim import build_optimizer, stepper
 from worker.engine.spec import Spec
-from worker.threads import FULL_BATCH_GUESS
+from worker.threads import timing_batch
 
 TIMED_MEMBERS = 4
 # A pack must be at least this much faster: a packed run's figures drift from the run alone by
@@ -52,7 +52,7 @@ def step_seconds(spec: Spec, members: int) -> float:
     # An uploaded folder's classes are known once it is loaded; the head's width barely
     # matters to the time of a step.
     shape, classes = tuple(info.input_shape), max(len(info.classes), 2)
-    m = FULL_BATCH_GUESS if spec.optim.batch_size == "full" else spec.optim.batch_size
+    m = timing_batch(spec)
     one = spec.model_copy(update={
         "ensemble": spec.ensemble.model_copy(update={"members": members}),
         "optim": spec.optim.model_copy(update={"lr": 0.0})})

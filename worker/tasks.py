@@ -26,6 +26,7 @@ from backend.config import get_settings
 from backend.datasets.service import materialize
 from backend.db import new_session
 from backend.notify import publish
+from backend.public_text import public_error
 from backend.runs.lifecycle import (
     LeaseLost,
     RunGone,
@@ -291,7 +292,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
         return "abandoned"
     except Exception as exc:
         log.exception("run %s failed", run.run_id)
-        error = f"{type(exc).__name__}: {exc}"
+        error = public_error(exc)
     return _finish(run.run_id, run.attempt, status, result, error, model)
 
 
@@ -338,7 +339,7 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
         for k, (run, member) in enumerate(zip(runs, pack.members)):
             if not (member.lost or member.done):
                 statuses[k] = _finish(run.run_id, run.attempt, "failed", None,
-                                      f"{type(exc).__name__}: {exc}", None)
+                                      public_error(exc), None)
     return statuses
 
 

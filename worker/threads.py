@@ -37,6 +37,13 @@ LONG_STEP_SECONDS = 0.25
 TIE = 1.05
 
 
+def timing_batch(spec: Spec) -> int:
+    """The minibatch of throwaway timing steps: never more than FULL_BATCH_GUESS, so that a
+    huge batch_size (clamped to n by training itself) allocates nothing huge here."""
+    batch = spec.optim.batch_size
+    return FULL_BATCH_GUESS if batch == "full" else min(batch, FULL_BATCH_GUESS)
+
+
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -97,7 +104,7 @@ def choose_threads(spec: Spec, cores: int | None = None) -> int:
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)  # the CPU's only, as build_network does
         model = build_model(single, info.input_shape, len(info.classes))
-        batch = FULL_BATCH_GUESS if spec.optim.batch_size == "full" else spec.optim.batch_size
+        batch = timing_batch(spec)
         # An ensemble's step is K members' work: timed as one member on K minibatches.
         batch *= spec.ensemble.members
         step = macs_per_example(model, tuple(info.input_shape)) * batch

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import base64
-import io
+import functools
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
+import anyio
+import anyio.to_thread
 import numpy as np
 import torch
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from backend.config import get_settings
 from backend.errors import NotFound
 from backend.spec_errors import SpecInvalid
+from backend.spec_limits import check_finite
 from worker.engine import augment as augment_module
+from worker.engine.augment_spec import augment_shape_errors
 from worker.engine.spec import AugmentOp
 
 router = APIRouter(prefix="/api/previews", tags=["previews"])
@@ -61,9 +64,21 @@ def _encode(value: Any) -> Any:
     return value
 
 
-async def _call(fn: Any, **kwargs: Any) -> dict[str, Any]:
+def _limiter(request: Request) -> anyio.CapacityLimiter:
+    """At most EPOQUE_PREVIEW_CONCURRENCY previews decode and draw at once, in threads (never
+    on the event loop: 32 previews of 4096² images held /api/health for 3 s); the others wait.
+    One limiter per app, made in its event loop."""
+    limiter = getattr(request.app.state, "preview_limiter", None)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(get_settings().preview_concurrency)
+        request.app.state.preview_limiter = limiter
+    return limiter
+
+
+async def _call(request: Request, fn: Any, **kwargs: Any) -> dict[str, Any]:
     try:
-        return _encode(await run_in_threadpool(fn, **kwargs))
+        return _encode(await anyio.to_thread.run_sync(
+            functools.partial(fn, **kwargs), limiter=_limiter(request)))
     except ValidationError as exc:
         raise SpecInvalid.from_validation(exc) from None
     except IndexError as exc:
@@ -71,42 +86,58 @@ async def _call(fn: Any, **kwargs: Any) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise NotFound(str(exc)) from None
     except ValueError as exc:
-        raise SpecInvalid.one("dataset", str(exc)) from None
+        raise SpecInvalid.one(_field_of(str(exc), kwargs), str(exc)) from None
+    except RuntimeError as exc:  # torch refusing what an op asks of this image
+        raise SpecInvalid.one("augment", f"the ops cannot be applied to this image: {exc}") \
+            from None
+
+
+def _field_of(message: str, fields: dict[str, Any]) -> str:
+    """The request field an engine ValueError is about: the one its message starts with
+    ("n must be…", "augment: …"), else the dataset (unknown, not images, files absent)."""
+    head = message.split(maxsplit=1)[0].rstrip(":") if message else ""
+    if head.startswith("augment"):
+        return "augment"
+    return head if head in fields and head != "data_root" else "dataset"
 
 
 @router.post("/augment")
-async def preview_augment(body: AugmentPreviewIn) -> dict[str, Any]:
+async def preview_augment(body: AugmentPreviewIn, request: Request) -> dict[str, Any]:
     """One example, augmented ``n`` times exactly as a training run with seed+k would."""
-    return await _call(augment_module.preview, dataset=body.dataset, index=body.index,
+    check_finite(body.augment, "augment")
+    return await _call(request, augment_module.preview, dataset=body.dataset, index=body.index,
                        augment_ops=body.augment, n=body.n, seed=body.seed,
                        data_root=get_settings().data_dir / "datasets")
 
 
 @router.post("/jitter")
-async def preview_jitter(body: JitterPreviewIn) -> dict[str, Any]:
+async def preview_jitter(body: JitterPreviewIn, request: Request) -> dict[str, Any]:
     """ColorJitter one component at a time, trials #0…#N−1 (the course's slides)."""
-    return await _call(augment_module.jitter_trials, dataset=body.dataset, index=body.index,
+    return await _call(request, augment_module.jitter_trials, dataset=body.dataset, index=body.index,
                        brightness=body.brightness, contrast=body.contrast,
                        saturation=body.saturation, hue=body.hue, trials=body.trials,
                        seed=body.seed, data_root=get_settings().data_dir / "datasets")
 
 
-def _own_image(data: bytes, max_pixels: int) -> torch.Tensor:
+def _own_image(source: BinaryIO, max_pixels: int) -> torch.Tensor:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(source) as img:
             if img.width * img.height > max_pixels:
                 raise SpecInvalid.one("file", f"image is {img.width}×{img.height}; the limit "
                                               f"max_image_pixels is {max_pixels}")
             img = img.convert("RGB")
             img.thumbnail((OWN_IMAGE_SIDE, OWN_IMAGE_SIDE))
             array = np.asarray(img, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise SpecInvalid.one("file", f"not a readable image: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        # PIL's reason names a BytesIO object: the format list says more.
+        raise SpecInvalid.one("file", "not a readable image (PNG, JPEG, GIF, BMP, TIFF, "
+                                      "WebP…)") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 @router.post("/image")
 async def preview_image(
+    request: Request,
     file: Annotated[UploadFile, File(description="An image of your own (PNG, JPEG, …).")],
     augment: Annotated[str, Form(description="The ops as a JSON list, as in a spec.")] = "[]",
     n: Annotated[int, Form(ge=1, le=64)] = 8,
@@ -114,8 +145,9 @@ async def preview_image(
 ) -> dict[str, Any]:
     """Your own image through an augmentation pipeline, the same code path as training."""
     settings = get_settings()
-    data = await file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
+    # The upload waits on disk (Starlette spools it) and is read in the preview's thread, once
+    # its turn comes: 32 waiting 40 MB images no longer sit in memory together.
+    if file.size is not None and file.size > settings.max_upload_bytes:
         raise SpecInvalid.one("file", f"larger than max_upload_bytes ({settings.max_upload_bytes})")
     try:
         ops = json.loads(augment)
@@ -123,10 +155,24 @@ async def preview_image(
         raise SpecInvalid.one("augment", f"not valid JSON: {exc}") from None
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise SpecInvalid.one("augment", "expected a JSON list of ops like {\"op\": ...}")
+    check_finite(ops, "augment")
     for i, op in enumerate(ops):
         try:
             AugmentOp.model_validate(op)
         except ValidationError as exc:
             raise SpecInvalid.from_validation(exc, prefix=("augment", str(i))) from None
-    image = _own_image(data, settings.max_image_pixels)
-    return await _call(augment_module.preview_image, image=image, augment_ops=ops, n=n, seed=seed)
+    return await _call(request, _own_preview, upload=file.file,
+                       max_pixels=settings.max_image_pixels, augment_ops=ops, n=n, seed=seed)
+
+
+def _own_preview(upload: BinaryIO, max_pixels: int, augment_ops: list[dict[str, Any]],
+                 **kwargs: Any) -> dict[str, Any]:
+    """Decoding is heavy too: done in the preview's thread, with the drawing. The ops are
+    checked against this image's size first (reflect padding as large as it: 422, not 500)."""
+    upload.seek(0)
+    image = _own_image(upload, max_pixels)
+    errors = augment_shape_errors([AugmentOp.model_validate(op) for op in augment_ops],
+                                  tuple(image.shape), "your image's")
+    if errors:
+        raise ValidationError.from_exception_data("Spec", errors)
+    return augment_module.preview_image(image=image, augment_ops=augment_ops, **kwargs)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
+from backend.runs import blobs
 from backend.runs.models import Run, RunCheckpoint, RunModel
 from backend.runs.service import Point, insert_for, log_boundaries, log_points
 
@@ -93,11 +94,13 @@ def record_epochs(*, session: Session, updates: Iterable[Update]) -> dict[int, t
         log_boundaries(session=session, run_id=run_id, grids=boundaries)
         if checkpoint is not None:
             checkpoints.append({"run_id": run_id, "attempt": attempt, "epoch": epoch,
-                                "blob": checkpoint, "created_at": utcnow()})
+                                "size": blobs.write_blob(session, "checkpoint", run_id,
+                                                         checkpoint),
+                                "created_at": utcnow()})
     if checkpoints:  # one upsert for them all: a run keeps only its newest checkpoint
         stmt = insert_for(session)(RunCheckpoint.__table__)
         session.execute(stmt.on_conflict_do_update(index_elements=["run_id"], set_={
-            name: stmt.excluded[name] for name in ("attempt", "epoch", "blob", "created_at")}),
+            name: stmt.excluded[name] for name in ("attempt", "epoch", "size", "created_at")}),
             checkpoints)
     session.commit()
     return answer
@@ -105,10 +108,8 @@ def record_epochs(*, session: Session, updates: Iterable[Update]) -> dict[int, t
 
 def load_checkpoint(*, session: Session, run_id: int) -> tuple[int, bytes] | None:
     """(epoch, snapshot bytes) of the newest checkpoint, for an attempt taking a run over."""
-    row = session.execute(
-        select(RunCheckpoint.epoch, RunCheckpoint.blob).where(RunCheckpoint.run_id == run_id)
-    ).first()
-    return (row[0], row[1]) if row else None
+    epoch = session.scalar(select(RunCheckpoint.epoch).where(RunCheckpoint.run_id == run_id))
+    return None if epoch is None else (epoch, blobs.read_blob(session, "checkpoint", run_id))
 
 
 def beat_run(*, session: Session, run_id: int, attempt: int) -> bool:
@@ -133,7 +134,9 @@ def finish_run(
     if not changed:
         raise _lost(session, run_id)
     if model is not None:
-        session.merge(RunModel(run_id=run_id, blob=model, created_at=utcnow()))
+        size = blobs.write_blob(session, "model", run_id, model)
+        session.merge(RunModel(run_id=run_id, size=size, created_at=utcnow()))
     # A finished run never resumes: its checkpoint would only take space.
     session.execute(delete(RunCheckpoint).where(RunCheckpoint.run_id == run_id))
+    blobs.delete_blob(session, "checkpoint", run_id)
     session.commit()

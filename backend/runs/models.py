@@ -77,12 +77,13 @@ class MetricPoint(Base):
 
 
 class RunModel(Base):
-    """The returned model z* (torch.save bytes), kept in the database so every API can serve it."""
+    """The returned model z* (torch.save bytes, in ``BlobChunk`` rows of kind "model"), kept in
+    the database so every API can serve it."""
 
     __tablename__ = "run_models"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -107,8 +108,23 @@ class RunCheckpoint(Base):
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer)
     epoch: Mapped[int] = mapped_column(Integer)
-    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes, in BlobChunk rows of kind "checkpoint"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BlobChunk(Base):
+    """One piece of a large blob (a model, a checkpoint). One column value holds at most
+    1 GB on PostgreSQL and 1 GB (SQLITE_MAX_LENGTH) on SQLite, and a 4096 × 6 MLP's checkpoint
+    is larger: blobs are stored in pieces of blobs.CHUNK_BYTES, in the database still, which
+    every worker shares (DESIGN.md)."""
+
+    __tablename__ = "blob_chunks"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MetricRollup(Base):

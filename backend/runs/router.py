@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import control, service
+from backend.runs import blobs, control, service
 from backend.runs.downsample import downsample
+from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
-from worker.engine.predict import PredictError, Predictor
+from worker.engine.predict import PredictError
 from worker.engine.spec import Spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -68,6 +69,12 @@ def get_metrics(
 ) -> MetricsOut:
     service.get_run(session=session, run_id=run_id)
     if points is None:
+        cap = get_settings().max_metric_points
+        if service.count_points(session=session, run_id=run_id, after=after, keys=_keys(keys),
+                                at_most=cap + 1) > cap:
+            raise SpecInvalid.one("points", (
+                f"more than max_metric_points ({cap}) points after cursor {after}: ask for "
+                f"points=N (each series downsampled to N) or fewer keys"))
         series, cursor = service.get_points(
             session=session, run_id=run_id, after=after, keys=_keys(keys)
         )
@@ -85,22 +92,16 @@ def get_metrics(
     return MetricsOut(series=series, cursor=cursor)
 
 
-@router.get("/{run_id}/metrics.csv", response_class=Response)
+@router.get("/{run_id}/metrics.csv", response_class=StreamingResponse)
 def get_metrics_csv(
     run_id: RunId, session: SessionDep, keys: str | None = None
-) -> Response:
+) -> StreamingResponse:
+    """Every point as CSV rows (key, x, value), series after series, streamed a page at a
+    time: a million-point run is never held whole."""
     service.get_run(session=session, run_id=run_id)
-    series, _ = service.get_points(session=session, run_id=run_id, keys=_keys(keys))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["key", "x", "value"])
-    for key, points in series.items():
-        writer.writerows([key, x, "" if v is None else v] for x, v in points)
-    return Response(
-        out.getvalue(),
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'},
-    )
+    return StreamingResponse(
+        service.stream_points_csv(run_id=run_id, keys=_keys(keys)), media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'})
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
@@ -121,9 +122,12 @@ def change_lr(run_id: RunId, body: LrIn, session: SessionDep) -> RunOut:
 @router.get("/{run_id}/model", response_class=Response)
 def download_model(run_id: RunId, session: SessionDep) -> Response:
     """The returned model z*: ``torch.load`` gives {spec, state_dict, classes, input_shape}."""
-    blob = service.get_model(session=session, run_id=run_id)
-    return Response(blob, media_type="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="run-{run_id}-model.pt"'})
+    stored = service.model_info(session=session, run_id=run_id)
+    # Streamed piece by piece: six downloads of a 200 MB model no longer hold 1.2 GB.
+    return StreamingResponse(blobs.stream_blob("model", run_id),
+                             media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="run-{run_id}-model.pt"',
+        "Content-Length": str(stored.size)})
 
 
 class PredictIn(BaseModel):
@@ -138,7 +142,11 @@ class PredictOut(BaseModel):
 
 @router.post("/{run_id}/predict", response_model=PredictOut)
 def predict(run_id: RunId, body: PredictIn, session: SessionDep) -> PredictOut:
-    predictor = Predictor.from_bytes(service.get_model(session=session, run_id=run_id))
+    stored = service.model_info(session=session, run_id=run_id)
+    predictor = predictors.get(
+        (run_id, stored.created_at), stored.size,
+        lambda: service.get_model(session=session, run_id=run_id),
+        entries=get_settings().predictor_cache)
     try:
         probabilities = predictor.probabilities(body.inputs)
     except PredictError as exc:

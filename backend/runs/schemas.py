@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from backend.public_text import public_text
 from backend.runs.models import Run
 
 
@@ -36,7 +37,7 @@ class RunOut(BaseModel):
         return cls(
             id=run.id, name=run.name, status=run.status, spec=run.spec, study_id=run.study_id,
             created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
-            error=run.error, progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
+            error=run.error and public_text(run.error), progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
             result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
         )
 

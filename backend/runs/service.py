@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from backend.broker import enqueue_run
 from backend.config import get_settings
-from backend.db import utcnow
-from backend.errors import NotFound, TooMany, Unavailable
+from backend.db import new_session, utcnow
+from backend.errors import Conflict, NotFound, TooMany, Unavailable
+from backend.runs import blobs
 from backend.runs.models import (
     ROLLUP_BLOCK,
     MetricPoint,
@@ -224,18 +227,61 @@ def get_points(
     return series, cursor
 
 
+def count_points(*, session: Session, run_id: int, after: int = 0,
+                 keys: Sequence[str] | None = None, at_most: int) -> int:
+    """How many points ``get_points`` would return, counted up to ``at_most`` only."""
+    query = select(MetricPoint.id).where(MetricPoint.run_id == run_id, MetricPoint.id > after)
+    if keys:
+        query = query.where(MetricPoint.key.in_(keys))
+    return session.scalar(select(func.count()).select_from(query.limit(at_most).subquery())) or 0
+
+
+CSV_PAGE = 10_000
+
+
+def stream_points_csv(*, run_id: int, keys: Sequence[str] | None = None) -> Iterator[str]:
+    """The run's points as CSV text: a header, then each series (in the order series first
+    appeared) in x's write order; read CSV_PAGE points at a time in a session of its own."""
+    yield "key,x,value\r\n"
+    with new_session() as session:
+        first = (select(MetricPoint.key).where(MetricPoint.run_id == run_id)
+                 .group_by(MetricPoint.key).order_by(func.min(MetricPoint.id)))
+        if keys:
+            first = first.where(MetricPoint.key.in_(keys))
+        for key in session.scalars(first).all():
+            after = 0
+            while True:
+                page = session.execute(
+                    select(MetricPoint.id, MetricPoint.x, MetricPoint.value)
+                    .where(MetricPoint.run_id == run_id, MetricPoint.key == key,
+                           MetricPoint.id > after)
+                    .order_by(MetricPoint.id).limit(CSV_PAGE)).all()
+                if not page:
+                    break
+                out = io.StringIO()
+                csv.writer(out).writerows([key, x, "" if v is None else v] for _, x, v in page)
+                yield out.getvalue()
+                after = page[-1][0]
+
+
 def last_cursor(*, session: Session, run_id: int) -> int:
     return session.scalar(
         select(func.coalesce(func.max(MetricPoint.id), 0)).where(MetricPoint.run_id == run_id)
     ) or 0
 
 
-def get_model(*, session: Session, run_id: int) -> bytes:
+def model_info(*, session: Session, run_id: int) -> RunModel:
+    """The stored model's row (size, time); NotFound while the run has none."""
     run = get_run(session=session, run_id=run_id)
     stored = session.get(RunModel, run_id)
-    if stored is None:
-        raise NotFound(f"run {run_id} has no model yet (status {run.status})")
-    return stored.blob
+    if stored is None:  # the run exists: a conflict with its state, not a missing resource
+        raise Conflict(f"run {run_id} has no model yet (status {run.status})")
+    return stored
+
+
+def get_model(*, session: Session, run_id: int) -> bytes:
+    model_info(session=session, run_id=run_id)
+    return blobs.read_blob(session, "model", run_id)
 
 
 def series_keys(*, session: Session, run_id: int) -> list[str]:

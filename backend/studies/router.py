@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
-from backend.deps import SessionDep, StudyId
+from backend.deps import MAX_ID, SessionDep, StudyId
 from backend.runs.schemas import RunOut
 from backend.studies import service
 from worker.engine.spec import Spec
@@ -62,9 +62,14 @@ def create_study(body: StudyIn, session: SessionDep) -> StudyOut:
 
 
 @router.get("", response_model=list[StudyOut])
-def list_studies(session: SessionDep) -> list[StudyOut]:
+def list_studies(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> list[StudyOut]:
+    """The newest studies first, a page at a time (each carries all its runs)."""
     return [study_out(s, service.study_runs(session=session, study_id=s.id))
-            for s in service.list_studies(session=session)]
+            for s in service.list_studies(session=session, limit=limit, offset=offset)]
 
 
 @router.get("/{study_id}", response_model=StudyOut)

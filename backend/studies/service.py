@@ -125,8 +125,9 @@ def get_study(*, session: Session, study_id: int) -> Study:
     return study
 
 
-def list_studies(*, session: Session, limit: int = 200) -> Sequence[Study]:
-    return session.scalars(select(Study).order_by(Study.id.desc()).limit(limit)).all()
+def list_studies(*, session: Session, limit: int = 50, offset: int = 0) -> Sequence[Study]:
+    return session.scalars(
+        select(Study).order_by(Study.id.desc()).limit(limit).offset(offset)).all()
 
 
 def study_runs(*, session: Session, study_id: int) -> Sequence[Run]:

@@ -80,7 +80,7 @@ def test_cancel_a_queued_run_ends_it_at_once(configure) -> None:
         run = client.post("/api/runs", json={}).json()
         assert client.post(f"/api/runs/{run['id']}/cancel").json()["status"] == "cancelled"
         assert client.post(f"/api/runs/{run['id']}/lr", json={"lr": -1}).status_code == 422
-        assert client.get(f"/api/runs/{run['id']}/model").status_code == 404
+        assert client.get(f"/api/runs/{run['id']}/model").status_code == 409
 
 
 def test_downloaded_model_predicts_like_the_api_and_the_reported_accuracy(

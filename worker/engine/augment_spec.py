@@ -328,7 +328,7 @@ def check_augment_fits(augment: Sequence[Any], dataset: str) -> None:
             f"augmentation applies to image datasets only (digits, shapes, mnist, fashion_mnist, "
             f"cifar10, folder:<id>); {dataset!r} is {kind} dataset",
         )])
-    c, h, w = shape
+    _, h, w = shape
     errors = []
     for i, a in enumerate(augment):
         params = validate_op_params(a.op, a.model_extra or {})
@@ -339,11 +339,24 @@ def check_augment_fits(augment: Sequence[Any], dataset: str) -> None:
                 f"size must be the image size {h}×{w} of {dataset!r} (the network's input shape "
                 "is fixed); leave it out, and use padding to shift the image",
             ))
+    errors += augment_shape_errors(augment, shape, repr(dataset))
+    if errors:
+        raise ValidationError.from_exception_data("Spec", errors)
+
+
+def augment_shape_errors(augment: Sequence[Any], shape: tuple[int, int, int], what: str) -> list:
+    """What the ops cannot do to images of ``shape`` (C, H, W), named ``what`` (a dataset's
+    images, or one image of one's own in a preview): a fill with the wrong number of channels,
+    reflect padding as large as the image (torch refuses it)."""
+    c, h, w = shape
+    errors = []
+    for i, a in enumerate(augment):
+        params = validate_op_params(a.op, a.model_extra or {})
         fill = getattr(params, "fill", None)
         if isinstance(fill, list) and len(fill) not in (1, c):
             errors.append(_error(
                 ("augment", i, "fill"), fill,
-                f"fill has {len(fill)} values; {dataset!r} images have {c} channel(s)",
+                f"fill has {len(fill)} values; {what} images have {c} channel(s)",
             ))
         if getattr(params, "padding_mode", None) == "reflect":
             left, right, top, bottom = pad_lrtb(params.padding)
@@ -352,5 +365,4 @@ def check_augment_fits(augment: Sequence[Any], dataset: str) -> None:
                     ("augment", i, "padding"), params.padding,
                     f"reflect padding must be smaller than the image ({h}×{w})",
                 ))
-    if errors:
-        raise ValidationError.from_exception_data("Spec", errors)
+    return errors

@@ -43,6 +43,8 @@ class Predictor:
             x = torch.as_tensor(inputs, dtype=torch.float32)
         except (TypeError, ValueError) as exc:
             raise PredictError(f"inputs must be a list of numeric arrays: {exc}") from None
+        if not torch.isfinite(x).all():
+            raise PredictError("inputs must be finite numbers (no NaN or Infinity)")
         flat = 1
         for d in self.input_shape:
             flat *= d
