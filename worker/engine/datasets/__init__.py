@@ -1,0 +1,90 @@
+"""Datasets: the catalog (one table of facts), their loaders, splits and description.
+
+- ``catalog``: name, kind, input shape, classes and loader of every dataset (no torch, no numpy);
+- ``synthetic``: the sets generated from the seed, MNIST-1D and digits;
+- ``files``: torchvision's file formats and uploaded folders;
+- ``splits``: load, split by seed, normalise with training statistics → ``Splits``;
+- ``describe``: what ``/api/datasets`` lists.
+
+The catalog's names are imported here; every other name is imported from its module on first
+use (PEP 562), so that the spec, which reads the catalog, costs no numpy, scikit-learn or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .catalog import (
+    BUILTIN_DATASETS,
+    CATALOG,
+    FOLDER_ID,
+    FOLDER_IMAGE_SHAPE,
+    IMAGE_SHAPES,
+    SHAPE_CLASSES,
+    SYNTHETIC_DATASETS,
+    TWO_D_DATASETS,
+    DatasetInfo,
+    DatasetUnavailable,
+    Kind,
+    RawData,
+    dataset_info,
+    folder_info,
+    image_shape,
+)
+
+_LAZY = {
+    "synthetic": ("MNIST1D_CACHE_NAME", "SHAPES_MAX_SAMPLES", "SHAPES_SIZE", "SPIRAL_ARMS",
+                  "SPIRAL_TURNS", "render_shapes"),
+    "files": ("ALLOW_DOWNLOAD", "folder_path"),
+    "splits": ("PathLike", "Splits", "derive_seed", "load_dataset", "load_raw", "split_sizes"),
+    "describe": ("describe_datasets",),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = [
+    "ALLOW_DOWNLOAD",
+    "BUILTIN_DATASETS",
+    "CATALOG",
+    "FOLDER_ID",
+    "FOLDER_IMAGE_SHAPE",
+    "IMAGE_SHAPES",
+    "MNIST1D_CACHE_NAME",
+    "SHAPES_MAX_SAMPLES",
+    "SHAPES_SIZE",
+    "SHAPE_CLASSES",
+    "SPIRAL_ARMS",
+    "SPIRAL_TURNS",
+    "SYNTHETIC_DATASETS",
+    "TWO_D_DATASETS",
+    "DatasetInfo",
+    "DatasetUnavailable",
+    "Kind",
+    "PathLike",
+    "RawData",
+    "Splits",
+    "dataset_info",
+    "derive_seed",
+    "describe_datasets",
+    "folder_info",
+    "folder_path",
+    "image_shape",
+    "load_dataset",
+    "load_raw",
+    "render_shapes",
+    "split_sizes",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        # The spec's models, as the single datasets.py used to import them.
+        if name in ("DataSpec", "Spec"):
+            return getattr(importlib.import_module("..spec", __name__), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
