@@ -8,7 +8,6 @@ import json
 from typing import Annotated, Any
 
 import numpy as np
-import torch
 from fastapi import APIRouter, File, Form, UploadFile
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError
@@ -17,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 from backend.config import get_settings
 from backend.errors import NotFound
 from backend.spec_errors import SpecInvalid
-from worker.engine import augment as augment_module
 from worker.engine.spec import AugmentOp
 
 router = APIRouter(prefix="/api/previews", tags=["previews"])
@@ -61,9 +59,17 @@ def _encode(value: Any) -> Any:
     return value
 
 
-async def _call(fn: Any, **kwargs: Any) -> dict[str, Any]:
+async def _call(name: str, **kwargs: Any) -> dict[str, Any]:
+    """``worker.engine.previews.<name>(**kwargs)`` off the event loop. The module (and torch
+    with it) is imported on the first preview, not when the API starts."""
+
+    def call() -> Any:
+        from worker.engine import previews
+
+        return getattr(previews, name)(**kwargs)
+
     try:
-        return _encode(await run_in_threadpool(fn, **kwargs))
+        return _encode(await run_in_threadpool(call))
     except ValidationError as exc:
         raise SpecInvalid.from_validation(exc) from None
     except IndexError as exc:
@@ -77,7 +83,7 @@ async def _call(fn: Any, **kwargs: Any) -> dict[str, Any]:
 @router.post("/augment")
 async def preview_augment(body: AugmentPreviewIn) -> dict[str, Any]:
     """One example, augmented ``n`` times exactly as a training run with seed+k would."""
-    return await _call(augment_module.preview, dataset=body.dataset, index=body.index,
+    return await _call("preview", dataset=body.dataset, index=body.index,
                        augment_ops=body.augment, n=body.n, seed=body.seed,
                        data_root=get_settings().data_dir / "datasets")
 
@@ -85,13 +91,14 @@ async def preview_augment(body: AugmentPreviewIn) -> dict[str, Any]:
 @router.post("/jitter")
 async def preview_jitter(body: JitterPreviewIn) -> dict[str, Any]:
     """ColorJitter one component at a time, trials #0…#N−1 (the course's slides)."""
-    return await _call(augment_module.jitter_trials, dataset=body.dataset, index=body.index,
+    return await _call("jitter_trials", dataset=body.dataset, index=body.index,
                        brightness=body.brightness, contrast=body.contrast,
                        saturation=body.saturation, hue=body.hue, trials=body.trials,
                        seed=body.seed, data_root=get_settings().data_dir / "datasets")
 
 
-def _own_image(data: bytes, max_pixels: int) -> torch.Tensor:
+def _own_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """The uploaded image as (C, H, W) float32 in [0, 1]."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > max_pixels:
@@ -102,7 +109,7 @@ def _own_image(data: bytes, max_pixels: int) -> torch.Tensor:
             array = np.asarray(img, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise SpecInvalid.one("file", f"not a readable image: {exc}") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 @router.post("/image")
@@ -129,4 +136,4 @@ async def preview_image(
         except ValidationError as exc:
             raise SpecInvalid.from_validation(exc, prefix=("augment", str(i))) from None
     image = _own_image(data, settings.max_image_pixels)
-    return await _call(augment_module.preview_image, image=image, augment_ops=ops, n=n, seed=seed)
+    return await _call("preview_image", image=image, augment_ops=ops, n=n, seed=seed)
