@@ -14,7 +14,6 @@ from backend.runs import control, service
 from backend.runs.downsample import downsample
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
-from worker.engine.predict import PredictError, Predictor
 from worker.engine.spec import Spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -138,6 +137,9 @@ class PredictOut(BaseModel):
 
 @router.post("/{run_id}/predict", response_model=PredictOut)
 def predict(run_id: RunId, body: PredictIn, session: SessionDep) -> PredictOut:
+    # Predicting needs torch; imported here so that the API process loads it only when asked.
+    from worker.engine.predict import PredictError, Predictor
+
     predictor = Predictor.from_bytes(service.get_model(session=session, run_id=run_id))
     try:
         probabilities = predictor.probabilities(body.inputs)

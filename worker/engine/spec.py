@@ -7,6 +7,7 @@ is read from the dataset catalog, never repeated here. No torch: the API imports
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -285,3 +286,26 @@ def parse_spec(data: dict[str, Any] | None) -> Spec:
     """Validate a spec from plain data (JSON or YAML); raises pydantic.ValidationError."""
     return Spec.model_validate(data or {})
 
+
+# --- predicates on a spec (no torch: the API groups a study's runs with them) ----------------
+
+
+def pack_reason(spec: Spec) -> str | None:
+    """Why runs of this spec cannot be packed, or None when they can."""
+    if spec.ensemble.members > 1:
+        return "an ensemble is a stacked network already"
+    if spec.model.dropout.p_inc_input < 1 or spec.model.dropout.p_inc_hidden < 1:
+        return "dropout masks would be drawn for the whole stack, not per run"
+    if spec.augment:
+        return "augmentation would be drawn for the whole stack, not per run"
+    if spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass":
+        return "full-pass batchnorm statistics are measured on one shared training set"
+    return None
+
+
+def pack_key(spec: Spec) -> str:
+    """Equal for runs that differ only in seed (and name): those a pack may hold together."""
+    fields = spec.model_dump(mode="json")
+    fields.pop("seed")
+    fields.pop("name")
+    return json.dumps(fields, sort_keys=True)
