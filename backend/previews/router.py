@@ -7,7 +7,6 @@ import io
 import json
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError
@@ -97,8 +96,10 @@ async def preview_jitter(body: JitterPreviewIn) -> dict[str, Any]:
                        seed=body.seed, data_root=get_settings().data_dir / "datasets")
 
 
-def _own_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """The uploaded image as (C, H, W) float32 in [0, 1]."""
+def _own_image(data: bytes, max_pixels: int) -> Any:
+    """The uploaded image as a (C, H, W) float32 numpy array in [0, 1]."""
+    import numpy as np  # only here: the API process otherwise needs no numpy
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > max_pixels:

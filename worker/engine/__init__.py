@@ -11,20 +11,20 @@ train`` loads the training code.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
 
+from .lazy import lazy_names
 from .spec import Spec, parse_spec
 
 _MODULE_OF = {
-    "Splits": "datasets",
-    "describe_datasets": "datasets",
-    "load_dataset": "datasets",
-    "Callbacks": "train",
-    "TrainOutcome": "train",
-    "train": "train",
+    "Splits": ".datasets",
+    "describe_datasets": ".datasets",
+    "load_dataset": ".datasets",
+    "Callbacks": ".train",
+    "TrainOutcome": ".train",
+    "train": ".train",
 }
 
 __all__ = [
@@ -39,13 +39,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(globals(), _MODULE_OF)
 
 
 class _Engine(types.ModuleType):
@@ -53,13 +47,9 @@ class _Engine(types.ModuleType):
         # Importing the submodule ``worker.engine.train`` binds it on this package under the
         # name ``train``, which here is the function of that name (as an eager
         # ``from .train import train`` left it): keep the function.
-        if isinstance(value, types.ModuleType) and _MODULE_OF.get(name) == name:
+        if isinstance(value, types.ModuleType) and _MODULE_OF.get(name) == f".{name}":
             value = getattr(value, name)
         super().__setattr__(name, value)
 
 
 sys.modules[__name__].__class__ = _Engine
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -12,9 +12,7 @@ use (PEP 562), so that the spec, which reads the catalog, costs no numpy, scikit
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..lazy import lazy_names
 from .catalog import (
     BUILTIN_DATASETS,
     CATALOG,
@@ -40,7 +38,9 @@ _LAZY = {
     "splits": ("PathLike", "Splits", "derive_seed", "load_dataset", "load_raw", "split_sizes"),
     "describe": ("describe_datasets",),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+# The spec's models, as the single datasets.py used to import them.
+_MODULE_OF = {name: f".{module}" for module, names in _LAZY.items() for name in names} | {
+    "DataSpec": "..spec", "Spec": "..spec"}
 
 __all__ = [
     "ALLOW_DOWNLOAD",
@@ -76,15 +76,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        # The spec's models, as the single datasets.py used to import them.
-        if name in ("DataSpec", "Spec"):
-            return getattr(importlib.import_module("..spec", __name__), name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__ = lazy_names(globals(), _MODULE_OF)

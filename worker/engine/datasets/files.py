@@ -4,8 +4,8 @@ CIFAR-10 formats, and uploaded folders of class subfolders (``folder:<id>``).
 ``data_root`` is the folder under which torchvision's files (``MNIST/raw/…``,
 ``FashionMNIST/raw/…``, ``cifar-10-batches-py/…``), uploads (``uploads/<id>/``) and the
 generated MNIST-1D cache (``mnist1d/``) live. Without one, only the built-in sets load.
-torchvision is imported by the loaders only, so that describing what is on disk
-(``describe.py``) needs no torch.
+torchvision (and numpy) are imported by the loaders only, so that describing what is on disk
+(``describe.py``, in the API process) needs neither.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .catalog import (
     FASHION_CLASSES,
     FOLDER_ID,
@@ -32,6 +30,8 @@ from .catalog import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..spec import DataSpec
 
 # torchvision may try to download MNIST/FashionMNIST/CIFAR-10 when their files are absent
@@ -54,6 +54,8 @@ _DOWNLOAD_HOSTS = {
 
 def _to_unit(a: np.ndarray) -> np.ndarray:
     """uint8 pixels to float32 in [0, 1], as torchvision's to_dtype(scale=True) does."""
+    import numpy as np
+
     return a.astype(np.float32) / np.float32(255)
 
 
@@ -181,6 +183,7 @@ def _local_cifar10_class():
 def _tv_arrays(name: str, root_str: str, signature: tuple) -> tuple:
     """uint8 arrays (train X, train y, test X, test y, classes), cached per file signature.
     uint8 keeps the cache 4× smaller than the float32 tensors built from it."""
+    import numpy as np
     from torchvision import datasets as tvd
 
     root = Path(root_str)
@@ -260,6 +263,7 @@ def folder_samples(path: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 @lru_cache(maxsize=2)
 def _folder_arrays(path_str: str, signature: tuple) -> tuple[np.ndarray, np.ndarray, tuple]:
+    import numpy as np
     from PIL import Image
     from torchvision.datasets import ImageFolder
 

@@ -4,12 +4,13 @@ hand it over as whole tensors.
 Every dataset is small enough to live on the device in full, so training indexes tensors
 directly instead of going through a DataLoader. The loaders (the catalog names one per
 dataset) return all examples, and the official test split where there is one; splitting and
-normalisation are shared, here. torch and scikit-learn are imported by the functions that use
-them, so that this module (and the package) can be imported by the API.
+normalisation are shared, here. numpy, torch and scikit-learn are imported by the functions
+that use them, so that this module (and the package) can be imported by the API.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -17,11 +18,10 @@ from math import ceil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .catalog import Kind, RawData, dataset_info
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from ..spec import DataSpec, Spec
@@ -45,7 +45,7 @@ class Splits:
 
     @property
     def input_dim(self) -> int:
-        return int(np.prod(self.input_shape))
+        return math.prod(self.input_shape)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
@@ -54,6 +54,8 @@ class Splits:
 def derive_seed(seed: int, purpose: str) -> int:
     """An independent 32-bit seed per purpose, so changing how the data is generated never
     shifts the split (and vice versa). crc32 rather than hash(): str hashes vary per process."""
+    import numpy as np
+
     ss = np.random.SeedSequence([seed, zlib.crc32(purpose.encode())])
     return int(ss.generate_state(1)[0])
 
@@ -104,6 +106,7 @@ def load_dataset(spec: Spec, data_root: PathLike | None = None) -> Splits:
     ``val_fraction`` of what remains becomes S_v; the rest is the training set S.
     ``data_root``: the folder holding torchvision's files, uploads and the MNIST-1D cache.
     """
+    import numpy as np
     import torch
 
     data = spec.data
