@@ -5,8 +5,6 @@ its memory; the ones that compute (previews here) load it on demand."""
 from __future__ import annotations
 
 import io
-import os
-import signal
 import subprocess
 import sys
 import zipfile
@@ -17,7 +15,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, free_port, wait_for
+from bench.api_process import launch, stop
+from tests.conftest import ROOT
 
 HEAVY = ("torch", "torchvision", "sklearn")
 
@@ -48,35 +47,13 @@ def _torch_mapped(pid: int) -> bool:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A real `epoque serve --no-worker` on its own embedded database and broker."""
-    port = free_port()
-    env = {**os.environ, "EPOQUE_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL"):
-        env.pop(key, None)
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--no-worker",
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-        try:
-            return httpx.get(f"{base}/api/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    """A real `epoque serve --no-worker` on its own embedded database and broker (started as
+    the benchmark of this process starts it)."""
+    proc, base, _ = launch(str(tmp_path))
     try:
-        wait_for(up, 120, "`epoque serve --no-worker` to answer", every=0.2)
         yield base, proc.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop(proc)
 
 
 def _zip_of_two_classes() -> bytes:
