@@ -172,7 +172,7 @@ class RunView extends HTMLElement {
     // round trip, not two.
     const firstHistory = getMetrics(this.runId, { keys: FIRST_KEYS, points: HISTORY_POINTS });
     firstHistory.catch(() => {});
-    const kinds = datasetKinds();
+    const kinds = datasetKinds(); // asked for now, needed once the history is drawn
     try {
       this.show(await getRun(this.runId));
     } catch (err) {
@@ -186,16 +186,6 @@ class RunView extends HTMLElement {
       return;
     }
     if (this.gone) return;
-    const dataset = this.run.spec?.data?.dataset;
-    if (this.run.spec?.diagnostics?.boundary !== "off") {
-      // Not awaited: the curves do not wait for the catalog.
-      kinds.then((byName) => {
-        if (byName.get(dataset) !== "2d" || this.gone) return;
-        this.boundary = el("boundary-plot", { "run-id": this.runId });
-        this.extraRow.append(this.boundary);
-        this.extraRow.hidden = false;
-      });
-    }
     // History first, downsampled so a long run stays light: the loss and accuracy curves in
     // one small request (the first paint), then every series. The stream starts from the
     // smaller cursor; points it repeats are dropped by x, so none is missed or drawn twice.
@@ -210,6 +200,16 @@ class RunView extends HTMLElement {
       after = Math.min(first.cursor || 0, rest.cursor || 0);
     } catch {
       after = 0; // the stream alone replays everything
+    }
+    // The decision boundary of a 2-D dataset, placed before the stream starts: the stream
+    // announces its grids (the newest first) and they must find the plot there.
+    const byName = await kinds;
+    if (this.gone) return;
+    const dataset = this.run.spec?.data?.dataset;
+    if (byName.get(dataset) === "2d" && this.run.spec?.diagnostics?.boundary !== "off") {
+      this.boundary = el("boundary-plot", { "run-id": this.runId });
+      this.extraRow.append(this.boundary);
+      this.extraRow.hidden = false;
     }
     this.stream = streamRun(this.runId, {
       after,
