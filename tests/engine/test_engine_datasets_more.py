@@ -21,7 +21,7 @@ from worker.engine.datasets.catalog import BUILTIN_DATASETS
 
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):
-    monkeypatch.setattr(files, "ALLOW_DOWNLOAD", False)
+    monkeypatch.setattr(ds, "ALLOW_DOWNLOAD", False)
 
 
 def spec(dataset, seed=0, **data):
@@ -227,7 +227,7 @@ def test_missing_torchvision_files_give_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ds.DatasetUnavailable, match=r"data folder"):
         load_dataset(spec("fashion_mnist"))
     # With downloads allowed: an unreachable host, or a failing download, says so.
-    monkeypatch.setattr(files, "ALLOW_DOWNLOAD", True)
+    monkeypatch.setattr(ds, "ALLOW_DOWNLOAD", True)
     monkeypatch.setattr(files, "_reachable", lambda host, timeout=3.0: False)
     with pytest.raises(ds.DatasetUnavailable, match=r"cannot be reached"):
         load_dataset(spec("mnist"), data_root=tmp_path)

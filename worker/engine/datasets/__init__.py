@@ -31,10 +31,16 @@ from .catalog import (
     image_shape,
 )
 
+# torchvision may try to download MNIST/FashionMNIST/CIFAR-10 when their files are absent
+# (only then, and only if the host answers within a few seconds). The API and the tests turn
+# it off here (``worker.engine.datasets.ALLOW_DOWNLOAD = False``); files.py reads it when a
+# download would start.
+ALLOW_DOWNLOAD = True
+
 _LAZY = {
     "synthetic": ("MNIST1D_CACHE_NAME", "SHAPES_MAX_SAMPLES", "SHAPES_SIZE", "SPIRAL_ARMS",
                   "SPIRAL_TURNS", "render_shapes"),
-    "files": ("ALLOW_DOWNLOAD", "folder_path"),
+    "files": ("folder_path",),
     "splits": ("PathLike", "Splits", "derive_seed", "load_dataset", "load_raw", "split_sizes"),
     "describe": ("describe_datasets",),
 }

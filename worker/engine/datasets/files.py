@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
     from ..spec import DataSpec
 
-# torchvision may try to download MNIST/FashionMNIST/CIFAR-10 when their files are absent
-# (only then, and only if the host answers within a few seconds). Tests turn this off.
-ALLOW_DOWNLOAD = True
-
 _MNIST_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
@@ -137,6 +133,8 @@ def _gunzip_missing(name: str, root: Path) -> None:
 def _try_download(name: str, root: Path) -> None:
     """Let torchvision download the files, once, only when they are absent. Any failure
     (offline machine, unreachable mirror, full disk) becomes a clear DatasetUnavailable."""
+    from . import ALLOW_DOWNLOAD  # the package's switch, read when a download would start
+
     if not ALLOW_DOWNLOAD:
         raise _unavailable(name, root)
     host = _DOWNLOAD_HOSTS[name]
