@@ -2,7 +2,8 @@
 // grow from the stream (the best epoch, the patience window and the stop marked on them), and
 // the final figures appear once the run is over.
 import {
-  cancelRun, deleteRun, getMetrics, getRun, metricsCsvUrl, modelUrl, setRunLr, streamRun,
+  cancelRun, deleteRun, getMetrics, getRun, listDatasets, metricsCsvUrl, modelUrl, setRunLr,
+  streamRun,
 } from "./api.js";
 import "./metric-chart.js";
 import "./layer-heatmap.js";
@@ -17,7 +18,16 @@ useStyle(import.meta.url, "run-view.css");
 
 const HISTORY_POINTS = 2000;
 const FIRST_KEYS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"];
-export const TWO_D = new Set(["moons", "circles", "spirals", "xor"]);
+
+// name → kind ("2d", "image", "signal") as /api/datasets serves it from the engine's catalog;
+// asked for once per page, and again after a failure.
+let kindsPromise = null;
+function datasetKinds() {
+  kindsPromise ??= listDatasets()
+    .then((list) => new Map(list.map((d) => [d.name, d.kind])))
+    .catch(() => { kindsPromise = null; return new Map(); });
+  return kindsPromise;
+}
 
 function describeSpec(spec) {
   if (!spec) return "";
@@ -162,6 +172,7 @@ class RunView extends HTMLElement {
     // round trip, not two.
     const firstHistory = getMetrics(this.runId, { keys: FIRST_KEYS, points: HISTORY_POINTS });
     firstHistory.catch(() => {});
+    const kinds = datasetKinds(); // asked for now, needed once the history is drawn
     try {
       this.show(await getRun(this.runId));
     } catch (err) {
@@ -175,12 +186,6 @@ class RunView extends HTMLElement {
       return;
     }
     if (this.gone) return;
-    const dataset = this.run.spec?.data?.dataset;
-    if (TWO_D.has(dataset) && this.run.spec?.diagnostics?.boundary !== "off") {
-      this.boundary = el("boundary-plot", { "run-id": this.runId });
-      this.extraRow.append(this.boundary);
-      this.extraRow.hidden = false;
-    }
     // History first, downsampled so a long run stays light: the loss and accuracy curves in
     // one small request (the first paint), then every series. The stream starts from the
     // smaller cursor; points it repeats are dropped by x, so none is missed or drawn twice.
@@ -195,6 +200,16 @@ class RunView extends HTMLElement {
       after = Math.min(first.cursor || 0, rest.cursor || 0);
     } catch {
       after = 0; // the stream alone replays everything
+    }
+    // The decision boundary of a 2-D dataset, placed before the stream starts: the stream
+    // announces its grids (the newest first) and they must find the plot there.
+    const byName = await kinds;
+    if (this.gone) return;
+    const dataset = this.run.spec?.data?.dataset;
+    if (byName.get(dataset) === "2d" && this.run.spec?.diagnostics?.boundary !== "off") {
+      this.boundary = el("boundary-plot", { "run-id": this.runId });
+      this.extraRow.append(this.boundary);
+      this.extraRow.hidden = false;
     }
     this.stream = streamRun(this.runId, {
       after,

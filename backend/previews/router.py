@@ -9,8 +9,6 @@ from typing import Annotated, Any, BinaryIO
 
 import anyio
 import anyio.to_thread
-import numpy as np
-import torch
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError
@@ -19,7 +17,6 @@ from backend.config import get_settings
 from backend.errors import NotFound
 from backend.spec_errors import SpecInvalid
 from backend.spec_limits import check_finite
-from worker.engine import augment as augment_module
 from worker.engine.augment_spec import augment_shape_errors
 from worker.engine.spec import AugmentOp
 
@@ -75,6 +72,18 @@ def _limiter(request: Request) -> anyio.CapacityLimiter:
     return limiter
 
 
+def _previews(name: str) -> Any:
+    """``worker.engine.previews.<name>``, imported in the preview's thread on first use: the API
+    process loads torch only when a preview is asked for."""
+
+    def call(**kwargs: Any) -> Any:
+        from worker.engine import previews
+
+        return getattr(previews, name)(**kwargs)
+
+    return call
+
+
 async def _call(request: Request, fn: Any, **kwargs: Any) -> dict[str, Any]:
     try:
         return _encode(await anyio.to_thread.run_sync(
@@ -105,7 +114,7 @@ def _field_of(message: str, fields: dict[str, Any]) -> str:
 async def preview_augment(body: AugmentPreviewIn, request: Request) -> dict[str, Any]:
     """One example, augmented ``n`` times exactly as a training run with seed+k would."""
     check_finite(body.augment, "augment")
-    return await _call(request, augment_module.preview, dataset=body.dataset, index=body.index,
+    return await _call(request, _previews("preview"), dataset=body.dataset, index=body.index,
                        augment_ops=body.augment, n=body.n, seed=body.seed,
                        data_root=get_settings().data_dir / "datasets")
 
@@ -113,13 +122,16 @@ async def preview_augment(body: AugmentPreviewIn, request: Request) -> dict[str,
 @router.post("/jitter")
 async def preview_jitter(body: JitterPreviewIn, request: Request) -> dict[str, Any]:
     """ColorJitter one component at a time, trials #0…#N−1 (the course's slides)."""
-    return await _call(request, augment_module.jitter_trials, dataset=body.dataset, index=body.index,
+    return await _call(request, _previews("jitter_trials"), dataset=body.dataset, index=body.index,
                        brightness=body.brightness, contrast=body.contrast,
                        saturation=body.saturation, hue=body.hue, trials=body.trials,
                        seed=body.seed, data_root=get_settings().data_dir / "datasets")
 
 
-def _own_image(source: BinaryIO, max_pixels: int) -> torch.Tensor:
+def _own_image(source: BinaryIO, max_pixels: int) -> Any:
+    """The uploaded image as a (C, H, W) float32 numpy array in [0, 1]."""
+    import numpy as np  # only here: the API process otherwise needs no numpy
+
     try:
         with Image.open(source) as img:
             if img.width * img.height > max_pixels:
@@ -132,7 +144,7 @@ def _own_image(source: BinaryIO, max_pixels: int) -> torch.Tensor:
         # PIL's reason names a BytesIO object: the format list says more.
         raise SpecInvalid.one("file", "not a readable image (PNG, JPEG, GIF, BMP, TIFF, "
                                       "WebP…)") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 @router.post("/image")
@@ -175,4 +187,4 @@ def _own_preview(upload: BinaryIO, max_pixels: int, augment_ops: list[dict[str, 
                                   tuple(image.shape), "your image's")
     if errors:
         raise ValidationError.from_exception_data("Spec", errors)
-    return augment_module.preview_image(image=image, augment_ops=augment_ops, **kwargs)
+    return _previews("preview_image")(image=image, augment_ops=augment_ops, **kwargs)

@@ -1,34 +1,22 @@
 """Admission control: the memory a spec would take on a worker, estimated before it is stored.
 
 Each per-field limit (width, depth, members, samples) is sane alone, but together they multiply:
-4096 units × 32 layers × 64 members is some 137 GB of weights. ``estimate_bytes`` adds up what a
-run holds at once, without building anything (no torch):
-
-    parameters × members × (weights + gradients + optimiser state)
-    + one minibatch's activations (every hidden layer, kept for the backward pass)
-    + the dataset (all splits, float32)
-
-It is deliberately a rough upper-side figure, meant to refuse the absurd, not to budget exactly.
-The integrator may swap ``estimate_bytes`` for worker/engine/footprint.py's; ``check_admission``
-only needs a number of bytes and the term that dominates it.
+4096 units × 32 layers × 64 members is some 137 GB of weights. worker/engine/footprint.py adds
+up what a run holds at once without building anything (no torch); this module turns that into
+a 422 on the field whose term dominates.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 
 from backend.spec_errors import SpecInvalid
-from worker.engine.datasets import dataset_info, split_sizes
+from worker.engine import footprint
+from worker.engine.datasets.catalog import dataset_info
 from worker.engine.spec import Spec
 
-FLOAT_BYTES = 4
-# Each hidden layer's minibatch activations are kept two or three times for the backward pass
-# (pre-activation, activation, batchnorm or dropout mask): three is the upper side.
-ACTIVATION_COPIES = 3
-# An uploaded image dataset's size is unknown before it is unpacked: counted as this many
-# examples (the upload limit's default file count).
+# An uploaded image dataset's size and classes are unknown before it is unpacked: counted as
+# this many examples (the upload limit's default file count) of at least two classes.
 FOLDER_EXAMPLES_GUESS = 20_000
 
 
@@ -50,55 +38,14 @@ class Estimate:
         return max(terms, key=terms.__getitem__)
 
 
-def _examples(spec: Spec) -> tuple[int, int]:
-    """(all examples, training examples) the run loads."""
-    info = dataset_info(spec.data.dataset)
-    n, n_test = info.default_counts
-    if spec.data.dataset.startswith("folder:"):
-        n, n_test = FOLDER_EXAMPLES_GUESS, None
-    if spec.data.n_samples is not None:
-        n, n_test = spec.data.n_samples, None
-    sizes = split_sizes(n, n_test, spec.data.val_fraction, spec.data.test_fraction)
-    return sum(sizes.values()), max(sizes["train"], 1)
-
-
-def _layers(spec: Spec, input_shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
-    """(parameters, activation values per example) of one member."""
-    hidden = list(spec.model.hidden)
-    if spec.model.arch == "cnn" and len(input_shape) in (2, 3):
-        c_in, spatial = input_shape[0], list(input_shape[1:])
-        params = acts = 0
-        for c_out in hidden:
-            params += c_out * c_in * 3 ** len(spatial) + 3 * c_out  # kernel, bias, batchnorm
-            acts += c_out * math.prod(spatial)
-            if min(spatial) >= 2:
-                spatial = [s // 2 for s in spatial]
-            c_in = c_out
-        features = c_in * math.prod(spatial)
-        return params + features * n_classes + n_classes, acts + n_classes
-    widths = [math.prod(input_shape), *hidden, n_classes]
-    params = sum(a * b + 3 * b for a, b in itertools.pairwise(widths))  # weights, bias, batchnorm
-    return params, sum(widths[1:])
-
-
 def estimate_bytes(spec: Spec) -> Estimate:
-    info = dataset_info(spec.data.dataset)
-    n_classes = max(len(info.classes), 2)
-    input_shape = tuple(info.input_shape)
-    params, acts = _layers(spec, input_shape, n_classes)
-    members = spec.ensemble.members
-    states = 2  # the weights and their gradients
-    if spec.optim.method == "adam":
-        states += 2
-    elif spec.optim.momentum > 0:
-        states += 1
-    n, n_train = _examples(spec)
-    batch = n_train if spec.optim.batch_size == "full" else min(spec.optim.batch_size, n_train)
-    return Estimate(
-        weights=params * members * states * FLOAT_BYTES,
-        activations=batch * members * acts * ACTIVATION_COPIES * FLOAT_BYTES,
-        dataset=n * math.prod(input_shape) * FLOAT_BYTES,
-    )
+    folder = spec.data.dataset.startswith("folder:")
+    classes = len(dataset_info(spec.data.dataset).classes)
+    bytes_ = footprint.estimate_bytes(
+        spec, n_examples=FOLDER_EXAMPLES_GUESS if folder else None,
+        n_classes=max(classes, 2) if folder or not classes else None)
+    return Estimate(weights=bytes_["model"], activations=bytes_["activations"],
+                    dataset=bytes_["data"])
 
 
 def _mb(n: int) -> str:

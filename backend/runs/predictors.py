@@ -8,8 +8,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from worker.engine.predict import Predictor
+if TYPE_CHECKING:  # the predictor needs torch: imported on the first build, not at API start
+    from worker.engine.predict import Predictor
 
 # All cached models' stored bytes together stay under this (a model's memory is about its
 # stored size); a model larger than CACHE_BYTES / entries is built per call and not kept.
@@ -30,6 +32,8 @@ class PredictorCache:
             if hit is not None:
                 self._entries.move_to_end(key)
                 return hit[0]
+        from worker.engine.predict import Predictor
+
         predictor = Predictor.from_bytes(load())
         with self._lock:
             self.builds += 1

@@ -15,7 +15,6 @@ from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
-from worker.engine.predict import PredictError
 from worker.engine.spec import Spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -147,6 +146,8 @@ def predict(run_id: RunId, body: PredictIn, session: SessionDep) -> PredictOut:
         (run_id, stored.created_at), stored.size,
         lambda: service.get_model(session=session, run_id=run_id),
         entries=get_settings().predictor_cache)
+    from worker.engine.predict import PredictError  # torch: loaded by the predictor above
+
     try:
         probabilities = predictor.probabilities(body.inputs)
     except PredictError as exc:

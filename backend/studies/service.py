@@ -20,8 +20,7 @@ from backend.spec_limits import check_spec_limits
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
 from backend.workers.service import live_workers
-from worker.engine.pack import pack_key, pack_reason
-from worker.engine.spec import Spec, parse_spec
+from worker.engine.spec import Spec, pack_key, pack_reason, parse_spec
 
 
 def plan_packs(runs: Sequence[Run], specs: Sequence[Spec], *, workers: int,

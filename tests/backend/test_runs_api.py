@@ -71,18 +71,6 @@ def test_invalid_spec_is_422_naming_the_field_and_writes_nothing(
     assert _count_runs() == before
 
 
-def test_option_not_implemented_is_rejected_not_ignored(client: TestClient, monkeypatch) -> None:
-    from worker.engine import spec
-
-    # The mechanism that kept options out until the engine had them: a known but unavailable
-    # option is a 422 on its own field, never silently ignored.
-    monkeypatch.setattr(spec, "AVAILABLE_DATASETS", spec.AVAILABLE_DATASETS - {"moons"})
-    response = client.post("/api/runs", json={"data": {"dataset": "moons"}})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "data.dataset"
-    assert "not available yet" in response.json()["detail"][0]["msg"]
-
-
 def test_body_that_is_not_a_spec_object(client: TestClient) -> None:
     assert client.post("/api/runs", json=[1, 2]).status_code == 422
     assert client.post("/api/runs", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422

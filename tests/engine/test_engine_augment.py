@@ -2,6 +2,7 @@
 ops, validation, previews, and training with it."""
 
 import io
+import typing
 
 import pytest
 import torch
@@ -10,8 +11,10 @@ from pydantic import ValidationError
 from torchvision.transforms.v2 import functional as F
 
 from worker.engine import parse_spec, train
-from worker.engine.augment import _build_op, jitter_trials, make_augmenter, preview
-from worker.engine.spec import AVAILABLE_AUGMENT_OPS, AugmentOp
+from worker.engine.augment import _build_op, make_augmenter
+from worker.engine.augment_spec import OP_PARAMS
+from worker.engine.previews import jitter_trials, preview
+from worker.engine.spec import AugmentOp
 from worker.engine.train import TIMING_KEYS
 
 ALL_OPS = [
@@ -30,8 +33,8 @@ def build(op: dict, shape):
     return _build_op(AugmentOp.model_validate(op), shape)
 
 
-def test_every_op_of_the_spec_is_available():
-    assert AVAILABLE_AUGMENT_OPS == {
+def test_every_op_of_the_spec_has_its_parameters():
+    assert set(typing.get_args(AugmentOp.model_fields["op"].annotation)) == set(OP_PARAMS) == {
         "random_crop", "random_horizontal_flip", "random_vertical_flip", "random_resized_crop",
         "random_rotation", "random_affine", "color_jitter",
     }
@@ -246,8 +249,8 @@ def test_preview_returns_n_pngs_reproducibly():
     assert out["samples"] != preview("digits", 0, ops, n=5, seed=8)["samples"]
     # Sample k is what training with seed + k does to that image at step 0.
     aug = make_augmenter(parse_spec({"seed": 9, "augment": ops}), (1, 8, 8), "cpu")
-    from worker.engine.augment import to_png
     from worker.engine.datasets import load_raw
+    from worker.engine.previews import to_png
 
     x = torch.from_numpy(load_raw("digits").X[:1])
     assert to_png(aug(x, 0)[0]) == out["samples"][2]["png"]

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from worker.engine import datasets as ds
 from worker.engine import describe_datasets, load_dataset, parse_spec
-from worker.engine.spec import AVAILABLE_DATASETS, BUILTIN_DATASETS
+from worker.engine.datasets import files, synthetic
+from worker.engine.datasets.catalog import BUILTIN_DATASETS
 
 
 @pytest.fixture(autouse=True)
@@ -122,8 +123,8 @@ def test_mnist1d_official_split_generated_offline(monkeypatch, tmp_path):
         raise AssertionError("mnist1d tried the network")
 
     monkeypatch.setattr(requests, "get", no_network)
-    ds._mnist1d_generated.cache_clear()
-    ds._mnist1d_arrays.cache_clear()
+    synthetic._mnist1d_generated.cache_clear()
+    synthetic._mnist1d_arrays.cache_clear()
     np_state, py_state = np.random.get_state(), random.getstate()
 
     d = load_dataset(spec("mnist1d"), data_root=tmp_path)
@@ -137,8 +138,8 @@ def test_mnist1d_official_split_generated_offline(monkeypatch, tmp_path):
     # Cached as .npz under the data root, and read back from there by a fresh process.
     cached = tmp_path / "mnist1d" / ds.MNIST1D_CACHE_NAME
     assert cached.is_file()
-    ds._mnist1d_arrays.cache_clear()
-    monkeypatch.setattr(ds, "_mnist1d_generated", no_network)
+    synthetic._mnist1d_arrays.cache_clear()
+    monkeypatch.setattr(synthetic, "_mnist1d_generated", no_network)
     again = load_dataset(spec("mnist1d"), data_root=tmp_path)
     assert torch.equal(d.X_test, again.X_test) and torch.equal(d.y_train, again.y_train)
 
@@ -227,7 +228,7 @@ def test_missing_torchvision_files_give_a_clear_error(tmp_path, monkeypatch):
         load_dataset(spec("fashion_mnist"))
     # With downloads allowed: an unreachable host, or a failing download, says so.
     monkeypatch.setattr(ds, "ALLOW_DOWNLOAD", True)
-    monkeypatch.setattr(ds, "_reachable", lambda host, timeout=3.0: False)
+    monkeypatch.setattr(files, "_reachable", lambda host, timeout=3.0: False)
     with pytest.raises(ds.DatasetUnavailable, match=r"cannot be reached"):
         load_dataset(spec("mnist"), data_root=tmp_path)
     import torchvision
@@ -235,7 +236,7 @@ def test_missing_torchvision_files_give_a_clear_error(tmp_path, monkeypatch):
     def fail(self):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
-    monkeypatch.setattr(ds, "_reachable", lambda host, timeout=3.0: True)
+    monkeypatch.setattr(files, "_reachable", lambda host, timeout=3.0: True)
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", fail)
     with pytest.raises(ds.DatasetUnavailable, match=r"downloading them failed: Error downloading"):
         load_dataset(spec("mnist"), data_root=tmp_path)
@@ -290,7 +291,7 @@ def test_folder_dataset_errors(tmp_path):
 
 def test_describe_lists_every_builtin_and_matches_load_sizes(tmp_path):
     info = {e["name"]: e for e in describe_datasets(tmp_path)}
-    assert set(BUILTIN_DATASETS) == AVAILABLE_DATASETS == set(info)
+    assert set(BUILTIN_DATASETS) == set(info)
     for name in ("mnist", "fashion_mnist", "cifar10"):
         assert info[name]["available"] is False and info[name]["sizes"] is None
         assert str(tmp_path) in info[name]["reason"]

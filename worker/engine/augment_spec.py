@@ -1,5 +1,5 @@
-"""The augmentation part of the spec: one parameter model per op, and the image shapes the ops
-are checked against.
+"""The augmentation part of the spec: one parameter model per op, checked against the image
+shapes of the dataset catalog.
 
 Pure pydantic (no torch), so ``spec.py`` can import it. ``AugmentOp`` in ``spec.py`` keeps the
 op name in ``op`` and the op's parameters as extra fields; ``validate_op_params`` checks those
@@ -21,23 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-# Image shapes (C, H, W) of the datasets that take augmentation. datasets.py uses the same
-# table, so the two cannot drift apart. Uploaded folders are resized to FOLDER_IMAGE_SHAPE.
-IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
-    "digits": (1, 8, 8),
-    "shapes": (3, 16, 16),
-    "mnist": (1, 28, 28),
-    "fashion_mnist": (1, 28, 28),
-    "cifar10": (3, 32, 32),
-}
-FOLDER_IMAGE_SHAPE: tuple[int, int, int] = (3, 32, 32)
-
-
-def image_shape(dataset: str) -> tuple[int, int, int] | None:
-    """(C, H, W) of ``dataset``'s images, or None when it is not an image dataset."""
-    if dataset.startswith("folder:"):
-        return FOLDER_IMAGE_SHAPE
-    return IMAGE_SHAPES.get(dataset)
+from .datasets.catalog import IMAGE_SHAPES, TWO_D_DATASETS, image_shape
 
 
 class _Params(BaseModel):
@@ -322,11 +306,11 @@ def check_augment_fits(augment: Sequence[Any], dataset: str) -> None:
         return
     shape = image_shape(dataset)
     if shape is None:
-        kind = "a 2-D" if dataset in ("moons", "circles", "spirals", "xor") else "not an image"
+        kind = "a 2-D" if dataset in TWO_D_DATASETS else "not an image"
         raise ValidationError.from_exception_data("Spec", [_error(
             ("augment",), [a.op for a in augment],
-            f"augmentation applies to image datasets only (digits, shapes, mnist, fashion_mnist, "
-            f"cifar10, folder:<id>); {dataset!r} is {kind} dataset",
+            f"augmentation applies to image datasets only ({', '.join(IMAGE_SHAPES)}, "
+            f"folder:<id>); {dataset!r} is {kind} dataset",
         )])
     _, h, w = shape
     errors = []

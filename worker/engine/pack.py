@@ -18,7 +18,6 @@ already; full-pass batchnorm statistics are measured on one shared set.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from .gradnoise import grad_variance
 from .models import CNN, build_network
 from .optim import build_optimizer, set_lr
 from .schedules import lr_at
-from .spec import Spec
+from .spec import Spec, pack_key, pack_reason
 from .train import (
     BOUNDARY_TIMES,
     EVAL_CHUNK,
@@ -58,27 +57,6 @@ PACK_MEMORY_BYTES = 1 << 30
 
 class PackTooLarge(ValueError):
     """The members' datasets together would take more than PACK_MEMORY_BYTES."""
-
-
-def pack_reason(spec: Spec) -> str | None:
-    """Why runs of this spec cannot be packed, or None when they can."""
-    if spec.ensemble.members > 1:
-        return "an ensemble is a stacked network already"
-    if spec.model.dropout.p_inc_input < 1 or spec.model.dropout.p_inc_hidden < 1:
-        return "dropout masks would be drawn for the whole stack, not per run"
-    if spec.augment:
-        return "augmentation would be drawn for the whole stack, not per run"
-    if spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass":
-        return "full-pass batchnorm statistics are measured on one shared training set"
-    return None
-
-
-def pack_key(spec: Spec) -> str:
-    """Equal for runs that differ only in seed (and name): those a pack may hold together."""
-    fields = spec.model_dump(mode="json")
-    fields.pop("seed")
-    fields.pop("name")
-    return json.dumps(fields, sort_keys=True)
 
 
 def _by_member(model: torch.nn.Module, a: torch.Tensor, k: int) -> torch.Tensor:

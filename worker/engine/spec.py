@@ -1,44 +1,20 @@
 """The experiment spec: one pydantic model, the public contract of SPEC.md.
 
 Every field has a default, so ``Spec()`` (or ``{}``) is a small MLP on digits. Unknown
-fields are rejected. Options the engine does not implement yet are rejected with a
-"not available yet" error on their own field, never silently ignored: the sets
-``AVAILABLE_*`` below say what the engine can run today.
+fields are rejected. What the datasets are (which names exist, which are synthetic or 2-D)
+is read from the dataset catalog, never repeated here. No torch: the API imports this module.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .augment_spec import OP_PARAMS, check_augment_fits, validate_op_params
-
-# What the engine implements now. Growing these sets is how an option becomes available.
-AVAILABLE_DATASETS = {
-    "digits", "mnist1d", "moons", "circles", "spirals", "xor", "shapes",
-    "mnist", "fashion_mnist", "cifar10",
-}
-AVAILABLE_ARCHS = {"mlp", "cnn"}
-AVAILABLE_METHODS = {"sgd", "adam"}
-AVAILABLE_SCHEDULES = {"constant", "inv_sqrt", "step", "piecewise", "exponential", "cosine"}
-AVAILABLE_INITS = {
-    "pytorch", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
-    "normal", "constant", "zeros",
-}
-AVAILABLE_AUGMENT_OPS: set[str] = set(OP_PARAMS)
-
-BUILTIN_DATASETS = (
-    "digits", "mnist1d", "moons", "circles", "spirals", "xor", "shapes",
-    "mnist", "fashion_mnist", "cifar10",
-)
-SYNTHETIC_DATASETS = {"moons", "circles", "spirals", "xor", "shapes"}
-TWO_D_DATASETS = {"moons", "circles", "spirals", "xor"}
-
-
-def _not_yet(what: str) -> ValueError:
-    return ValueError(f"{what} is not available yet")
+from .datasets.catalog import BUILTIN_DATASETS, SYNTHETIC_DATASETS, TWO_D_DATASETS
 
 
 class _Strict(BaseModel):
@@ -78,8 +54,6 @@ class DataSpec(_Strict):
                 f"unknown dataset {v!r}; choose one of {', '.join(BUILTIN_DATASETS)} "
                 "or folder:<id>"
             )
-        if v not in AVAILABLE_DATASETS:
-            raise _not_yet(f"dataset {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -114,13 +88,6 @@ class InitSpec(_Strict):
     value: float = Field(0.0, description="Weight value for the constant scheme.")
     std: float = Field(0.01, gt=0, description="Standard deviation for the normal scheme.")
 
-    @field_validator("scheme")
-    @classmethod
-    def _available(cls, v: str) -> str:
-        if v not in AVAILABLE_INITS:
-            raise _not_yet(f"init scheme {v!r}")
-        return v
-
 
 class ModelSpec(_Strict):
     arch: Literal["mlp", "cnn"] = Field("mlp", description="mlp or cnn.")
@@ -140,13 +107,6 @@ class ModelSpec(_Strict):
     dropout: DropoutSpec = Field(default_factory=DropoutSpec, description="Dropout.")
     init: InitSpec = Field(default_factory=InitSpec, description="Initialisation.")
 
-    @field_validator("arch")
-    @classmethod
-    def _arch_available(cls, v: str) -> str:
-        if v not in AVAILABLE_ARCHS:
-            raise _not_yet(f"arch {v!r}")
-        return v
-
 
 
 class ScheduleSpec(_Strict):
@@ -162,13 +122,6 @@ class ScheduleSpec(_Strict):
         max_length=100,
         description="piecewise: [[epoch, lr], ...] e.g. [[0,0.1],[75,0.01],[125,0.001]].",
     )
-
-    @field_validator("kind")
-    @classmethod
-    def _available(cls, v: str) -> str:
-        if v not in AVAILABLE_SCHEDULES:
-            raise _not_yet(f"schedule {v!r}")
-        return v
 
 
 class OptimSpec(_Strict):
@@ -190,13 +143,6 @@ class OptimSpec(_Strict):
     def _positive_batch(cls, v: int | str) -> int | str:
         if isinstance(v, int) and v < 1:
             raise ValueError("batch_size must be at least 1 (or \"full\")")
-        return v
-
-    @field_validator("method")
-    @classmethod
-    def _available(cls, v: str) -> str:
-        if v not in AVAILABLE_METHODS:
-            raise _not_yet(f"optimiser {v!r}")
         return v
 
 
@@ -235,13 +181,6 @@ class AugmentOp(_Strict):
         "random_crop", "random_horizontal_flip", "random_vertical_flip", "random_resized_crop",
         "random_rotation", "random_affine", "color_jitter",
     ] = Field(description="torchvision transform to apply to training batches.")
-
-    @field_validator("op")
-    @classmethod
-    def _available(cls, v: str) -> str:
-        if v not in AVAILABLE_AUGMENT_OPS:
-            raise _not_yet(f"augmentation {v!r}")
-        return v
 
     @model_validator(mode="after")
     def _params(self) -> AugmentOp:
@@ -346,3 +285,27 @@ class Spec(_Strict):
 def parse_spec(data: dict[str, Any] | None) -> Spec:
     """Validate a spec from plain data (JSON or YAML); raises pydantic.ValidationError."""
     return Spec.model_validate(data or {})
+
+
+# --- predicates on a spec (no torch: the API groups a study's runs with them) ----------------
+
+
+def pack_reason(spec: Spec) -> str | None:
+    """Why runs of this spec cannot be packed, or None when they can."""
+    if spec.ensemble.members > 1:
+        return "an ensemble is a stacked network already"
+    if spec.model.dropout.p_inc_input < 1 or spec.model.dropout.p_inc_hidden < 1:
+        return "dropout masks would be drawn for the whole stack, not per run"
+    if spec.augment:
+        return "augmentation would be drawn for the whole stack, not per run"
+    if spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass":
+        return "full-pass batchnorm statistics are measured on one shared training set"
+    return None
+
+
+def pack_key(spec: Spec) -> str:
+    """Equal for runs that differ only in seed (and name): those a pack may hold together."""
+    fields = spec.model_dump(mode="json")
+    fields.pop("seed")
+    fields.pop("name")
+    return json.dumps(fields, sort_keys=True)
