@@ -607,9 +607,19 @@ def _load_folder(data: DataSpec, seed: int, root: Path | None) -> RawData:
     return RawData(X=_to_unit(X), y=y, classes=classes)
 
 
-def _folder_info(dataset: str) -> DatasetInfo:
+def _folder_info(dataset: str, root: Path | None = None) -> DatasetInfo:
+    # The classes are the folder's, once it is unpacked under ``root``: a model built from
+    # this entry (the thread timing's) needs their number before the data is loaded.
+    classes: tuple[str, ...] = ()
+    if root is not None and (path := folder_path(dataset, root)).is_dir():
+        from torchvision.datasets.folder import find_classes
+
+        try:
+            classes = tuple(find_classes(str(path))[0])
+        except OSError:  # no class folder: loading says so
+            pass
     return DatasetInfo(
-        name=dataset, kind="image", input_shape=FOLDER_IMAGE_SHAPE, classes=(),
+        name=dataset, kind="image", input_shape=FOLDER_IMAGE_SHAPE, classes=classes,
         load=_load_folder, standardize=False,
         description="Uploaded images (class folders), resized to 32×32 RGB.",
     )
@@ -690,10 +700,11 @@ _REGISTRY: dict[str, DatasetInfo] = {
 _TORCHVISION_SETS = ("mnist", "fashion_mnist", "cifar10")
 
 
-def dataset_info(dataset: str) -> DatasetInfo:
-    """The registry entry (or a built one for ``folder:<id>``); ValueError when unknown."""
+def dataset_info(dataset: str, data_root: PathLike | None = None) -> DatasetInfo:
+    """The registry entry (or a built one for ``folder:<id>``, with the classes of its folder
+    under ``data_root`` when it is there); ValueError when unknown."""
     if dataset.startswith("folder:"):
-        return _folder_info(dataset)
+        return _folder_info(dataset, _root(data_root))
     info = _REGISTRY.get(dataset)
     if info is None or dataset not in AVAILABLE_DATASETS:
         raise ValueError(f"dataset {dataset!r} is not available")
