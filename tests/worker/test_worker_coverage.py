@@ -7,12 +7,7 @@ Every wait has a deadline (wait_for); assertions are on what is stored, never on
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect
 from backend.app import create_app
 from backend.db import new_session
 from backend.runs.models import RunBoundary
-from tests.conftest import ROOT, wait_for
+from tests.conftest import wait_for
 
 # Trains until it is stopped (the lab's limit on epochs): whatever ends it is the test's doing.
 ENDLESS = {"name": "endless", "model": {"hidden": [64]}, "training": {"max_epochs": 10_000}}
@@ -67,28 +62,6 @@ def _sentinel(client: TestClient) -> int:
     task at a time) has let go of them. Created before the deletions, so that SQLite cannot
     give a deleted run's id to it (SQLite reuses the highest rowid once it is deleted)."""
     return client.post("/api/runs", json=ONE_EPOCH).json()["id"]
-
-
-@pytest.fixture
-def start_cli_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """``epoque worker`` with command-line arguments (``--queues``); its log in ``.log``."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-        path = tmp_path / f"cli-worker-{len(procs)}.log"
-        with path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "backend.cli", "worker", "--loglevel", "INFO", *args],
-                cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-        proc.log = path  # type: ignore[attr-defined]
-        procs.append(proc)
-        return proc
-
-    yield _start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _image_zip(per_class: int = 12) -> bytes:
@@ -247,10 +220,10 @@ def test_deleting_a_study_stops_and_removes_its_runs(configure, start_worker, mo
 
 @pytest.mark.redis
 def test_worker_queues_decide_which_runs_it_takes(
-    configure, start_cli_worker, pg_url, redis_url
+    configure, start_worker, pg_url, redis_url
 ) -> None:
     env = configure(database_url=pg_url, broker_url=redis_url)
-    gpu_worker = start_cli_worker(env, "--queues", "gpu")
+    gpu_worker = start_worker(env, "--queues", "gpu")
     with TestClient(create_app()) as client:
         [registered] = _workers(client)
         assert registered["queues"] == ["gpu"]
@@ -266,17 +239,17 @@ def test_worker_queues_decide_which_runs_it_takes(
             assert "Traceback" not in cuda_final["error"]
         # The GPU-only worker is idle now and has left the CPU run alone.
         assert _run(client, cpu_run["id"])["status"] == "queued"
-        cpu_worker = start_cli_worker(env, "--queues", "cpu")
+        cpu_worker = start_worker(env, "--queues", "cpu")
         cpu_final = _final(client, cpu_run["id"])
         assert cpu_final["status"] == "succeeded", cpu_final["error"]
         assert cpu_final["worker"].endswith(f":{cpu_worker.pid}")
 
 
-def test_worker_settings_threads_and_device(configure, start_cli_worker, monkeypatch) -> None:
+def test_worker_settings_threads_and_device(configure, start_worker, monkeypatch) -> None:
     monkeypatch.setenv("EPOQUE_TORCH_THREADS", "2")
     monkeypatch.setenv("EPOQUE_DEVICE", "cpu")
     env = configure()
-    worker = start_cli_worker(env)
+    worker = start_worker(env)
     with TestClient(create_app()) as client:
         [registered] = _workers(client)
         assert (registered["device"], registered["threads"], registered["queues"]) == (
@@ -286,7 +259,7 @@ def test_worker_settings_threads_and_device(configure, start_cli_worker, monkeyp
         assert final["worker"].endswith(f":{worker.pid}")
         assert f"run {final['id']}: 2 torch thread(s) on cpu" in worker.log.read_text()
         # EPOQUE_DEVICE is what the worker announces, and its default queues follow it.
-        cuda = start_cli_worker({**env, "EPOQUE_DEVICE": "cuda:0", "EPOQUE_TORCH_THREADS": "1"})
+        cuda = start_worker({**env, "EPOQUE_DEVICE": "cuda:0", "EPOQUE_TORCH_THREADS": "1"})
         workers = _workers(client, 2)
         mine = next(w for w in workers if w["name"].endswith(f":{cuda.pid}"))
         assert (mine["device"], mine["threads"], sorted(mine["queues"])) == (
