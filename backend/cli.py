@@ -123,9 +123,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except SpecFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # A lab with a token takes writes only with it; the same variable the lab reads.
+    token = os.environ.get("EPOQUE_API_TOKEN", "").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.post(f"{args.url.rstrip('/')}/api/runs",
-                              json=spec.model_dump(mode="json"), timeout=30)
+                              json=spec.model_dump(mode="json"), headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1

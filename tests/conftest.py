@@ -118,12 +118,15 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subproce
     """Start real ``epoque worker`` processes; they are stopped at the end of the test."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
+    def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+        """``args``: more ``epoque worker`` options (``--queues gpu``); the log is ``proc.log``."""
+        path = tmp_path / f"worker-{len(procs)}.log"
+        log = open(path, "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "worker", "--loglevel", "INFO"],
+            [sys.executable, "-m", "backend.cli", "worker", "--loglevel", "INFO", *args],
             cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
         )
+        proc.log = path  # type: ignore[attr-defined]
         procs.append(proc)
         return proc
 

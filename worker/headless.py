@@ -16,7 +16,7 @@ from worker.threads import choose_threads
 def train_to_folder(
     spec: Spec, out: Path, *, threads: int | None = None, data_root: Path | None = None
 ) -> TrainOutcome:
-    torch.set_num_threads(threads or choose_threads(spec))
+    torch.set_num_threads(threads or choose_threads(spec, data_root=data_root))
     out.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, int, float]] = []
     bar = tqdm(total=spec.training.max_epochs, unit="epoch", desc=spec.name or "train")

@@ -67,14 +67,14 @@ def worker_device() -> str:
     return wanted
 
 
-def run_threads(spec: Spec) -> int:
+def run_threads(spec: Spec, data_root: Path | None = None) -> int:
     """EPOQUE_TORCH_THREADS when set; otherwise chosen from the cores and the model size."""
     threads = get_settings().torch_threads
     if threads is None and _device(spec).startswith("cuda"):
         threads = 1  # the GPU runs the steps: timing CPU steps would choose for the wrong device
     if threads is None:
         try:
-            threads = choose_threads(spec)
+            threads = choose_threads(spec, data_root=data_root)
         except (ValueError, RuntimeError):
             threads = 1  # an unusual model the estimate cannot build: the safe default
     torch.set_num_threads(threads)
@@ -95,6 +95,7 @@ class Claimed:
     spec: Spec
     attempt: int
     stored: tuple[int, bytes] | None  # (epoch, snapshot) to take over from, on attempt 2+
+    requested_lr: float | None = None  # η set by hand, possibly while the run was queued
 
 
 class RunReporter:
@@ -243,7 +244,7 @@ def _claim(run_id: int) -> Claimed | None:
             return None
         attempt = run.attempt
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
-        return Claimed(run_id, parse_spec(run.spec), attempt, stored)
+        return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr)
 
 
 def _finish(run_id: int, attempt: int, status: str, result: dict[str, Any] | None,
@@ -268,6 +269,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     """``declined``: why the pack this run was planned in trained one run after the other
     (its result says so, for the lab)."""
     reporter = RunReporter(run.run_id, run.attempt)
+    reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
     resume = None
     if run.stored is not None:
         epoch, blob = run.stored
@@ -276,11 +278,13 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
         reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
         log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
     spec = run.spec
-    threads = run_threads(spec)
-    log.info("run %s: %d torch thread(s) on %s", run.run_id, threads, _device(spec))
     status, result, error, model = "failed", None, None, None
     try:
         data_root = prepare_data(spec)
+        # After the data is there (an upload's classes size the timed network); inside the
+        # try, so that a failure to choose fails the run with its message.
+        threads = run_threads(spec, data_root)
+        log.info("run %s: %d torch thread(s) on %s", run.run_id, threads, _device(spec))
         outcome = train(spec, reporter.callbacks(), device=_device(spec), data_root=data_root,
                         resume=resume)
         reporter.flush()
@@ -306,15 +310,6 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
     trained."""
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
-    threads = run_threads(specs[0].model_copy(update={
-        "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}))
-    pays, why = True, "EPOQUE_PACKS=always"
-    if get_settings().packs != "always":
-        pays, why = pack_pays(specs[0], len(runs), _device(specs[0]))
-    if not pays:
-        raise PackSlower(why)
-    log.info("runs %s: packed (%s), %d torch thread(s) on %s", ids, why, threads,
-             _device(specs[0]))
     pack = PackReporter(runs)
     statuses = ["abandoned"] * len(runs)  # what a member lost on the way ends as
 
@@ -329,10 +324,22 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
         member.done = True
 
     try:
+        # Inside the try: a failure to prepare the data or to choose threads fails the runs
+        # with its message (an upload's classes size the timed network: data first).
+        data_root = prepare_data(specs[0])
+        threads = run_threads(specs[0].model_copy(update={
+            "ensemble": specs[0].ensemble.model_copy(update={"members": len(runs)})}), data_root)
+        pays, why = True, "EPOQUE_PACKS=always"
+        if get_settings().packs != "always":
+            pays, why = pack_pays(specs[0], len(runs), _device(specs[0]))
+        if not pays:
+            raise PackSlower(why)
+        log.info("runs %s: packed (%s), %d torch thread(s) on %s", ids, why, threads,
+                 _device(specs[0]))
         train_pack(specs, [m.callbacks() for m in pack.members], device=_device(specs[0]),
-                   data_root=prepare_data(specs[0]), after_epoch=pack.after_epoch,
+                   data_root=data_root, after_epoch=pack.after_epoch,
                    on_member_done=member_done)
-    except PackTooLarge:
+    except (PackTooLarge, PackSlower):
         raise
     except Exception as exc:
         log.exception("pack %s failed", ids)

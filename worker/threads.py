@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -95,11 +96,12 @@ def step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threads: in
         torch.set_num_threads(previous)
 
 
-def choose_threads(spec: Spec, cores: int | None = None) -> int:
+def choose_threads(spec: Spec, cores: int | None = None, data_root: Path | None = None) -> int:
     """1 for small steps; for bigger ones the faster of 1 and every usable core (at most
-    MAX_THREADS), timed on throwaway steps of the same network."""
+    MAX_THREADS), timed on throwaway steps of the same network. ``data_root``: where an
+    uploaded dataset is unpacked (its classes size the network)."""
     cores = max(1, min(cores or usable_cores(), MAX_THREADS))
-    info = dataset_info(spec.data.dataset)
+    info = dataset_info(spec.data.dataset, data_root)
     single = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"members": 1})})
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)  # the CPU's only, as build_network does

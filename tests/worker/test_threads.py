@@ -60,7 +60,7 @@ def test_a_gpu_run_takes_one_thread_without_timing_cpu_steps(monkeypatch) -> Non
 
     from worker import tasks
 
-    def timed(spec, cores=None):
+    def timed(spec, cores=None, data_root=None):
         raise AssertionError("timed CPU steps for a GPU run")
 
     monkeypatch.setattr(tasks, "choose_threads", timed)

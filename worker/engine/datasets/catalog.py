@@ -155,16 +155,27 @@ def is_folder(dataset: str) -> bool:
     return dataset.startswith(FOLDER_PREFIX)
 
 
-def folder_info(dataset: str) -> DatasetInfo:
-    """The row of an uploaded folder ``folder:<id>`` (its classes are its folders' names)."""
-    return _entry(dataset, "image", FOLDER_IMAGE_SHAPE, (), "files:load_folder",
+def folder_info(dataset: str, data_root: str | Path | None = None) -> DatasetInfo:
+    """The row of an uploaded folder ``folder:<id>``. Its classes are its folders' names, read
+    when it is unpacked under ``data_root``: a network built from this row (the thread timing's)
+    needs their number before the data is loaded."""
+    classes: tuple[str, ...] = ()
+    ident = dataset.removeprefix(FOLDER_PREFIX)
+    if data_root is not None and FOLDER_ID.match(ident):
+        path = Path(data_root) / "uploads" / ident
+        try:  # sorted folder names, as torchvision's find_classes has them
+            classes = tuple(sorted(e.name for e in path.iterdir() if e.is_dir()))
+        except OSError:  # not unpacked (yet): loading it says so
+            pass
+    return _entry(dataset, "image", FOLDER_IMAGE_SHAPE, classes, "files:load_folder",
                   "Uploaded images (class folders), resized to 32×32 RGB.", (0, None))
 
 
-def dataset_info(dataset: str) -> DatasetInfo:
-    """The catalog's row (or a built one for ``folder:<id>``); ValueError when unknown."""
+def dataset_info(dataset: str, data_root: str | Path | None = None) -> DatasetInfo:
+    """The catalog's row (or a built one for ``folder:<id>``, with the classes of its folder
+    under ``data_root`` when it is there); ValueError when unknown."""
     if is_folder(dataset):
-        return folder_info(dataset)
+        return folder_info(dataset, data_root)
     info = CATALOG.get(dataset)
     if info is None:
         raise ValueError(f"dataset {dataset!r} is not available")
