@@ -23,7 +23,9 @@ def _close(a: dict, b: dict, where: str, rel: float = 2e-4, abs_: float = 2e-5) 
         y = b[key]
         if key in TIMING_KEYS:
             continue
-        if isinstance(x, float) and isinstance(y, float):
+        if isinstance(x, dict) and isinstance(y, dict):  # result.best, result.final
+            _close(x, y, f"{where} {key}", rel, abs_)
+        elif isinstance(x, float) and isinstance(y, float):
             assert math.isclose(x, y, rel_tol=rel, abs_tol=abs_), (where, key, x, y)
         else:
             assert x == y, (where, key, x, y)
