@@ -105,6 +105,15 @@ def test_cnn_with_batchnorm_and_adam() -> None:
     _same_as_alone(specs, train_pack(specs))
 
 
+def test_sampling_with_replacement_and_a_per_step_schedule_packed() -> None:
+    data = {"model": {"hidden": [16]},
+            "optim": {"sampling": "with_replacement", "momentum": 0.5,
+                      "schedule": {"kind": "inv_sqrt", "per": "step"}},
+            "training": {"max_epochs": 3, "keep": "last"}}
+    specs = _specs(data, [1, 2])
+    _same_as_alone(specs, train_pack(specs))
+
+
 def test_a_member_checkpoint_resumes_as_the_run_alone() -> None:
     data = {"model": {"hidden": [16]}, "optim": {"weight_decay": 0.001},
             "training": {"max_epochs": 5}}
