@@ -18,6 +18,7 @@ be trained alone.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -151,6 +152,18 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, Any]:
         return _cpu({name: getattr(self, name) for name in self.__dataclass_fields__})
+
+    @staticmethod
+    def dumps(snapshot: dict[str, Any]) -> bytes:
+        """A snapshot dict (``to_dict``) as the bytes a checkpoint is stored as."""
+        buffer = io.BytesIO()
+        torch.save(snapshot, buffer)
+        return buffer.getvalue()
+
+    @staticmethod
+    def loads(blob: bytes) -> dict[str, Any]:
+        """The snapshot dict a stored checkpoint holds, on the CPU, for ``train(resume=…)``."""
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Snapshot:
