@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ import torch
 from . import ensemble as ens
 from .augment import make_augmenter
 from .boundary import boundary_grid, wants_boundary
-from .datasets import derive_seed, load_dataset
+from .datasets import Splits, derive_seed, load_dataset
 from .diagnostics import distinct_units, grad_stds, member_weight_norms, weight_norm
 from .early_stopping import EarlyStopping
 from .evaluate import EVAL_CHUNK, evaluate, evaluate_mc, evaluate_members, read
@@ -208,7 +209,8 @@ class Stack:
     split for all (X (N, …))."""
 
     def __init__(self, specs: Sequence[Spec], seeds: list[int], dev: torch.device,
-                 data_root: Any, own_data: bool, memory_limit: int | None = None) -> None:
+                 data_root: PathLike | str | None, own_data: bool,
+                 memory_limit: int | None = None) -> None:
         spec = self.spec = specs[0]
         self.dev, self.own_data, self.seeds = dev, own_data, seeds
         splits, size = [], 0
@@ -280,7 +282,7 @@ class Stack:
         return evaluate(self.model, self.X_val, self.y_val, act_stats=act_stats,
                         combine=self.spec.ensemble.combine)
 
-    def member_view(self, member: Member) -> tuple[torch.nn.Module, Any]:
+    def member_view(self, member: Member) -> tuple[torch.nn.Module, Splits]:
         """(the member's network, its split): a pack member's is a copy of its row."""
         if member.row is None:
             return self.model, self.splits[0]
