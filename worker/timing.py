@@ -99,8 +99,11 @@ def macs_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return total
 
 
-def _batch(spec: Spec) -> int:
-    return FULL_BATCH_GUESS if spec.optim.batch_size == "full" else spec.optim.batch_size
+def timing_batch(spec: Spec) -> int:
+    """The minibatch of throwaway timing steps: never more than FULL_BATCH_GUESS, so that a
+    huge batch_size (clamped to n by training itself) allocates nothing huge here."""
+    batch = spec.optim.batch_size
+    return FULL_BATCH_GUESS if batch == "full" else min(batch, FULL_BATCH_GUESS)
 
 
 def throwaway_step(spec: Spec, members: int) -> Callable[[], None]:
@@ -112,7 +115,7 @@ def throwaway_step(spec: Spec, members: int) -> Callable[[], None]:
     # An uploaded folder's classes are known once it is loaded; the head's width barely
     # matters to the time of a step.
     shape, classes = tuple(info.input_shape), max(len(info.classes), 2)
-    m = _batch(spec)
+    m = timing_batch(spec)
     one = spec.model_copy(update={
         "ensemble": spec.ensemble.model_copy(update={"members": members}),
         "optim": spec.optim.model_copy(update={"lr": 0.0})})
@@ -164,7 +167,7 @@ def choose_threads(spec: Spec, cores: int | None = None, clock: Clock = time.per
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)  # the CPU's only, as build_network does
         model = build_model(single, info.input_shape, max(len(info.classes), 2))
-        macs = macs_per_example(model, tuple(info.input_shape)) * _batch(spec) * members
+        macs = macs_per_example(model, tuple(info.input_shape)) * timing_batch(spec) * members
         if macs < SMALL_STEP_MACS or cores == 1:
             return 1
         step = throwaway_step(spec, members)

@@ -5,12 +5,21 @@ machine."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
 
 from worker.engine import parse_spec
-from worker.timing import SMALL_STEP_MACS, choose_threads, macs_per_example
+from worker.timing import (
+    FULL_BATCH_GUESS,
+    SMALL_STEP_MACS,
+    choose_threads,
+    macs_per_example,
+    pack_pays,
+    timing_batch,
+)
 
 CNN = parse_spec({"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]}})
 
@@ -92,3 +101,15 @@ def test_a_gpu_run_takes_one_thread_without_timing_cpu_steps() -> None:
             tasks.run_threads(parse_spec({**big, "device": "cpu"}), clock=ThreadClock({}))
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_huge_batch_size_is_timed_on_a_bounded_batch() -> None:
+    """Throwaway timing steps never allocate the spec's batch size as such (a huge one once
+    crashed pack_pays, leaving runs 'running')."""
+    spec = parse_spec({"optim": {"batch_size": 10**15}, "model": {"hidden": [256, 256]}})
+    assert timing_batch(spec) == FULL_BATCH_GUESS
+    assert timing_batch(parse_spec({"optim": {"batch_size": 32}})) == 32
+    steady = ThreadClock({1: 0.001, 2: 0.001})
+    assert choose_threads(spec, cores=2, clock=steady) == 1  # timed on 1000 rows: a tie
+    every_ms = itertools.count(0.0, 0.001).__next__  # each reading 1 ms later
+    assert pack_pays(spec, 4, "cpu", clock=every_ms)[1].startswith("4 runs stacked stepped")
