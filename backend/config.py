@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Device the worker trains on: auto, cpu, cuda, cuda:N.")
     torch_threads: int | None = Field(
         None, ge=1, description="torch threads per run; default: 1 for small models (fastest "
-        "here), every usable core for big steps (worker/threads.py)."
+        "here), every usable core for big steps (worker/timing.py)."
     )
     broker_poll_seconds: float = Field(
         0.1, gt=0, description="Polling interval of the embedded SQLite broker."
@@ -48,9 +48,10 @@ class Settings(BaseSettings):
     max_width: int = Field(4096, ge=1, description="Widest layer (units or channels).")
     max_depth: int = Field(32, ge=1, description="Most hidden layers or conv blocks.")
     max_members: int = Field(64, ge=1, description="Most ensemble members.")
-    packs: Literal["timed", "always"] = Field(
+    packs: Literal["timed", "always", "never"] = Field(
         "timed", description="timed: a worker trains a pack stacked only if throwaway steps "
-        "show it faster than its runs one by one (worker/packing.py); always: stacked anyway."
+        "show it faster than its runs one by one (worker/timing.py); always: stacked anyway; "
+        "never: one by one."
     )
     max_n_samples: int = Field(200_000, ge=10, description="Most examples a synthetic set has.")
     max_grid_points: int = Field(256, ge=1, description="Most runs one study may create.")

@@ -1,6 +1,6 @@
 """K identical members trained as one stacked model vs K sequential runs (digits MLP), K study
 runs that differ only in seed trained as one pack vs one after the other, and the worker's
-choice to pack or not (worker/packing.py) against the better of the two."""
+choice to pack or not (worker/timing.py) against the better of the two."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from worker.engine import Callbacks, parse_spec, train
 from worker.engine.datasets import dataset_info
 from worker.engine.models import build_model
 from worker.engine.pack import train_pack
-from worker.packing import pack_pays
-from worker.threads import macs_per_example
+from worker.timing import macs_per_example, pack_pays
 
 # Where packing pays and where it does not (a wide MLP at a small minibatch): (name, spec, K).
 CHOICES = (

@@ -9,7 +9,7 @@ import torch
 
 from bench.common import Row, cores
 from worker.engine import Callbacks, parse_spec, train
-from worker.threads import choose_threads
+from worker.timing import choose_threads
 
 CASES = {
     "digits MLP": {},

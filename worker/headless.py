@@ -10,7 +10,8 @@ import torch
 from tqdm import tqdm
 
 from worker.engine import Callbacks, Spec, TrainOutcome, train
-from worker.threads import choose_threads
+from worker.engine.modelfile import write_model
+from worker.timing import choose_threads
 
 
 def train_to_folder(
@@ -38,6 +39,5 @@ def train_to_folder(
     (out / "result.json").write_text(
         json.dumps({"status": outcome.status, **outcome.result}, indent=2)
     )
-    torch.save({"spec": spec.model_dump(mode="json"), "state_dict": outcome.state_dict,
-                "classes": outcome.classes}, out / "model.pt")
+    write_model(out / "model.pt", spec, outcome)
     return outcome

@@ -13,12 +13,14 @@ PRESETS: list[dict[str, Any]] = [
         "id": "sgd-momentum",
         "lesson": 1,
         "title": "Plain SGD vs momentum",
-        "description": "Pure SGD (m = 1) with η/√t, with and without momentum α. The curve of "
-                       "plain SGD is noisy; momentum smooths and speeds it up.",
-        "formula": "v ← α v − (η/√t) g ;  z ← z + v",
+        "description": "The slide's SGD: each step one example i drawn from 1..n, η/√t with t "
+                       "the step, with and without momentum α. The curve of plain SGD is noisy "
+                       "and slow; momentum smooths and speeds it up.",
+        "formula": "v ← α v − (η/√t) ∇F_i(z) ;  z ← z + v",
         "study": {
             "base": {"data": {"dataset": "digits"}, "model": {"hidden": [64]},
-                     "optim": {"lr": 0.01, "batch_size": 1, "schedule": {"kind": "inv_sqrt"}},
+                     "optim": {"lr": 0.1, "batch_size": 1, "sampling": "with_replacement",
+                               "schedule": {"kind": "inv_sqrt", "per": "step"}},
                      "training": {"max_epochs": 15}},
             "grid": {"optim.momentum": [0.0, 0.9]},
         },
@@ -57,12 +59,13 @@ PRESETS: list[dict[str, Any]] = [
         "title": "Step schedule: 1, 2, 3 and 4 stages",
         "description": "The slide's milestones 75, 125 and 175, each dividing η by 10 (from "
                        "0.05 here: 0.1 makes this net unstable on mnist1d). With one stage the "
-                       "validation curve wanders and decays; each drop settles it on a plateau.",
+                       "validation curve wanders and decays; each drop settles it on a plateau. "
+                       "Each run returns its final model (the summary's figures).",
         "formula": "η: η₀ → η₀/10 (75) → η₀/100 (125) → η₀/1000 (175)",
         "study": {
             "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [128, 128]},
                      "optim": {"lr": 0.05, "schedule": {"kind": "step", "gamma": 0.1}},
-                     "training": {"max_epochs": 200}},
+                     "training": {"max_epochs": 200, "keep": "last"}},
             "grid": {"optim.schedule.milestones": [[], [75], [75, 125], [75, 125, 175]]},
         },
     },

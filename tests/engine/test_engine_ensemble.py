@@ -91,7 +91,8 @@ def test_result_table_matches_each_member_on_the_test_set():
     out = train(spec, device="cpu")
     r = out.result["ensemble"]
     assert set(r) == {"member_test_accuracy", "mean_member_accuracy", "ensemble_test_accuracy",
-                      "gain", "combine", "vote_test_accuracy", "mean_test_accuracy"}
+                      "gain", "combine", "vote_test_accuracy", "mean_test_accuracy",
+                      "best_member_accuracy", "gain_over_best", "select", "member_best_epochs"}
     data = load_dataset(spec)
     model = build_model(spec, out.input_shape, 10)
     model.load_state_dict(out.state_dict)
@@ -102,6 +103,9 @@ def test_result_table_matches_each_member_on_the_test_set():
     assert r["mean_member_accuracy"] == pytest.approx(sum(r["member_test_accuracy"]) / 4)
     assert r["combine"] == "vote" and r["ensemble_test_accuracy"] == r["vote_test_accuracy"]
     assert r["gain"] == pytest.approx(r["ensemble_test_accuracy"] - r["mean_member_accuracy"])
+    assert r["best_member_accuracy"] == max(r["member_test_accuracy"])
+    assert r["gain_over_best"] == pytest.approx(
+        r["ensemble_test_accuracy"] - max(r["member_test_accuracy"]))
     assert out.result["test_accuracy"] == r["vote_test_accuracy"]
     # The mean combination by hand.
     with torch.no_grad():

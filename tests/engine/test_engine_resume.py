@@ -24,6 +24,11 @@ def _strip(metrics: list[dict]) -> list[dict]:
      "training": {"max_epochs": 6, "early_stopping": {"patience": 4}},
      "diagnostics": {"grad_noise": True}},
     {"model": {"hidden": [16]}, "ensemble": {"members": 3}, "training": {"max_epochs": 6}},
+    {"model": {"hidden": [8]}, "optim": {"lr": 0.8}, "ensemble": {"members": 3},
+     "training": {"max_epochs": 12, "early_stopping": {"patience": 4}}},
+    {"model": {"hidden": [16]}, "training": {"max_epochs": 6},
+     "optim": {"sampling": "with_replacement",
+               "schedule": {"kind": "inv_sqrt", "per": "step"}}},
 ])
 def test_resume_equals_uninterrupted(spec_data: dict) -> None:
     spec = parse_spec(spec_data)
@@ -78,3 +83,17 @@ def test_a_snapshot_from_a_gpu_resumes_on_the_cpu() -> None:
         torch.Generator().set_state(from_gpu["dropout_gen"])
     resumed = train(spec, resume=from_gpu)
     assert len(resumed.metrics) == 2 and resumed.status == "succeeded"  # epochs 3 and 4
+
+
+def test_a_checkpoint_in_the_format_before_snapshot_still_resumes() -> None:
+    """Before loop.Snapshot, a checkpoint's ``stopper`` was EarlyStopping's attributes."""
+    spec = parse_spec({"model": {"hidden": [16]},
+                       "training": {"max_epochs": 5, "early_stopping": {"patience": 3}}})
+    snapshots = []
+    straight = train(spec, Callbacks(on_checkpoint=lambda e, snap: snapshots.append(snap())))
+    old = dict(snapshots[1])
+    (stopper,) = old.pop("stoppers")
+    old["stopper"] = {"patience": 3, "higher_is_better": True, **stopper}
+    resumed = train(spec, resume=old)
+    assert _strip(resumed.metrics) == _strip(straight.metrics[2:])
+    assert resumed.result == straight.result

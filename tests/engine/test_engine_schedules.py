@@ -1,6 +1,7 @@
 """COURSE.md §4: η for each training epoch (counted from 1), against hand-written tables."""
 
 import pytest
+import torch
 
 from worker.engine.schedules import lr_at
 from worker.engine.spec import ScheduleSpec, parse_spec
@@ -71,3 +72,43 @@ def test_every_schedule_is_accepted_by_the_spec():
 def test_epochs_count_from_one():
     with pytest.raises(ValueError):
         lr_at(ScheduleSpec(), 0.1, 0, 10)
+
+
+def _steps(spec_data: dict) -> tuple[list[tuple[int, float]], list[float]]:
+    from worker.engine import Callbacks, train
+
+    seen: list[tuple[int, float]] = []
+    out = train(parse_spec(spec_data),
+                Callbacks(on_step=lambda t, m: seen.append((t, m["step_lr"]))), device="cpu")
+    return seen, [m["lr"] for m in out.metrics]
+
+
+def test_inv_sqrt_per_step_is_the_slide_eta_over_root_t() -> None:
+    # digits: 1149 training rows, m = 128: ⌊1149/128⌋ = 8 steps an epoch, t = 1..24.
+    seen, epoch_lrs = _steps({
+        "model": {"hidden": [8]}, "optim": {"lr": 0.4, "batch_size": 128, "momentum": 0,
+                                            "schedule": {"kind": "inv_sqrt", "per": "step"}},
+        "training": {"max_epochs": 3, "log_every_steps": 1}})
+    assert [t for t, _ in seen] == list(range(1, 25))
+    for t, lr in seen:
+        assert lr == 0.4 / t ** 0.5
+    assert epoch_lrs == [0.4, 0.4 / 9 ** 0.5, 0.4 / 17 ** 0.5]  # each epoch's first step
+
+
+def test_milestones_per_step_count_steps() -> None:
+    seen, _ = _steps({
+        "model": {"hidden": [8]}, "optim": {"lr": 1.0, "batch_size": 256,
+                                            "schedule": {"kind": "step", "milestones": [3, 5],
+                                                         "gamma": 0.5, "per": "step"}},
+        "training": {"max_epochs": 2, "log_every_steps": 1}})
+    # 4 steps an epoch; steps 1-3 at η, 4-5 at η/2, 6-8 at η/4.
+    assert [lr for _, lr in seen] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.25]
+
+
+def test_a_constant_rate_is_the_same_run_whatever_t_counts() -> None:
+    from worker.engine import train
+
+    base = {"model": {"hidden": [8]}, "training": {"max_epochs": 2}}
+    a = train(parse_spec(base), device="cpu")
+    b = train(parse_spec({**base, "optim": {"schedule": {"per": "step"}}}), device="cpu")
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)

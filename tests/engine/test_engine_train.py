@@ -73,8 +73,9 @@ def test_default_spec_reaches_95_percent():
 
 
 def test_z_star_is_the_best_validation_model():
-    out = train(parse_spec({"model": {"hidden": [32]}, "training": {"max_epochs": 8},
-                            "optim": {"lr": 0.5}}), device="cpu")
+    out = train(parse_spec({"model": {"hidden": [32]}, "optim": {"lr": 0.5},
+                            "training": {"max_epochs": 8, "keep": "best"}}), device="cpu")
+    assert out.result["kept"] == "best"
     accs = [m["val_accuracy"] for m in out.metrics]
     best = out.result["best_epoch"]
     # First epoch reaching the maximum (ties do not replace z*), unless the untrained model wins.
@@ -87,6 +88,10 @@ def test_z_star_is_the_best_validation_model():
     assert val["accuracy"].item() == pytest.approx(accs[best - 1], abs=1e-6)
     assert test["accuracy"].item() == pytest.approx(out.result["test_accuracy"], abs=1e-6)
     assert test["loss"].item() == pytest.approx(out.result["test_loss"], rel=1e-5)
+    assert out.result["best"] == {
+        "epoch": best, "val_loss": pytest.approx(out.metrics[best - 1]["val_loss"], abs=1e-6),
+        "val_accuracy": pytest.approx(accs[best - 1], abs=1e-7),
+        "test_loss": out.result["test_loss"], "test_accuracy": out.result["test_accuracy"]}
 
 
 def test_epoch_figures_match_the_model():

@@ -23,7 +23,9 @@ def _close(a: dict, b: dict, where: str, rel: float = 2e-4, abs_: float = 2e-5) 
         y = b[key]
         if key in TIMING_KEYS:
             continue
-        if isinstance(x, float) and isinstance(y, float):
+        if isinstance(x, dict) and isinstance(y, dict):  # result.best, result.final
+            _close(x, y, f"{where} {key}", rel, abs_)
+        elif isinstance(x, float) and isinstance(y, float):
             assert math.isclose(x, y, rel_tol=rel, abs_tol=abs_), (where, key, x, y)
         else:
             assert x == y, (where, key, x, y)
@@ -100,6 +102,15 @@ def test_cnn_with_batchnorm_and_adam() -> None:
             "batchnorm": True}, "optim": {"method": "adam", "lr": 0.003, "batch_size": 64},
             "training": {"max_epochs": 2}}
     specs = _specs(data, [0, 7])
+    _same_as_alone(specs, train_pack(specs))
+
+
+def test_sampling_with_replacement_and_a_per_step_schedule_packed() -> None:
+    data = {"model": {"hidden": [16]},
+            "optim": {"sampling": "with_replacement", "momentum": 0.5,
+                      "schedule": {"kind": "inv_sqrt", "per": "step"}},
+            "training": {"max_epochs": 3, "keep": "last"}}
+    specs = _specs(data, [1, 2])
     _same_as_alone(specs, train_pack(specs))
 
 

@@ -18,7 +18,8 @@ from worker.engine.spec import Spec, SpeedSpec
 from worker.engine.train import TIMING_KEYS, CompileError
 
 # The module (the package's ``train`` is the function), to patch what the loop looks up.
-train_module = importlib.import_module("worker.engine.train")
+loop_module = importlib.import_module("worker.engine.loop")
+speed_module = importlib.import_module("worker.engine.speed")
 
 FIGURES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
@@ -62,7 +63,7 @@ def test_compile_failure_is_a_clear_error(monkeypatch) -> None:
     def broken_backend(graph, example_inputs):  # as inductor fails without a C++ compiler
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\n\ndetails …")
 
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", broken_backend)
+    monkeypatch.setattr(speed_module, "COMPILE_BACKEND", broken_backend)
     spec = parse_spec({"model": {"hidden": [3]}, "training": {"max_epochs": 1},
                        "speed": {"compile": True}})
     with pytest.raises(CompileError, match=r"^speed\.compile: .*No working C\+\+ compiler"
@@ -78,14 +79,14 @@ def test_compile_failure_is_a_clear_error(monkeypatch) -> None:
 def _record_out_dtypes(monkeypatch) -> list[torch.dtype]:
     """dtypes of the output layer's activations in every forward pass of the next train()."""
     seen: list[torch.dtype] = []
-    build = train_module.build_network
+    build = loop_module.build_network
 
     def build_and_watch(*args, **kwargs):
         model, report = build(*args, **kwargs)
         model.out.register_forward_hook(lambda mod, inputs, out: seen.append(out.dtype))
         return model, report
 
-    monkeypatch.setattr(train_module, "build_network", build_and_watch)
+    monkeypatch.setattr(loop_module, "build_network", build_and_watch)
     return seen
 
 

@@ -1,12 +1,11 @@
 """A seed study's runs train as packs (one stacked network per pack) on a real worker: each run
 ends with its own figures, equal to the run trained alone; losing one run stops only it; a
 killed worker's pack members go on alone from their own checkpoints; a pack that timed steps
-show slower stacked trains one run after the other (worker/packing.py)."""
+show slower stacked trains one run after the other (worker/timing.py)."""
 
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from contextlib import nullcontext
 
@@ -18,9 +17,9 @@ from backend.app import create_app
 from backend.studies.service import plan_packs
 from tests.conftest import wait_for
 from tests.worker.test_crash_recovery import _kill_worker_of, two_workers_recovering_fast
-from worker import packing, tasks
+from worker import reporting
 from worker.engine import parse_spec, train
-from worker.packing import pack_pays
+from worker.timing import PACK_STEPS, TIMING_SECONDS, pack_pays
 
 
 @pytest.fixture
@@ -132,13 +131,12 @@ class _Run:
         self.id = run_id
 
 
-def test_a_pack_that_would_be_slower_trains_one_by_one(configure, start_worker) -> None:
-    """The worker times the pack (EPOQUE_PACKS=timed, the default): a 512-wide MLP at m = 8
-    steps 0.4-0.5× as fast stacked on a CPU, so its runs train one by one, each steerable.
-    (Two seeds: the timing stacks min(K, 4) = 2.)"""
+def test_a_declined_pack_trains_one_by_one(configure, start_worker, monkeypatch) -> None:
+    """EPOQUE_PACKS=never (as when timed steps show a pack slower): the runs train one by one,
+    each exactly the run alone and steerable, and the result says why."""
+    monkeypatch.setenv("EPOQUE_PACKS", "never")
     start_worker(configure())
-    base = {"model": {"hidden": [512, 512]}, "optim": {"batch_size": 8},
-            "training": {"max_epochs": 2}}
+    base = {"model": {"hidden": [16]}, "training": {"max_epochs": 2}}
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker")
         study = client.post("/api/studies", json={"base": base, "seeds": 2}).json()
@@ -146,8 +144,7 @@ def test_a_pack_that_would_be_slower_trains_one_by_one(configure, start_worker) 
         done = _finished(client, study["id"])
     for run in done["runs"]:
         assert run["status"] == "succeeded" and run["pack"] is None
-        # Trained alone (exactly the run alone), and the result says why.
-        assert "2 runs stacked stepped " in run["result"]["pack"]["declined"]
+        assert run["result"]["pack"] == {"declined": "EPOQUE_PACKS=never"}
         alone = _on_one_thread(train, parse_spec(run["spec"]))  # as the worker did
         assert math.isclose(run["result"]["test_loss"], alone.result["test_loss"], rel_tol=1e-6)
 
@@ -161,16 +158,49 @@ def _on_one_thread(work, *args):
         torch.set_num_threads(before)
 
 
-def test_pack_pays_times_the_engine_step_here() -> None:
-    """Far from the 1.2× bar either way: a narrow MLP packs (2.5-2.9× at 4 members, measured),
-    a wide one at a small minibatch does not (0.4-0.5×); on a GPU a pack is not timed."""
-    tiny = parse_spec({"model": {"hidden": [32]}})
-    wide = parse_spec({"model": {"hidden": [512, 512]}, "optim": {"batch_size": 8}})
-    pays, why = _on_one_thread(pack_pays, tiny, 16, "cpu")  # the worker's threads
-    assert pays, why
-    pays, why = _on_one_thread(pack_pays, wide, 16, "cpu")
-    assert not pays and "4 runs stacked stepped" in why
-    assert pack_pays(wide, 16, "cuda")[0]
+class ScriptedClock:
+    """Readings advance by the stated seconds, one after the other; reading past the script
+    fails. timing.step_seconds reads once before the timed steps and once after each."""
+
+    def __init__(self, advances: list[float]) -> None:
+        self.advances, self.now = list(advances), 0.0
+
+    def __call__(self) -> float:
+        self.now += self.advances.pop(0)
+        return self.now
+
+
+def _phases(*step_seconds: float) -> ScriptedClock:
+    """Each phase: its start, then PACK_STEPS steps (none stops early within the budget)."""
+    assert all(PACK_STEPS * s <= TIMING_SECONDS for s in step_seconds)
+    return ScriptedClock([a for s in step_seconds for a in [0.0] + [s] * PACK_STEPS])
+
+
+@pytest.mark.parametrize(("single", "stacked", "pays", "speedup"), [
+    (0.002, 0.004, True, "2.00"),  # 4 members in twice one's time: twice as fast
+    (0.003, 0.012, False, "1.00"),  # 4 members in four times one's time: nothing gained
+    (0.003, 0.0105, False, "1.14"),  # faster, but short of the 1.2 bar
+])
+def test_a_pack_pays_when_its_stacked_step_is_fast_enough(single, stacked, pays, speedup) -> None:
+    clock = _phases(single, stacked)
+    spec = parse_spec({"model": {"hidden": [32]}})
+    got, why = pack_pays(spec, 16, "cpu", clock=clock)  # timed: a stack of TIMED_MEMBERS = 4
+    assert (got, why) == (pays, f"4 runs stacked stepped {speedup}× as fast as one by one")
+    assert clock.advances == []  # both phases timed in full
+
+
+def test_pack_pays_skips_timing_a_stack_of_compute_bound_steps() -> None:
+    clock = ScriptedClock([0.0, 0.5, 0.5, 0.5])  # three steps: past the budget, a stop
+    pays, why = pack_pays(parse_spec({}), 8, "cpu", clock=clock)
+    assert not pays and "500 ms" in why and clock.advances == []  # the stack never timed
+
+
+def test_a_gpu_and_the_packs_setting_decide_without_timing() -> None:
+    untimed = ScriptedClock([])  # any reading fails
+    spec = parse_spec({})
+    assert pack_pays(spec, 16, "cuda", clock=untimed)[0]
+    assert pack_pays(spec, 16, "cpu", mode="always", clock=untimed) == (True, "EPOQUE_PACKS=always")
+    assert pack_pays(spec, 16, "cpu", mode="never", clock=untimed) == (False, "EPOQUE_PACKS=never")
 
 
 def test_pack_pays_times_an_uploaded_folder_dataset() -> None:
@@ -178,18 +208,6 @@ def test_pack_pays_times_an_uploaded_folder_dataset() -> None:
     spec = parse_spec({"data": {"dataset": "folder:3"}, "model": {"arch": "cnn", "hidden": [8]}})
     pays, why = _on_one_thread(pack_pays, spec, 4, "cpu")
     assert isinstance(pays, bool) and "stepped" in why
-
-
-def test_pack_pays_skips_timing_a_stack_of_compute_bound_steps(monkeypatch) -> None:
-    timed = []
-
-    def seconds(spec, members):
-        timed.append(members)
-        return 0.5 if members == 1 else 1.0
-
-    monkeypatch.setattr(packing, "step_seconds", seconds)
-    pays, why = pack_pays(parse_spec({}), 8, "cpu")
-    assert (pays, timed) == (False, [1]) and "500 ms" in why
 
 
 def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
@@ -214,17 +232,22 @@ def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
 def test_pack_flushes_are_spaced_by_the_points_cost_not_the_checkpoints(monkeypatch) -> None:
     """A slow flush of points spaces the next WRITE_SHARE × its cost later; a slow flush that
     carries checkpoints does not (it is charged to the checkpoints), so progress keeps coming."""
+    clock = ScriptedClock([0.0] * 5)  # the reporters start: two readings a member, one the pack
+
     def slow_write(session, updates):
-        time.sleep(0.05)
+        clock.advances.append(0.05)  # the write takes 50 ms on the reporters' clock
         return {run_id: (False, None) for run_id, *_ in updates}
 
-    monkeypatch.setattr(tasks, "new_session", nullcontext)
-    monkeypatch.setattr(tasks, "record_epochs", slow_write)
-    monkeypatch.setattr(tasks, "publish", lambda run_id: None)
-    pack = tasks.PackReporter([tasks.Claimed(i, parse_spec({"seed": i}), 1, None) for i in (1, 2)])
+    monkeypatch.setattr(reporting, "new_session", nullcontext)
+    monkeypatch.setattr(reporting, "record_epochs", slow_write)
+    monkeypatch.setattr(reporting, "publish", lambda run_id: None)
+    pack = reporting.PackReporter([(1, 1), (2, 1)], clock=clock)
     pack.members[0].checkpoint = b"snapshot"
+    clock.advances.append(0.0)  # the flush's start
     pack.flush()
-    assert pack.flush_every == tasks.FLUSH_SECONDS
-    assert pack.members[0].checkpoint_cost >= 0.05 and pack.members[1].checkpoint_cost == 0
+    assert pack.flush_every == reporting.FLUSH_SECONDS
+    assert pack.members[0].checkpoint_cost == pytest.approx(0.05)
+    assert pack.members[1].checkpoint_cost == 0
+    clock.advances.append(0.0)
     pack.flush()
-    assert pack.flush_every >= tasks.WRITE_SHARE * 0.05
+    assert pack.flush_every == pytest.approx(reporting.WRITE_SHARE * 0.05)

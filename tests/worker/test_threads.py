@@ -1,12 +1,40 @@
-"""The thread count follows the model size: one thread for small steps, the cores for big ones."""
+"""The thread count follows the model size: one thread for small steps, the faster of one and
+every core for big ones, as timed on the engine's own step. The timings here are stated by a
+clock that charges each step by the thread count it runs on: the rule is tested, not the
+machine."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+import torch
 from torch import nn
 
 from worker.engine import parse_spec
-from worker.threads import SMALL_STEP_MACS, choose_threads, macs_per_example
+from worker.timing import (
+    FULL_BATCH_GUESS,
+    SMALL_STEP_MACS,
+    choose_threads,
+    macs_per_example,
+    pack_pays,
+    timing_batch,
+)
+
+CNN = parse_spec({"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]}})
+
+
+class ThreadClock:
+    """Each reading advances by the stated seconds a step takes on the current thread count."""
+
+    def __init__(self, seconds: dict[int, float]) -> None:
+        self.seconds, self.now, self.threads_seen = seconds, 0.0, set()
+
+    def __call__(self) -> float:
+        threads = torch.get_num_threads()
+        self.threads_seen.add(threads)
+        self.now += self.seconds[threads]
+        return self.now
 
 
 def test_multiply_adds_are_counted_like_by_hand() -> None:
@@ -18,57 +46,70 @@ def test_multiply_adds_are_counted_like_by_hand() -> None:
     assert macs_per_example(conv1d, (1, 40)) == 5 * 8 * 36
 
 
-def test_small_models_get_one_thread_big_steps_get_the_faster_count(monkeypatch) -> None:
-    from worker import threads
-
-    assert choose_threads(parse_spec({}), cores=2) == 1  # digits MLP: 0.8 M MACs per step
+def test_small_steps_get_one_thread_without_timing() -> None:
+    never = ThreadClock({})  # any reading would raise KeyError
+    assert choose_threads(parse_spec({}), cores=2, clock=never) == 1  # digits MLP: 0.8 M MACs
     assert (64 * 128 + 128 * 128 + 128 * 10) * 32 < SMALL_STEP_MACS
-    # Really timed: a 1024-wide MLP at m = 256 (280 M MACs per step) is faster on 2 cores.
-    wide = parse_spec({"model": {"hidden": [1024, 1024]}, "optim": {"batch_size": 256}})
-    # Timed on a shared machine: a neighbour's burst (the database settling after the tests
-    # before) can make 2 threads lose one timing; the rule must pick 2 in one of three tries.
-    assert any(choose_threads(wide, cores=2) == 2 for _ in range(3))
-    assert choose_threads(wide, cores=1) == 1
+    assert choose_threads(CNN, cores=1, clock=never) == 1  # one core: nothing to choose
 
-    # The rule, on stated timings: the faster count, one thread on a tie (within 5 %).
-    cnn = parse_spec({"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]}})
-    for timings, expected in (({1: 0.010, 4: 0.006}, 4), ({1: 0.010, 4: 0.0099}, 1),
-                              ({1: 0.006, 4: 0.010}, 1)):
-        monkeypatch.setattr(threads, "step_seconds",
-                            lambda model, x, y, n, steps=3, t=timings: t[n])
-        assert choose_threads(cnn, cores=4) == expected, timings
-    # A step too long to time more than once on all cores is big enough for all of them.
-    monkeypatch.setattr(threads, "step_seconds", lambda model, x, y, n, steps=3: 1.0)
-    assert choose_threads(cnn, cores=4) == 4
+
+@pytest.mark.parametrize(("seconds", "expected"), [
+    ({1: 0.010, 4: 0.006}, 4),  # faster on every core
+    ({1: 0.010, 4: 0.0099}, 1),  # within 5 %: a tie leaves the cores to other workers
+    ({1: 0.006, 4: 0.010}, 1),  # slower on every core
+])
+def test_big_steps_get_the_faster_count(seconds: dict[int, float], expected: int) -> None:
+    clock = ThreadClock(seconds)
+    assert choose_threads(CNN, cores=4, clock=clock) == expected
+    assert clock.threads_seen == {1, 4}
+
+
+def test_a_step_too_long_to_time_twice_gets_every_core() -> None:
+    clock = ThreadClock({4: 1.0})  # one step on all cores is enough: one thread never timed
+    assert choose_threads(CNN, cores=4, clock=clock) == 4
+    assert clock.threads_seen == {4}
+
+
+def test_an_ensemble_times_all_its_members() -> None:
+    """Ten members of a 2.9 M-MAC step are 29 M a step: timed, not judged small."""
+    spec = parse_spec({"model": {"hidden": [256, 256]}, "optim": {"batch_size": 32},
+                       "ensemble": {"members": 10}})
+    assert choose_threads(spec.model_copy(update={"ensemble": spec.ensemble.model_copy(
+        update={"members": 1})}), cores=2, clock=ThreadClock({})) == 1
+    assert choose_threads(spec, cores=2, clock=ThreadClock({1: 0.02, 2: 0.01})) == 2
 
 
 def test_choosing_threads_leaves_the_global_state_alone() -> None:
-    import torch
-
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     before = torch.get_num_threads()
-    cnn = parse_spec({"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]}})
-    choose_threads(cnn, cores=2)
+    choose_threads(CNN, cores=2)
     assert torch.get_num_threads() == before
     assert torch.equal(torch.rand(3), expected)  # the run's random stream is untouched
 
 
-def test_a_gpu_run_takes_one_thread_without_timing_cpu_steps(monkeypatch) -> None:
-    import torch
-
+def test_a_gpu_run_takes_one_thread_without_timing_cpu_steps() -> None:
     from worker import tasks
 
-    def timed(spec, cores=None, data_root=None):
-        raise AssertionError("timed CPU steps for a GPU run")
-
-    monkeypatch.setattr(tasks, "choose_threads", timed)
     before = torch.get_num_threads()
     try:
         big = {"model": {"hidden": [2048, 2048]}}
-        assert tasks.run_threads(parse_spec({**big, "device": "cuda"})) == 1
-        with pytest.raises(AssertionError, match="GPU run"):
-            tasks.run_threads(parse_spec({**big, "device": "cpu"}))
+        assert tasks.run_threads(parse_spec({**big, "device": "cuda"}),
+                                 clock=ThreadClock({})) == 1
+        with pytest.raises(KeyError):  # a CPU run of that size is timed
+            tasks.run_threads(parse_spec({**big, "device": "cpu"}), clock=ThreadClock({}))
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_huge_batch_size_is_timed_on_a_bounded_batch() -> None:
+    """Throwaway timing steps never allocate the spec's batch size as such (a huge one once
+    crashed pack_pays, leaving runs 'running')."""
+    spec = parse_spec({"optim": {"batch_size": 10**15}, "model": {"hidden": [256, 256]}})
+    assert timing_batch(spec) == FULL_BATCH_GUESS
+    assert timing_batch(parse_spec({"optim": {"batch_size": 32}})) == 32
+    steady = ThreadClock({1: 0.001, 2: 0.001})
+    assert choose_threads(spec, cores=2, clock=steady) == 1  # timed on 1000 rows: a tie
+    every_ms = itertools.count(0.0, 0.001).__next__  # each reading 1 ms later
+    assert pack_pays(spec, 4, "cpu", clock=every_ms)[1].startswith("4 runs stacked stepped")

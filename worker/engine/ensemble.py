@@ -89,11 +89,14 @@ def summary(
     """The result's ``ensemble`` object: the slide's table for the student's own ensemble."""
     chosen = vote_accuracy if combine == "vote" else mean_accuracy
     mean_member = sum(member_accuracy) / len(member_accuracy)
+    best_member = max(member_accuracy)
     return {
         "member_test_accuracy": member_accuracy,
         "mean_member_accuracy": mean_member,
+        "best_member_accuracy": best_member,
         "ensemble_test_accuracy": chosen,
         "gain": chosen - mean_member,
+        "gain_over_best": chosen - best_member,
         "combine": combine,
         "vote_test_accuracy": vote_accuracy,
         "mean_test_accuracy": mean_accuracy,
@@ -106,22 +109,25 @@ MC_CURVE_AT = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 @torch.no_grad()
 def mc_curve(model: nn.Module, X: torch.Tensor, y: torch.Tensor, samples: int,
-             generator: torch.Generator | None, chunk: int = 8192) -> list[list[float]]:
-    """[[k, accuracy of strategy A with k masks], …] for k in MC_CURVE_AT up to ``samples``
-    (and ``samples`` itself): the course's "A against the number of masks". One pass per mask;
-    the running mean of probabilities is read at each k."""
+             generator: torch.Generator | None, chunk: int = 8192,
+             ) -> tuple[torch.Tensor, list[list[float]]]:
+    """(log-probabilities (K, N, C) of strategy A with ``samples`` masks, [[k, accuracy of
+    strategy A with k masks], …] for k in MC_CURVE_AT up to ``samples`` and ``samples``
+    itself): the course's "A against the number of masks". One pass per mask over the whole
+    set; the running mean of probabilities is read at each k, so the figure with ``samples``
+    masks and the curve's last point come from the same masks."""
     ks = sorted({k for k in MC_CURVE_AT if k <= samples} | {samples})
     was_training = model.training
     model.eval()
-    total: torch.Tensor | None = None
+    total = torch.zeros(())
     out = []
     with mc_dropout(model, generator):
         for k in range(1, samples + 1):
             lp = torch.cat([member_log_probs(model, X[i:i + chunk])
                             for i in range(0, len(X), chunk)], dim=1)  # (K, N, C)
-            total = lp if total is None else torch.logaddexp(total, lp)
+            total = lp if k == 1 else torch.logaddexp(total, lp)
             if k in ks:
                 combined = mean_log_probs(total - math.log(k))
                 out.append([k, (combined.argmax(1) == y).double().mean().item()])
     model.train(was_training)
-    return out
+    return total - math.log(samples), out

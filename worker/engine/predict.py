@@ -1,20 +1,19 @@
-"""Load a saved model z* and predict with it (used by the API's /predict and by scripts).
+"""Load a saved model and predict with it (used by the API's /predict and by scripts).
 
-The saved file is ``torch.save({spec, state_dict, classes, input_shape})``; loading it builds
-the network from its spec, so no training code is involved.
+The file's format is modelfile.py's; loading it builds the network from its spec, so no
+training code is involved.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .ensemble import probabilities
+from .modelfile import read_model
 from .models import build_model
-from .spec import parse_spec
 
 
 class PredictError(ValueError):
@@ -29,13 +28,11 @@ class Predictor:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Predictor:
-        saved: dict[str, Any] = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        spec = parse_spec(saved["spec"])
-        shape = tuple(int(d) for d in saved["input_shape"])
-        model = build_model(spec, shape, len(saved["classes"]))
-        model.load_state_dict(saved["state_dict"])
+        saved = read_model(blob)
+        model = build_model(saved.spec, saved.input_shape, len(saved.classes))
+        model.load_state_dict(saved.state_dict)
         model.eval()
-        return cls(model=model, classes=list(saved["classes"]), input_shape=shape)
+        return cls(model=model, classes=saved.classes, input_shape=saved.input_shape)
 
     @torch.no_grad()
     def probabilities(self, inputs: list[Any]) -> list[list[float]]:

@@ -122,6 +122,11 @@ class ScheduleSpec(_Strict):
         max_length=100,
         description="piecewise: [[epoch, lr], ...] e.g. [[0,0.1],[75,0.01],[125,0.001]].",
     )
+    per: Literal["epoch", "step"] = Field(
+        "epoch",
+        description="What t counts in every schedule (η₀/√t, milestones, tables): epochs or "
+        "minibatch steps, from 1.",
+    )
 
 
 class OptimSpec(_Strict):
@@ -137,6 +142,11 @@ class OptimSpec(_Strict):
         0.0, ge=0, description="λ in (λ/2)‖w‖², biases and batchnorm parameters excluded."
     )
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="η schedule.")
+    sampling: Literal["shuffle", "with_replacement"] = Field(
+        "shuffle",
+        description="shuffle: ⌊n/m⌋ disjoint minibatches an epoch; with_replacement: each step "
+        "draws its m indices uniformly from 1..n (the course's SGD).",
+    )
 
     @field_validator("batch_size")
     @classmethod
@@ -163,6 +173,11 @@ class TrainingSpec(_Strict):
     )
     log_every_steps: int | None = Field(
         None, ge=1, description="Also stream the minibatch loss every N steps."
+    )
+    keep: Literal["auto", "best", "last"] = Field(
+        "auto",
+        description="The model a run returns: best (z*, best on S_v), last (the last epoch's), "
+        "or auto: best with early stopping, last without.",
     )
 
 
@@ -193,6 +208,11 @@ class EnsembleSpec(_Strict):
     members: int = Field(1, ge=1, le=64, description="K networks trained from seeds seed…seed+K−1.")
     combine: Literal["mean", "vote"] = Field(
         "mean", description="mean of probabilities, or majority vote."
+    )
+    select: Literal["per_member", "joint"] = Field(
+        "per_member",
+        description="per_member: each member keeps its own z* (own validation curve and "
+        "patience); joint: one z* for the ensemble, chosen on the combined prediction.",
     )
 
 
