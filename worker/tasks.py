@@ -27,6 +27,7 @@ from backend.datasets.service import materialize
 from backend.db import new_session
 from backend.notify import publish
 from backend.runs.lifecycle import (
+    EpochUpdate,
     LeaseLost,
     RunGone,
     beat_run,
@@ -55,8 +56,8 @@ FLUSH_SECONDS = 0.25
 # 1/WRITE_SHARE of the time: after one that took t seconds, the next waits WRITE_SHARE·t.
 WRITE_SHARE = 20
 
-# (run id, attempt) of each run this process holds (one, or a pack's), for the heartbeat.
-_current: list[tuple[int, int]] = []
+# (run id, attempt token) of each run this process holds (one, or a pack's), for the heartbeat.
+_current: list[tuple[int, str]] = []
 
 
 def worker_device() -> str:
@@ -94,13 +95,14 @@ class Claimed:
     spec: Spec
     attempt: int
     stored: tuple[int, bytes] | None  # (epoch, snapshot) to take over from, on attempt 2+
+    token: str = ""  # this claim's token: every write names it (backend/runs/lifecycle.py)
 
 
 class RunReporter:
     """The engine's callbacks for one run: buffered metric writes and live control."""
 
-    def __init__(self, run_id: int, attempt: int) -> None:
-        self.run_id, self.attempt = run_id, attempt
+    def __init__(self, run_id: int, token: str) -> None:
+        self.run_id, self.token = run_id, token
         self.points: list[Point] = []
         self.epoch = 0
         self.last_flush = time.monotonic()
@@ -159,7 +161,7 @@ class RunReporter:
     def flush(self) -> None:
         with new_session() as session:
             self.cancel, self.requested_lr = record_epoch(
-                session=session, run_id=self.run_id, attempt=self.attempt, epoch=self.epoch,
+                session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
                 points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint = [], [], None
@@ -181,7 +183,7 @@ class PackReporter:
     commit each would cost K times as much), after every member has reported its epoch."""
 
     def __init__(self, runs: list[Claimed]) -> None:
-        self.members = [MemberReporter(r.run_id, r.attempt) for r in runs]
+        self.members = [MemberReporter(r.run_id, r.token) for r in runs]
         self.last_flush = time.monotonic()
         self.flush_every = FLUSH_SECONDS
 
@@ -197,7 +199,7 @@ class PackReporter:
         checkpoints = any(m.checkpoint is not None for m in live)
         with new_session() as session:
             controls = record_epochs(session=session, updates=[
-                (m.run_id, m.attempt, m.epoch, m.points, m.boundaries, m.checkpoint)
+                EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint)
                 for m in live])
         self.last_flush = time.monotonic()
         cost = self.last_flush - t0
@@ -242,14 +244,14 @@ def _claim(run_id: int) -> Claimed | None:
             return None
         attempt = run.attempt
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
-        return Claimed(run_id, parse_spec(run.spec), attempt, stored)
+        return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.token)
 
 
-def _finish(run_id: int, attempt: int, status: str, result: dict[str, Any] | None,
+def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
             error: str | None, model: bytes | None) -> str:
     try:
         with new_session() as session:
-            finish_run(session=session, run_id=run_id, attempt=attempt, status=status,
+            finish_run(session=session, run_id=run_id, token=token, status=status,
                        result=result, error=error, model=model)
     except (RunGone, LeaseLost) as exc:
         log.info("run %s: result of this attempt dropped: %s", run_id, exc)
@@ -266,7 +268,7 @@ def _device(spec: Spec) -> str:
 def _train_alone(run: Claimed, declined: str | None = None) -> str:
     """``declined``: why the pack this run was planned in trained one run after the other
     (its result says so, for the lab)."""
-    reporter = RunReporter(run.run_id, run.attempt)
+    reporter = RunReporter(run.run_id, run.token)
     resume = None
     if run.stored is not None:
         epoch, blob = run.stored
@@ -292,7 +294,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     except Exception as exc:
         log.exception("run %s failed", run.run_id)
         error = f"{type(exc).__name__}: {exc}"
-    return _finish(run.run_id, run.attempt, status, result, error, model)
+    return _finish(run.run_id, run.token, status, result, error, model)
 
 
 class PackSlower(Exception):
@@ -323,7 +325,7 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
         if member.lost:
             return
         result = {**outcome.result, "pack": {"run_ids": ids}}
-        statuses[k] = _finish(run.run_id, run.attempt, outcome.status, result, None,
+        statuses[k] = _finish(run.run_id, run.token, outcome.status, result, None,
                               model_blob(run.spec, outcome))
         member.done = True
 
@@ -337,7 +339,7 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
         log.exception("pack %s failed", ids)
         for k, (run, member) in enumerate(zip(runs, pack.members)):
             if not (member.lost or member.done):
-                statuses[k] = _finish(run.run_id, run.attempt, "failed", None,
+                statuses[k] = _finish(run.run_id, run.token, "failed", None,
                                       f"{type(exc).__name__}: {exc}", None)
     return statuses
 
@@ -348,7 +350,7 @@ def execute_run(run_id: int) -> str:
     run = _claim(run_id)
     if run is None:
         return "skipped"
-    _current = [(run.run_id, run.attempt)]
+    _current = [(run.run_id, run.token)]
     try:
         return _train_alone(run)
     finally:
@@ -362,7 +364,7 @@ def execute_pack(run_ids: list[int]) -> list[str]:
     no faster stacked (worker/packing.py), one run after the other."""
     global _current
     claimed = [run for run in map(_claim, run_ids) if run is not None]
-    _current = [(run.run_id, run.attempt) for run in claimed]
+    _current = [(run.run_id, run.token) for run in claimed]
     statuses: dict[int, str] = {}
     declined: str | None = None
     try:
@@ -375,7 +377,7 @@ def execute_pack(run_ids: list[int]) -> list[str]:
                 log.info("runs %s train one by one: %s", ids, exc)
                 declined = str(exc)
                 with new_session() as session:
-                    unpack_runs(session=session, run_ids=ids)
+                    unpack_runs(session=session, leases=[(r.run_id, r.token) for r in fresh])
                 for run_id in ids:
                     publish(run_id)
         for run in claimed:
@@ -409,8 +411,8 @@ def _heartbeat(stop: threading.Event) -> None:
             with new_session() as session:
                 known = workers.beat(session=session, name=WORKER_NAME,
                                      current_run_id=current[0][0] if current else None)
-                for run_id, attempt in current:
-                    beat_run(session=session, run_id=run_id, attempt=attempt)
+                for run_id, token in current:
+                    beat_run(session=session, run_id=run_id, token=token)
             if not known:  # started before the database was ready, or swept: register now
                 _register()
                 log.info("worker %s registered", WORKER_NAME)
