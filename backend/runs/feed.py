@@ -2,7 +2,8 @@
 
 Fifty students watching one run cost one query per new batch, not fifty. Each update carries
 the cursor range it covers, so a stream that joins (or lags) mid-way can fill any gap itself
-from the database and still deliver every point exactly once.
+from the database and still deliver every point exactly once. Each stream keeps its own
+cursor; the feed's own starts at the run's newest point, whatever cursor its first viewer held.
 """
 
 from __future__ import annotations
@@ -85,13 +86,21 @@ class RunFeed:
 _FEEDS: dict[tuple[int, int], RunFeed] = {}
 
 
-def join(run_id: int, cursor: int) -> tuple[RunFeed, asyncio.Queue[Update]]:
-    """Subscribe to the run's feed (started at ``cursor`` if it is not running yet). Every
-    update the feed polls after this call lands in the returned queue."""
+def newest_cursor(run_id: int) -> int:
+    """The id of the run's newest point (0 if none): where its feed starts."""
+    with new_session() as session:
+        return service.last_cursor(session=session, run_id=run_id)
+
+
+def join(run_id: int, newest: int) -> tuple[RunFeed, asyncio.Queue[Update]]:
+    """Subscribe to the run's feed (started at ``newest``, the run's newest point, if it is not
+    running yet: never at a viewer's own cursor, which may be anything, and one far ahead
+    would leave every later viewer without a point). Every update the feed polls after this
+    call lands in the returned queue."""
     key = (id(asyncio.get_running_loop()), run_id)
     feed = _FEEDS.get(key)
     if feed is None or feed.task is None or feed.task.done():
-        feed = _FEEDS[key] = RunFeed(run_id, cursor)
+        feed = _FEEDS[key] = RunFeed(run_id, newest)
     queue: asyncio.Queue[Update] = asyncio.Queue()
     feed.queues.add(queue)
     if feed.task is None:
