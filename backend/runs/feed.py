@@ -21,6 +21,7 @@ from backend.notify import wait_for_news
 from backend.runs import service
 from backend.runs.models import FINAL_STATUSES, Run
 from backend.runs.schemas import RunOut
+from backend.workers.service import served_queues
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def poll(run_id: int, cursor: int, until: int | None = None) -> Update:
         run = session.get(Run, run_id)
         if run is None:
             return Update(None, {}, cursor, cursor, False, None)
-        run_json = RunOut.of(run).model_dump(mode="json")
+        served = served_queues(session=session) if run.status == "queued" else None
+        run_json = RunOut.of(run, served).model_dump(mode="json")
         series, new_cursor = service.get_points(
             session=session, run_id=run_id, after=cursor, limit=BATCH, until=until)
         more = sum(len(points) for points in series.values()) >= BATCH
