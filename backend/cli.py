@@ -63,6 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
+    if host != settings.host:  # the app allows Host headers naming its host: --host's
+        os.environ["EPOQUE_HOST"] = host
+        get_settings.cache_clear()
+        settings = get_settings()
     if args.generate_token and settings.api_token is None:
         token = generate_token()
         os.environ["EPOQUE_API_TOKEN"] = token
