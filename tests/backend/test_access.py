@@ -180,22 +180,10 @@ def test_a_real_lab_refuses_a_rebound_host_and_a_cross_site_form(tmp_path) -> No
     """``epoque serve`` with its default settings, over real HTTP."""
     import httpx
 
-    from tests.conftest import free_port, wait_for
+    from tests.e2e.conftest import serve
 
-    port = free_port()
-    env = {"EPOQUE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--no-worker",
-                             "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def up() -> bool:
-            try:
-                return httpx.get(f"{base}/api/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, 60, "the lab")
+    with serve(tmp_path / "data", tmp_path / "serve.log", worker=False) as base:
+        port = base.rsplit(":", 1)[1]
         rebound = httpx.get(f"{base}/api/runs", headers={"Host": f"evil.example:{port}"})
         assert rebound.status_code == 400
         form = httpx.post(f"{base}/api/runs", content=b"a=1", headers={
@@ -205,6 +193,3 @@ def test_a_real_lab_refuses_a_rebound_host_and_a_cross_site_form(tmp_path) -> No
         assert own.status_code == 201
         assert httpx.post(f"{base}/api/runs", json={}).status_code == 201  # curl, scripts
         assert httpx.get(f"http://localhost:{port}/api/health").status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -34,6 +34,16 @@ def _claim(run_id: int) -> str:
         return run.token
 
 
+def _claimed_with_an_epoch(checkpoint: bytes | None = None) -> tuple[int, str]:
+    """A new run, claimed, with its first epoch written: (run id, token)."""
+    run_id = _new_run()
+    token = _claim(run_id)
+    with new_session() as session:
+        lifecycle.record_epoch(session=session, run_id=run_id, token=token, epoch=1,
+                               points=[("train_loss", 1, 0.9)], checkpoint=checkpoint)
+    return run_id, token
+
+
 def _stored(run_id: int) -> dict[str, object]:
     """Everything a worker can write for a run, as stored."""
     with new_session() as session:
@@ -74,11 +84,8 @@ def _write_everything(run_id: int, token: str, epoch: int, value: float) -> None
 def test_a_deleted_runs_id_is_not_reused_and_its_old_worker_writes_nothing(
         configure, db_url: str) -> None:
     configure(database_url=db_url)
-    old = _new_run()
-    old_token = _claim(old)
+    old, old_token = _claimed_with_an_epoch()
     with new_session() as session:
-        lifecycle.record_epoch(session=session, run_id=old, token=old_token, epoch=2,
-                               points=[("train_loss", 1, 0.9), ("train_loss", 2, 0.8)])
         service.delete_run(session=session, run_id=old)
 
     new = _new_run(epochs=3)
@@ -110,11 +117,8 @@ def test_a_deleted_runs_id_is_not_reused_and_its_old_worker_writes_nothing(
 def test_a_recovered_runs_first_attempt_writes_nothing_after_the_takeover(
         configure, db_url: str) -> None:
     configure(database_url=db_url)
-    run_id = _new_run()
-    first = _claim(run_id)
+    run_id, first = _claimed_with_an_epoch(checkpoint=b"first's")
     with new_session() as session:
-        lifecycle.record_epoch(session=session, run_id=run_id, token=first, epoch=1,
-                               points=[("train_loss", 1, 0.9)], checkpoint=b"first's")
         session.execute(update(Run).where(Run.id == run_id)
                         .values(heartbeat_at=utcnow() - timedelta(hours=1)))
         session.commit()

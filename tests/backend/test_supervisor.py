@@ -16,7 +16,8 @@ from backend.app import create_app
 from backend.db import new_session
 from backend.supervisor import Supervisor
 from backend.workers.service import register_worker
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import wait_for
+from tests.e2e.conftest import serve
 
 
 def test_restarts_back_off_while_the_child_dies_quickly_and_start_over_once_it_lived() -> None:
@@ -86,24 +87,12 @@ def test_health_is_degraded_while_queued_runs_have_no_live_worker(configure) -> 
 def test_a_sigkilled_embedded_worker_is_replaced_and_queued_runs_finish(tmp_path: Path) -> None:
     """The OOM killer's SIGKILL, on the embedded worker of a real ``epoque serve``: a new
     worker registers, the dead one is reaped (not left defunct), and a run queued after trains."""
-    port = free_port()
-    env = {**os.environ, "EPOQUE_DATA_DIR": str(tmp_path / "data"),
-           "EPOQUE_HEARTBEAT_SECONDS": "0.5"}
-    for key in ("EPOQUE_DATABASE_URL", "EPOQUE_BROKER_URL", "EPOQUE_API_TOKEN"):
-        env.pop(key, None)
-    log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def workers() -> list[str]:
-        try:
+    with serve(tmp_path / "data", tmp_path / "serve.log",
+               env={"EPOQUE_HEARTBEAT_SECONDS": "0.5"}) as base:
+        def workers() -> list[str]:
             return [w["name"] for w in httpx.get(f"{base}/api/health", timeout=5).json()["workers"]]
-        except httpx.HTTPError:
-            return []
 
-    try:
-        [first] = wait_for(workers, 120, "the embedded worker")
+        [first] = wait_for(workers, 60, "the embedded worker")
         pid = int(first.rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: workers() and first not in workers(), 120, "a new embedded worker")
@@ -117,11 +106,3 @@ def test_a_sigkilled_embedded_worker_is_replaced_and_queued_runs_finish(tmp_path
                         and r["status"] != "running" and r, 180, "the run to finish")
         assert done["status"] == "succeeded", done["error"]
         assert httpx.get(f"{base}/api/health", timeout=5).json()["status"] == "ok"
-    finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
-        log.close()
