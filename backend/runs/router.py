@@ -24,8 +24,12 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
 def create_run(session: SessionDep, spec: Spec) -> RunOut:
     """Every field has a default, so ``{}`` is a small MLP on digits; unknown fields are 422."""
+    # Read before the creation, whose commit then hands the connection back: read after, it
+    # would stay checked out until the session's teardown, which waits for a threadpool slot
+    # (a burst of creations exhausted the pool).
+    served = served_queues(session=session)
     run = service.submit_run(session=session, spec_data=spec.model_dump(mode="json"))
-    return RunOut.of(run, served_queues(session=session))
+    return RunOut.of(run, served)
 
 
 @router.get("", response_model=list[RunOut])
