@@ -31,6 +31,7 @@ from backend.public_text import public_text
 from backend.runs import router as runs_router
 from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
+from backend.sameorigin import SameOrigin
 from backend.spec_errors import SpecInvalid, request_errors
 from backend.strict_body import strict_json_body
 from backend.studies import router as studies_router
@@ -50,8 +51,11 @@ UPLOAD_PATHS = ("/api/datasets", "/api/previews/image")
 _ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}}}}
 # Answers any operation may give, documented once for all of them.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"description": "The body could not be parsed.", "content": _ERROR},
+    400: {"description": "The body could not be parsed, or the Host header does not name "
+               "the lab.", "content": _ERROR},
     401: {"description": "The API token is required for writes.", "content": _ERROR},
+    403: {"description": "A browser's cross-site request (its Origin is not the lab's).",
+          "content": _ERROR},
     404: {"description": "No such run, study, dataset or preset.", "content": _ERROR},
     405: {"description": "Not a method of this resource (Allow lists those that are).",
           "content": _ERROR},
@@ -149,6 +153,9 @@ def create_app() -> FastAPI:
     token = settings.api_token
     if token is not None and token.get_secret_value():
         app.add_middleware(TokenGuard, token=token.get_secret_value())
+    # Added last, so it runs first: a foreign Host or a cross-site browser request is refused
+    # before anything else looks at it, token or not.
+    app.add_middleware(SameOrigin, allowed_hosts=settings.allowed_host_names)
 
     if FRONTEND.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")

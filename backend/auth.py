@@ -1,7 +1,8 @@
 """API token: with ``EPOQUE_API_TOKEN`` set, every write and the stream need it.
 
 Reads stay open (the lab's pages and charts), writes (runs, studies, datasets, cancel, lr,
-uploads, deletes) answer 401 without ``Authorization: Bearer <token>``. Browsers cannot set
+uploads, deletes: every route that takes POST, PUT, PATCH or DELETE) answer 401 without
+``Authorization: Bearer <token>``. Browsers cannot set
 headers on a WebSocket, so the stream also takes ``?token=``. The token is compared in
 constant time and never logged or returned.
 """
@@ -13,6 +14,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -25,6 +27,22 @@ def is_loopback(host: str) -> bool:
 
 def generate_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def needs_token(scope: Scope) -> bool:
+    """Whether the route this request reaches is a write or a stream: decided by the app's own
+    routes (every one, wherever its path), not by a path prefix."""
+    if scope["type"] == "http" and scope.get("method") not in WRITE_METHODS:
+        return False
+    if scope["type"] not in ("http", "websocket"):
+        return False
+    for route in scope["app"].router.routes:
+        if isinstance(route, Mount):
+            continue  # the static lab: files only, it takes no writes
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return True
+    return False
 
 
 class TokenGuard:
@@ -44,11 +62,7 @@ class TokenGuard:
         return secrets.compare_digest(given, self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        guarded = path.startswith("/api/") and (
-            scope["type"] == "websocket"
-            or (scope["type"] == "http" and scope.get("method") in WRITE_METHODS))
-        if not guarded or self._ok(scope):
+        if not needs_token(scope) or self._ok(scope):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -9,27 +9,33 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from backend import logredact
+from backend.supervisor import Supervisor
 
 log = logging.getLogger("epoque")
 
 
 def _embedded_worker() -> subprocess.Popen[bytes]:
     """One Celery worker child; it dies with us even if we are killed."""
+    try:
+        import ctypes
+
+        # Loaded here, in the parent: the forked child (of a process with threads by now, as
+        # the supervisor restarts workers while serving) only makes the call.
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:
+        prctl = None
 
     def _die_with_parent() -> None:
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+        if prctl is not None:
+            prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: sent when the supervising thread ends
 
     return subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "worker"],
-        preexec_fn=_die_with_parent,  # noqa: PLW1509  (called before any thread starts)
+        preexec_fn=_die_with_parent,  # noqa: PLW1509  (no lock taken, no import)
     )
 
 
@@ -57,6 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
+    if host != settings.host:  # the app allows Host headers naming its host: --host's
+        os.environ["EPOQUE_HOST"] = host
+        get_settings.cache_clear()
+        settings = get_settings()
     if args.generate_token and settings.api_token is None:
         token = generate_token()
         os.environ["EPOQUE_API_TOKEN"] = token
@@ -71,14 +81,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "have one made and printed", file=sys.stderr)
         return 2
     upgrade()
-    child = None if args.no_worker else _embedded_worker()
+    supervisor = None
+    if not args.no_worker:
+        # Restarted whenever it dies (the OOM killer's SIGKILL included), with a back-off.
+        supervisor = Supervisor(_embedded_worker)
+        threading.Thread(target=supervisor.run, name="embedded-worker", daemon=True).start()
     try:
         log.info("Époque lab on http://%s:%s", host, port)
         uvicorn.run(create_app(), host=host, port=port, log_level="info",
                     log_config=uvicorn_log_config())
     finally:
+        child = supervisor.stop() if supervisor is not None else None
         if child is not None:
-            _stop(child)
+            _stop(child)  # type: ignore[arg-type]
     return 0
 
 

@@ -88,6 +88,25 @@ class Settings(BaseSettings):
         200_000, ge=1, description="Most points /metrics answers without `points` "
         "(downsampling); beyond it, 422 asking for `points` or a later `after`.")
 
+    # Browsers and DNS rebinding (backend/sameorigin.py): the Host header must name the lab.
+    allowed_hosts: str | None = Field(
+        None, description="Comma-separated host names the Host header may name ('*' any, "
+        "'*.example.org' a domain's hosts); default: the loopback names and the configured "
+        "host (and, on a wildcard address, this machine's names)."
+    )
+
+    @property
+    def allowed_host_names(self) -> frozenset[str]:
+        if self.allowed_hosts is not None and self.allowed_hosts.strip():
+            return frozenset(h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",")
+                             if h.strip())
+        names = {"127.0.0.1", "localhost", "::1", self.host.lower().strip("[]")}
+        if self.host in ("0.0.0.0", "::"):  # served on every address: this machine's names
+            import socket
+
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return frozenset(names)
+
     @field_validator("api_token", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:

@@ -37,7 +37,7 @@ def _seed(epochs: int) -> int:
     with new_session() as session:
         run = service.create_run(session=session, spec=parse_spec(
             {"name": "10,000 epochs", "training": {"max_epochs": epochs}}))
-        lifecycle.claim_run(session=session, run_id=run.id, worker="bench")
+        token = lifecycle.claim_run(session=session, run_id=run.id, worker="bench").token
         for start in range(1, epochs + 1, 1000):
             points = []
             for e in range(start, min(start + 1000, epochs + 1)):
@@ -49,9 +49,9 @@ def _seed(epochs: int) -> int:
                            ("epoch_seconds", e, 0.015)]
                 points += [(f"{kind}/{layer}", e, 0.5 + 0.1 * math.cos(e / 50))
                            for kind in ("act_std", "grad_std") for layer in LAYERS]
-            lifecycle.record_epoch(session=session, run_id=run.id, attempt=1, epoch=e,
+            lifecycle.record_epoch(session=session, run_id=run.id, token=token, epoch=e,
                                    points=points)
-        lifecycle.finish_run(session=session, run_id=run.id, attempt=1, status="succeeded",
+        lifecycle.finish_run(session=session, run_id=run.id, token=token, status="succeeded",
                              result={"best_epoch": epochs - 100, "stopped_epoch": epochs,
                                      "epochs_run": epochs, "test_loss": 0.06,
                                      "test_accuracy": 0.98})

@@ -64,16 +64,16 @@ def _writer(run_id: int, flushes: int, per_flush: int) -> None:
     from backend.runs.lifecycle import claim_run, finish_run, record_epoch
 
     with new_session() as session:
-        claim_run(session=session, run_id=run_id, worker="bench")
+        token = claim_run(session=session, run_id=run_id, worker="bench").token
     for epoch in range(1, flushes + 1):
         with new_session() as session:
             # The value is the commit time (just before it), so a client can tell the latency.
             points = [(f"k{j}", epoch, time.time()) for j in range(per_flush)]
-            record_epoch(session=session, run_id=run_id, attempt=1, epoch=epoch, points=points)
+            record_epoch(session=session, run_id=run_id, token=token, epoch=epoch, points=points)
         publish(run_id)
         time.sleep(0.02)
     with new_session() as session:
-        finish_run(session=session, run_id=run_id, attempt=1, status="succeeded", result={})
+        finish_run(session=session, run_id=run_id, token=token, status="succeeded", result={})
     publish(run_id)
 
 

@@ -74,9 +74,12 @@ async function showHealth() {
       : Number(health.workers) || 0;
     const ok = health.status === "ok" && workers > 0;
     box.className = `health ${ok ? "health-ok" : "health-warn"}`;
-    box.textContent = workers > 0
-      ? `${workers} worker${workers === 1 ? "" : "s"} ready`
-      : "no worker: runs will wait in the queue";
+    const waiting = (health.waiting || []).map((w) => w.message);
+    box.textContent = waiting.length
+      ? waiting.join("; ")
+      : workers > 0
+        ? `${workers} worker${workers === 1 ? "" : "s"} ready`
+        : "no worker: runs will wait in the queue";
   } catch {
     box.className = "health health-down";
     box.textContent = "server unreachable: retrying…";

@@ -400,7 +400,7 @@ class RunView extends HTMLElement {
       ? { succeeded: " · stopped early", cancelled: " · cancelled", diverged: " · diverged", failed: " · failed" }[run.status] || ""
       : "";
     this.progressText.textContent = run.status === "queued"
-      ? "waiting for a worker…"
+      ? (run.waiting ? `queued: ${run.waiting}` : "waiting for a worker…")
       : `epoch ${epoch} / ${max}${early}`;
 
     const finished = FINISHED.has(run.status);

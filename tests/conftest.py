@@ -77,7 +77,9 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
     from backend.migrate import upgrade
 
     def _configure(database_url: str | None = None, broker_url: str | None = None) -> dict[str, str]:
-        env = {"EPOQUE_DATA_DIR": str(tmp_path / "data")}
+        # TestClient's requests name the host "testserver": allowed here besides loopback.
+        env = {"EPOQUE_DATA_DIR": str(tmp_path / "data"),
+               "EPOQUE_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost,::1"}
         if database_url:
             env["EPOQUE_DATABASE_URL"] = database_url
         if broker_url:

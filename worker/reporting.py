@@ -17,7 +17,7 @@ from typing import Any
 from backend.config import get_settings
 from backend.db import new_session
 from backend.notify import publish
-from backend.runs.lifecycle import record_epoch, record_epochs
+from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
 from backend.runs.service import Point
 from worker.engine import Callbacks
 from worker.engine.loop import Snapshot
@@ -33,8 +33,8 @@ Clock = Callable[[], float]
 class RunReporter:
     """The engine's callbacks for one run: buffered metric writes and live control."""
 
-    def __init__(self, run_id: int, attempt: int, clock: Clock = time.monotonic) -> None:
-        self.run_id, self.attempt, self.clock = run_id, attempt, clock
+    def __init__(self, run_id: int, token: str, clock: Clock = time.monotonic) -> None:
+        self.run_id, self.token, self.clock = run_id, token, clock
         self.points: list[Point] = []
         self.epoch = 0
         self.last_flush = clock()
@@ -91,7 +91,7 @@ class RunReporter:
     def flush(self) -> None:
         with new_session() as session:
             self.cancel, self.requested_lr = record_epoch(
-                session=session, run_id=self.run_id, attempt=self.attempt, epoch=self.epoch,
+                session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
                 points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint = [], [], None
@@ -113,8 +113,8 @@ class PackReporter:
     commit each would cost K times as much), after every member has reported its epoch."""
 
     def __init__(self, runs: list[tuple[int, int]], clock: Clock = time.monotonic) -> None:
-        """``runs``: (run id, attempt) of each member."""
-        self.members = [MemberReporter(run_id, attempt, clock) for run_id, attempt in runs]
+        """``runs``: (run id, claim token) of each member."""
+        self.members = [MemberReporter(run_id, token, clock) for run_id, token in runs]
         self.clock = clock
         self.last_flush = clock()
         self.flush_every = FLUSH_SECONDS
@@ -131,7 +131,7 @@ class PackReporter:
         checkpoints = any(m.checkpoint is not None for m in live)
         with new_session() as session:
             controls = record_epochs(session=session, updates=[
-                (m.run_id, m.attempt, m.epoch, m.points, m.boundaries, m.checkpoint)
+                EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint)
                 for m in live])
         self.last_flush = self.clock()
         cost = self.last_flush - t0

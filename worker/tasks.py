@@ -55,12 +55,12 @@ class Worker:
     name: str
     threads: int = 1
     queues: str = "cpu"
-    # (run id, attempt) of each run this process trains (one, or a pack's).
-    held: list[tuple[int, int]] = field(default_factory=list)
+    # (run id, claim token) of each run this process trains (one, or a pack's).
+    held: list[tuple[int, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     @contextmanager
-    def holding(self, runs: list[tuple[int, int]]) -> Iterator[None]:
+    def holding(self, runs: list[tuple[int, str]]) -> Iterator[None]:
         self.held = list(runs)
         try:
             yield
@@ -108,6 +108,7 @@ class Claimed:
     attempt: int
     stored: tuple[int, bytes] | None  # (epoch, snapshot) to take over from, on attempt 2+
     requested_lr: float | None = None  # η set by hand, possibly while the run was queued
+    token: str = ""  # this claim's token: every write names it (backend/runs/lifecycle.py)
 
 
 def prepare_data(spec: Spec) -> Path:
@@ -128,14 +129,15 @@ def _claim(run_id: int) -> Claimed | None:
             return None
         attempt = run.attempt
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
-        return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr)
+        return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
+                       run.token)
 
 
-def _finish(run_id: int, attempt: int, status: str, result: dict[str, Any] | None,
+def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
             error: str | None, model: bytes | None) -> str:
     try:
         with new_session() as session:
-            finish_run(session=session, run_id=run_id, attempt=attempt, status=status,
+            finish_run(session=session, run_id=run_id, token=token, status=status,
                        result=result, error=error, model=model)
     except (RunGone, LeaseLost) as exc:
         log.info("run %s: result of this attempt dropped: %s", run_id, exc)
@@ -152,7 +154,7 @@ def _device(spec: Spec) -> str:
 def _train_alone(run: Claimed, declined: str | None = None) -> str:
     """``declined``: why the pack this run was planned in trained one run after the other
     (its result says so, for the lab)."""
-    reporter = RunReporter(run.run_id, run.attempt)
+    reporter = RunReporter(run.run_id, run.token)
     reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
     resume = None
     if run.stored is not None:
@@ -181,7 +183,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     except Exception as exc:
         log.exception("run %s failed", run.run_id)
         error = public_error(exc)
-    return _finish(run.run_id, run.attempt, status, result, error, model)
+    return _finish(run.run_id, run.token, status, result, error, model)
 
 
 class PackSlower(Exception):
@@ -194,7 +196,7 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
     trained."""
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
-    pack = PackReporter([(r.run_id, r.attempt) for r in runs])
+    pack = PackReporter([(r.run_id, r.token) for r in runs])
     statuses = ["abandoned"] * len(runs)  # what a member lost on the way ends as
 
     def member_done(k: int, outcome: TrainOutcome) -> None:
@@ -203,7 +205,7 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
         if member.lost:
             return
         result = {**outcome.result, "pack": {"run_ids": ids}}
-        statuses[k] = _finish(run.run_id, run.attempt, outcome.status, result, None,
+        statuses[k] = _finish(run.run_id, run.token, outcome.status, result, None,
                               model_bytes(run.spec, outcome))
         member.done = True
 
@@ -227,7 +229,7 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
         log.exception("pack %s failed", ids)
         for k, (run, member) in enumerate(zip(runs, pack.members, strict=True)):
             if not (member.lost or member.done):
-                statuses[k] = _finish(run.run_id, run.attempt, "failed", None,
+                statuses[k] = _finish(run.run_id, run.token, "failed", None,
                                       public_error(exc), None)
     return statuses
 
@@ -237,7 +239,7 @@ def execute_run(run_id: int) -> str:
     run = _claim(run_id)
     if run is None:
         return "skipped"
-    with WORKER.holding([(run.run_id, run.attempt)]):
+    with WORKER.holding([(run.run_id, run.token)]):
         return _train_alone(run)
 
 
@@ -249,7 +251,7 @@ def execute_pack(run_ids: list[int]) -> list[str]:
     claimed = [run for run in map(_claim, run_ids) if run is not None]
     statuses: dict[int, str] = {}
     declined: str | None = None
-    with WORKER.holding([(run.run_id, run.attempt) for run in claimed]):
+    with WORKER.holding([(run.run_id, run.token) for run in claimed]):
         fresh = [run for run in claimed if run.stored is None]
         if len(fresh) > 1:
             ids = [r.run_id for r in fresh]
@@ -259,7 +261,7 @@ def execute_pack(run_ids: list[int]) -> list[str]:
                 log.info("runs %s train one by one: %s", ids, exc)
                 declined = str(exc)
                 with new_session() as session:
-                    unpack_runs(session=session, run_ids=ids)
+                    unpack_runs(session=session, leases=[(r.run_id, r.token) for r in fresh])
                 for run_id in ids:
                     publish(run_id)
         for run in claimed:
@@ -291,8 +293,8 @@ def _heartbeat(stop: threading.Event) -> None:
             with new_session() as session:
                 known = workers.beat(session=session, name=WORKER.name,
                                      current_run_id=current[0][0] if current else None)
-                for run_id, attempt in current:
-                    beat_run(session=session, run_id=run_id, attempt=attempt)
+                for run_id, token in current:
+                    beat_run(session=session, run_id=run_id, token=token)
             if not known:  # started before the database was ready, or swept: register now
                 _register()
                 log.info("worker %s registered", WORKER.name)

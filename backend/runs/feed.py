@@ -2,7 +2,8 @@
 
 Fifty students watching one run cost one query per new batch, not fifty. Each update carries
 the cursor range it covers, so a stream that joins (or lags) mid-way can fill any gap itself
-from the database and still deliver every point exactly once.
+from the database and still deliver every point exactly once. Each stream keeps its own
+cursor; the feed's own starts at the run's newest point, whatever cursor its first viewer held.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from backend.notify import wait_for_news
 from backend.runs import service
 from backend.runs.models import FINAL_STATUSES, Run
 from backend.runs.schemas import RunOut
+from backend.workers.service import served_queues
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ def poll(run_id: int, cursor: int, until: int | None = None) -> Update:
         run = session.get(Run, run_id)
         if run is None:
             return Update(None, {}, cursor, cursor, False, None)
-        run_json = RunOut.of(run).model_dump(mode="json")
+        served = served_queues(session=session) if run.status == "queued" else None
+        run_json = RunOut.of(run, served).model_dump(mode="json")
         series, new_cursor = service.get_points(
             session=session, run_id=run_id, after=cursor, limit=BATCH, until=until)
         more = sum(len(points) for points in series.values()) >= BATCH
@@ -85,13 +88,21 @@ class RunFeed:
 _FEEDS: dict[tuple[int, int], RunFeed] = {}
 
 
-def join(run_id: int, cursor: int) -> tuple[RunFeed, asyncio.Queue[Update]]:
-    """Subscribe to the run's feed (started at ``cursor`` if it is not running yet). Every
-    update the feed polls after this call lands in the returned queue."""
+def newest_cursor(run_id: int) -> int:
+    """The id of the run's newest point (0 if none): where its feed starts."""
+    with new_session() as session:
+        return service.last_cursor(session=session, run_id=run_id)
+
+
+def join(run_id: int, newest: int) -> tuple[RunFeed, asyncio.Queue[Update]]:
+    """Subscribe to the run's feed (started at ``newest``, the run's newest point, if it is not
+    running yet: never at a viewer's own cursor, which may be anything, and one far ahead
+    would leave every later viewer without a point). Every update the feed polls after this
+    call lands in the returned queue."""
     key = (id(asyncio.get_running_loop()), run_id)
     feed = _FEEDS.get(key)
     if feed is None or feed.task is None or feed.task.done():
-        feed = _FEEDS[key] = RunFeed(run_id, cursor)
+        feed = _FEEDS[key] = RunFeed(run_id, newest)
     queue: asyncio.Queue[Update] = asyncio.Queue()
     feed.queues.add(queue)
     if feed.task is None:

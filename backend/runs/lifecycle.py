@@ -1,13 +1,18 @@
 """A run's life as the worker drives it: claim, record each epoch, finish.
 
 Every transition is a conditional UPDATE, so the database (not the broker) decides who may
-execute a run: a message delivered twice, or to a second worker, claims nothing.
+execute a run: a message delivered twice, or to a second worker, claims nothing. Each claim
+draws a fresh random token stored on the run, and every later write of the worker (points,
+progress, boundaries, checkpoints, heartbeats, the final status, result and model) must name
+it: a worker whose run was deleted, recovered or re-claimed writes nothing anywhere, whatever
+ids or attempt numbers happen to match.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -34,68 +39,88 @@ def _lost(session: Session, run_id: int) -> Exception:
     return LeaseLost(f"run {run_id} is owned by another attempt now")
 
 
-def _owned(run_id: int, attempt: int) -> Any:
-    return (Run.id == run_id) & (Run.attempt == attempt) & (Run.status == "running")
+def _owned(run_id: int, token: str) -> Any:
+    return (Run.id == run_id) & (Run.token == token) & (Run.status == "running")
 
 
 def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
+    """The run, now ``running`` under a new attempt and a new ``token`` (which every later
+    write of this attempt must name), or None if it was not queued."""
     now = utcnow()
     claimed = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status == "queued")
         .values(status="running", started_at=now, heartbeat_at=now, worker=worker,
-                attempt=Run.attempt + 1)
+                attempt=Run.attempt + 1, token=uuid.uuid4().hex)
     ).rowcount
     session.commit()
     return session.get(Run, run_id) if claimed else None
 
 
-def unpack_runs(*, session: Session, run_ids: list[int]) -> None:
-    """The runs of a pack train one by one after all: each is steered alone again (η)."""
-    session.execute(update(Run).where(Run.id.in_(run_ids)).values(pack=None))
+def unpack_runs(*, session: Session, leases: Iterable[tuple[int, str]]) -> None:
+    """The runs of a pack train one by one after all: each is steered alone again (η).
+    ``leases``: (run id, token) of each; a run no longer ours is left as it is."""
+    owned = [_owned(run_id, token) for run_id, token in leases]
+    if owned:
+        session.execute(update(Run).where(or_(*owned)).values(pack=None))
     session.commit()
 
 
+class EpochUpdate(NamedTuple):
+    """What one flush writes for one run, if ``token`` still owns it."""
+
+    run_id: int
+    token: str
+    epoch: int
+    points: Iterable[Point]
+    boundaries: Iterable[tuple[int, dict[str, Any]]] = ()
+    checkpoint: bytes | None = None
+
+
+Controls = tuple[bool, float | None]  # (cancel requested, η requested by hand)
+
+
 def record_epoch(
-    *, session: Session, run_id: int, attempt: int, epoch: int, points: Iterable[Point],
+    *, session: Session, run_id: int, token: str, epoch: int, points: Iterable[Point],
     boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
-) -> tuple[bool, float | None]:
+) -> Controls:
     """One transaction per flush: the points, the progress they represent and, sometimes, the
     checkpoint of that same epoch — if the run is still ours. Returns the live controls
     (cancel requested, η requested by hand), read by the same statement."""
-    answer = record_epochs(session=session,
-                           updates=[(run_id, attempt, epoch, points, boundaries, checkpoint)])
+    answer = record_epochs(session=session, updates=[
+        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint)])
     if run_id not in answer:
         raise _lost(session, run_id)
     return answer[run_id]
 
 
-Update = tuple[int, int, int, Iterable[Point], Iterable[tuple[int, dict[str, Any]]], bytes | None]
-
-
-def record_epochs(*, session: Session, updates: Iterable[Update]) -> dict[int, tuple[bool, float | None]]:
-    """``record_epoch`` for several runs — a pack's members, each (run id, attempt, epoch,
-    points, boundaries, checkpoint) — in one transaction and a few statements whatever their
-    number. A run no longer ours (deleted, or taken over) has nothing written and is left out
-    of the answer, {run id: controls}."""
+def record_epochs(*, session: Session, updates: Iterable[EpochUpdate]) -> dict[int, Controls]:
+    """``record_epoch`` for several runs (a pack's members) in one transaction and a few
+    statements whatever their number. A run no longer ours (deleted, or taken over) has
+    nothing written and is left out of the answer, {run id: controls}."""
     updates = list(updates)
+    if not updates:
+        return {}
     owned = session.execute(
-        update(Run).where(or_(*(_owned(run_id, attempt) for run_id, attempt, *_ in updates)))
-        .values(epoch=case({u[0]: u[2] for u in updates}, value=Run.id), heartbeat_at=utcnow())
-        .returning(Run.id, Run.cancel_requested, Run.requested_lr)
+        update(Run).where(or_(*(_owned(u.run_id, u.token) for u in updates)))
+        .values(epoch=case({u.run_id: u.epoch for u in updates}, value=Run.id),
+                heartbeat_at=utcnow())
+        .returning(Run.id, Run.attempt, Run.cancel_requested, Run.requested_lr)
         .execution_options(synchronize_session=False)
     ).all()
-    answer = {run_id: (bool(cancel), lr) for run_id, cancel, lr in owned}
-    log_points(session=session, points={u[0]: u[3] for u in updates if u[0] in answer})
+    answer = {run_id: (bool(cancel), lr) for run_id, _, cancel, lr in owned}
+    attempts = {run_id: attempt for run_id, attempt, _, _ in owned}
+    log_points(session=session, points={u.run_id: u.points for u in updates if u.run_id in answer})
     checkpoints = []
-    for run_id, attempt, epoch, _, boundaries, checkpoint in updates:
-        if run_id not in answer:
+    for u in updates:
+        if u.run_id not in answer:
             continue
-        log_boundaries(session=session, run_id=run_id, grids=boundaries)
-        if checkpoint is not None:
-            checkpoints.append({"run_id": run_id, "attempt": attempt, "epoch": epoch,
-                                "size": blobs.write_blob(session, "checkpoint", run_id,
-                                                         checkpoint),
+        log_boundaries(session=session, run_id=u.run_id, grids=u.boundaries)
+        if u.checkpoint is not None:
+            checkpoints.append({"run_id": u.run_id, "attempt": attempts[u.run_id],
+                                "epoch": u.epoch,
+                                "size": blobs.write_blob(session, "checkpoint", u.run_id,
+                                                         u.checkpoint),
                                 "created_at": utcnow()})
     if checkpoints:  # one upsert for them all: a run keeps only its newest checkpoint
         stmt = insert_for(session)(RunCheckpoint.__table__)
@@ -112,23 +137,23 @@ def load_checkpoint(*, session: Session, run_id: int) -> tuple[int, bytes] | Non
     return None if epoch is None else (epoch, blobs.read_blob(session, "checkpoint", run_id))
 
 
-def beat_run(*, session: Session, run_id: int, attempt: int) -> bool:
+def beat_run(*, session: Session, run_id: int, token: str) -> bool:
     """Keep the lease alive between flushes (long epochs); False if it was lost."""
     changed = session.execute(
-        update(Run).where(_owned(run_id, attempt)).values(heartbeat_at=utcnow())
+        update(Run).where(_owned(run_id, token)).values(heartbeat_at=utcnow())
     ).rowcount
     session.commit()
     return bool(changed)
 
 
 def finish_run(
-    *, session: Session, run_id: int, attempt: int, status: str,
+    *, session: Session, run_id: int, token: str, status: str,
     result: dict[str, Any] | None = None, error: str | None = None, model: bytes | None = None,
 ) -> None:
     """The final status, result and returned model z*, in one transaction, if still ours."""
     changed = session.execute(
         update(Run)
-        .where(_owned(run_id, attempt))
+        .where(_owned(run_id, token))
         .values(status=status, result=result, error=error, finished_at=utcnow())
     ).rowcount
     if not changed:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +35,9 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "diverged"})
 
 class Run(Base):
     __tablename__ = "runs"
+    # AUTOINCREMENT: SQLite would otherwise hand a deleted run's id to the next run, and
+    # anything still holding the old id (a worker, a viewer, a link) would reach the new run.
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -58,6 +61,9 @@ class Run(Base):
     # The id of the first run of the pack this run trains in (a study's runs that differ only
     # in seed, trained as one stacked network: worker/engine/pack.py), or None.
     pack: Mapped[int | None] = mapped_column(Integer)
+    # A random token drawn by each claim (backend/runs/lifecycle.py): every write of the
+    # worker must name it, so a stale attempt writes nothing. Never shown by the API.
+    token: Mapped[str | None] = mapped_column(String(32))
 
 
 class MetricPoint(Base):

@@ -15,6 +15,7 @@ from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
 from backend.spec_errors import SpecInvalid
+from backend.workers.service import served_queues
 from worker.engine.spec import Spec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -23,7 +24,12 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
 def create_run(session: SessionDep, spec: Spec) -> RunOut:
     """Every field has a default, so ``{}`` is a small MLP on digits; unknown fields are 422."""
-    return RunOut.of(service.submit_run(session=session, spec_data=spec.model_dump(mode="json")))
+    # Read before the creation, whose commit then hands the connection back: read after, it
+    # would stay checked out until the session's teardown, which waits for a threadpool slot
+    # (a burst of creations exhausted the pool).
+    served = served_queues(session=session)
+    run = service.submit_run(session=session, spec_data=spec.model_dump(mode="json"))
+    return RunOut.of(run, served)
 
 
 @router.get("", response_model=list[RunOut])
@@ -37,12 +43,14 @@ def list_runs(
     runs = service.list_runs(
         session=session, status=status, study_id=study_id, limit=limit, offset=offset
     )
-    return [RunOut.of(run) for run in runs]
+    served = served_queues(session=session)
+    return [RunOut.of(run, served) for run in runs]
 
 
 @router.get("/{run_id}", response_model=RunOut)
 def get_run(run_id: RunId, session: SessionDep) -> RunOut:
-    return RunOut.of(service.get_run(session=session, run_id=run_id))
+    run = service.get_run(session=session, run_id=run_id)
+    return RunOut.of(run, served_queues(session=session))
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)

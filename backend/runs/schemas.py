@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from backend.public_text import public_text
 from backend.runs.models import Run
+from backend.workers.service import waiting_for
 
 
 class Progress(BaseModel):
@@ -31,14 +32,22 @@ class RunOut(BaseModel):
     attempt: int
     worker: str | None
     pack: int | None = None  # first run id of the pack it trains in (seed studies)
+    # Why a queued run does not start: no live worker serves its queue (e.g. device cuda on a
+    # lab without a GPU worker). None when some worker will take it.
+    waiting: str | None = None
 
     @classmethod
-    def of(cls, run: Run) -> RunOut:
+    def of(cls, run: Run, served: set[str] | None = None) -> RunOut:
+        """``served``: the queues live workers consume, to say what a queued run waits for."""
+        waiting = None
+        if served is not None and run.status == "queued":
+            waiting = waiting_for(run.queue, served)
         return cls(
             id=run.id, name=run.name, status=run.status, spec=run.spec, study_id=run.study_id,
             created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
             error=run.error and public_text(run.error), progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
             result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
+            waiting=waiting,
         )
 
 

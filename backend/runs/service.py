@@ -82,6 +82,12 @@ def check_queue_room(*, session: Session, limit: int) -> None:
         raise TooMany(f"too many runs waiting; the limit max_queued_runs is {limit}")
 
 
+def queued_counts(*, session: Session) -> dict[str, int]:
+    """{queue: number of queued runs}, for the queues that have any."""
+    return dict(session.execute(
+        select(Run.queue, func.count()).where(Run.status == "queued").group_by(Run.queue)).all())
+
+
 def submit_run(*, session: Session, spec_data: dict[str, Any], study_id: int | None = None) -> Run:
     """Validate, store and enqueue a run; a run the broker refuses is removed again."""
     try:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import MAX_ID
-from backend.runs.feed import join, leave, poll
+from backend.runs.feed import join, leave, newest_cursor, poll
 
 router = APIRouter()
 
@@ -45,7 +45,11 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 
 
 async def _follow(websocket: WebSocket, run_id: int, after: int) -> None:
-    feed, queue = join(run_id, after)
+    newest = await run_in_threadpool(newest_cursor, run_id)
+    # The run has no point past its newest, so a cursor beyond it is clamped there: it would
+    # otherwise skip the run's next points (cursors are ids shared by all runs).
+    after = min(after, newest)
+    feed, queue = join(run_id, newest)
     try:
         await _send_updates(websocket, run_id, after, feed.cursor, queue)
     except (WebSocketDisconnect, RuntimeError):

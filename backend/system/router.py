@@ -6,34 +6,48 @@ from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.broker import check_broker
 from backend.deps import SessionDep
+from backend.runs.service import queued_counts
 from backend.system.schema import spec_schema as build_spec_schema
-from backend.workers.service import live_workers
+from backend.workers.service import live_workers, waiting_for
 
 router = APIRouter(prefix="/api", tags=["system"])
 
 SPEC_SCHEMA = build_spec_schema()
 
 
+def _registry(session: Session) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(live workers, queues whose queued runs no live worker serves)."""
+    session.execute(text("SELECT 1"))
+    live = live_workers(session=session)
+    workers = [
+        {"name": w.name, "device": w.device, "threads": w.threads, "queues": w.queues.split(","),
+         "current_run_id": w.current_run_id, "heartbeat_at": w.heartbeat_at.isoformat()}
+        for w in live
+    ]
+    served = {queue for worker in workers for queue in worker["queues"]}
+    waiting = [{"queue": queue, "runs": runs, "message": f"{runs} queued run(s) {note}"}
+               for queue, runs in sorted(queued_counts(session=session).items())
+               if (note := waiting_for(queue, served))]
+    return workers, waiting
+
+
 @router.get("/health")
 async def health(session: SessionDep) -> dict[str, Any]:
+    """Still 200 when degraded: the lab answers, and says what does not work."""
     try:
-        await run_in_threadpool(session.execute, text("SELECT 1"))
+        workers, waiting = await run_in_threadpool(_registry, session)
         database = "ok"
-        workers = [
-            {"name": w.name, "device": w.device, "threads": w.threads, "queues": w.queues.split(","),
-             "current_run_id": w.current_run_id, "heartbeat_at": w.heartbeat_at.isoformat()}
-            for w in await run_in_threadpool(live_workers, session=session)
-        ]
     except Exception as exc:  # noqa: BLE001  (health reports any failure as text)
-        database, workers = f"unreachable: {type(exc).__name__}", []
+        database, workers, waiting = f"unreachable: {type(exc).__name__}", [], []
     broker = await run_in_threadpool(check_broker)
-    ok = database == "ok" and broker == "ok"
+    ok = database == "ok" and broker == "ok" and not waiting
     return {"status": "ok" if ok else "degraded", "database": database, "broker": broker,
-            "workers": workers}
+            "workers": workers, "waiting": waiting}
 
 
 @router.get("/spec/schema")

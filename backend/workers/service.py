@@ -42,3 +42,17 @@ def forget_worker(*, session: Session, name: str) -> None:
 def live_workers(*, session: Session) -> list[Worker]:
     since = now() - timedelta(seconds=MISSED_BEATS * get_settings().heartbeat_seconds)
     return list(session.scalars(select(Worker).where(Worker.heartbeat_at >= since)))
+
+
+def served_queues(*, session: Session) -> set[str]:
+    """The queues some live worker consumes."""
+    return {queue for worker in live_workers(session=session)
+            for queue in (worker.queues or "").split(",") if queue}
+
+
+def waiting_for(queue: str, served: set[str]) -> str | None:
+    """What a run queued on ``queue`` waits for, when no live worker serves it (else None)."""
+    if queue in served:
+        return None
+    kind = "a GPU worker" if queue == "gpu" else "a worker"
+    return f"waits for {kind} serving the {queue} queue: none is live"

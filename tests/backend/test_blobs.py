@@ -22,11 +22,11 @@ from backend.runs.lifecycle import claim_run, finish_run, load_checkpoint, recor
 def _train_and_store(client: TestClient, checkpoint: bytes, model: bytes) -> int:
     run_id = client.post("/api/runs", json={"training": {"max_epochs": 1}}).json()["id"]
     with new_session() as session:
-        claim_run(session=session, run_id=run_id, worker="test")
-        record_epoch(session=session, run_id=run_id, attempt=1, epoch=1,
+        token = claim_run(session=session, run_id=run_id, worker="test").token
+        record_epoch(session=session, run_id=run_id, token=token, epoch=1,
                      points=[("train_loss", 1, 0.5)], checkpoint=checkpoint)
         assert load_checkpoint(session=session, run_id=run_id) == (1, checkpoint)
-        finish_run(session=session, run_id=run_id, attempt=1, status="succeeded",
+        finish_run(session=session, run_id=run_id, token=token, status="succeeded",
                    result={}, model=model)
         assert load_checkpoint(session=session, run_id=run_id) is None
     return run_id

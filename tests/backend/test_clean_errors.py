@@ -95,8 +95,8 @@ def test_multipart_content_type_does_not_lift_the_json_body_limit(client) -> Non
 def test_a_runs_stored_error_shows_no_path(client, configure) -> None:
     run_id = client.post("/api/runs", json={}).json()["id"]
     with new_session() as session:
-        claim_run(session=session, run_id=run_id, worker="test")
-        finish_run(session=session, run_id=run_id, attempt=1, status="failed",
+        token = claim_run(session=session, run_id=run_id, worker="test").token
+        finish_run(session=session, run_id=run_id, token=token, status="failed",
                    error="FileNotFoundError: [Errno 2] No such file: '/home/alice/lab/x.pt'")
     error = client.get(f"/api/runs/{run_id}").json()["error"]
     assert error == "FileNotFoundError: [Errno 2] No such file: '…/x.pt'"

@@ -29,9 +29,9 @@ def _finished_run(client: TestClient, points: list[tuple[str, int, float | None]
                 "state_dict": build_model(spec, (2,), 2).state_dict(),
                 "classes": ["0", "1"], "input_shape": [2]}, buffer)
     with new_session() as session:
-        claim_run(session=session, run_id=run_id, worker="test")
-        record_epoch(session=session, run_id=run_id, attempt=1, epoch=1, points=points)
-        finish_run(session=session, run_id=run_id, attempt=1, status="succeeded", result={},
+        token = claim_run(session=session, run_id=run_id, worker="test").token
+        record_epoch(session=session, run_id=run_id, token=token, epoch=1, points=points)
+        finish_run(session=session, run_id=run_id, token=token, status="succeeded", result={},
                    model=buffer.getvalue())
     return run_id
 

@@ -81,10 +81,11 @@ def test_metrics_json_cursor_and_csv(client: TestClient) -> None:
 
     run = client.post("/api/runs", json={"training": {"max_epochs": 2}}).json()
     with new_session() as session:
-        assert claim_run(session=session, run_id=run["id"], worker="test").attempt == 1
-        record_epoch(session=session, run_id=run["id"], attempt=1, epoch=1,
+        claimed = claim_run(session=session, run_id=run["id"], worker="test")
+        assert claimed.attempt == 1
+        record_epoch(session=session, run_id=run["id"], token=claimed.token, epoch=1,
                      points=[("train_loss", 1, 0.9), ("val_accuracy", 1, 0.5)])
-        record_epoch(session=session, run_id=run["id"], attempt=1, epoch=2,
+        record_epoch(session=session, run_id=run["id"], token=claimed.token, epoch=2,
                      points=[("train_loss", 2, float("nan")), ("val_accuracy", 2, 0.75),
                              ("train_loss", 1, 123.0)])  # a replayed point is kept once
     body = client.get(f"/api/runs/{run['id']}/metrics").json()

@@ -61,3 +61,53 @@ def test_stream_of_unknown_run_says_so(configure) -> None:
     with TestClient(create_app()) as client, client.websocket_connect("/api/runs/424242/stream") as ws:
         message = ws.receive_json()
         assert message["type"] == "error" and "not found" in message["message"]
+
+
+def test_a_viewer_far_ahead_does_not_stop_the_others(configure) -> None:
+    """A client holding ``?after=10**15`` joined first used to start the run's shared feed at its
+    cursor: every later viewer got the catch-up, then nothing. Now each viewer's cursor is its
+    own and one past the run's newest point is clamped to it. Points are written here through
+    the worker's own lifecycle calls, one flush at a time, each awaited by the viewers."""
+    from backend.db import new_session
+    from backend.runs.lifecycle import claim_run, finish_run, record_epoch
+
+    configure()
+    with TestClient(create_app()) as client:
+        run_id = client.post("/api/runs", json=SPEC).json()["id"]
+        with new_session() as session:
+            token = claim_run(session=session, run_id=run_id, worker="test").token
+
+        def flush(epoch: int) -> None:
+            with new_session() as session:
+                record_epoch(session=session, run_id=run_id, token=token, epoch=epoch,
+                             points=[("train_loss", epoch, 1 / epoch), ("val_loss", epoch, 2 / epoch)])
+
+        def receive_epoch(ws, points, epoch: int) -> None:
+            while ("val_loss", epoch, 2 / epoch) not in points:
+                _collect(ws, points, stop_after_points=len(points) + 1)
+
+        flush(1)
+        with client.websocket_connect(f"/api/runs/{run_id}/stream?after={10**15}") as ahead:
+            first = ahead.receive_json()  # it has joined (and, before, started) the feed
+            newest = client.get(f"/api/runs/{run_id}/metrics").json()["cursor"]
+            assert first["cursor"] == newest  # clamped to the run's newest point
+            with client.websocket_connect(f"/api/runs/{run_id}/stream") as viewer:
+                seen: list[tuple[str, int, float | None]] = []
+                ahead_seen: list[tuple[str, int, float | None]] = []
+                receive_epoch(viewer, seen, 1)
+                for epoch in (2, 3, 4):  # several flushes: the old feed lost all but the first
+                    flush(epoch)
+                    receive_epoch(viewer, seen, epoch)
+                    receive_epoch(ahead, ahead_seen, epoch)
+                with new_session() as session:
+                    finish_run(session=session, run_id=run_id, token=token, status="succeeded",
+                               result={})
+                _, kind, _ = _collect(viewer, seen, stop_after_points=None)
+                assert kind == "end"
+                _, kind, _ = _collect(ahead, ahead_seen, stop_after_points=None)
+                assert kind == "end"
+        stored = client.get(f"/api/runs/{run_id}/metrics").json()["series"]
+        stored_points = sorted((k, x, v) for k, s in stored.items() for x, v in s)
+        assert sorted(seen) == stored_points and len(stored_points) == 8
+        # The client far ahead gets what came after it joined, once each.
+        assert sorted(ahead_seen) == [p for p in stored_points if p[1] > 1]

@@ -47,3 +47,18 @@ def test_bad_grid_names_the_field_and_creates_nothing(configure) -> None:
         bad = client.post("/api/studies", json={"grid": {"optim.nope": [1]}})
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "grid.optim.nope"
         assert client.get("/api/runs").json() == [] and client.get("/api/studies").json() == []
+
+
+def test_a_huge_grid_is_refused_from_its_value_counts(configure) -> None:
+    """A ~1 kB request whose grid has 25^12 ≈ 6·10^16 points: were the product built before the
+    size check (the old code), this test could only end out of memory; it answers 422 naming
+    max_grid_points and stores nothing."""
+    configure()
+    with TestClient(create_app()) as client:
+        grid = {f"optim.k{i}": list(range(25)) for i in range(12)}
+        bad = client.post("/api/studies", json={"grid": grid})
+        assert bad.status_code == 422, bad.text
+        detail = bad.json()["detail"][0]
+        assert detail["field"] == "grid" and "max_grid_points" in detail["msg"]
+        assert str(25 ** 12) in detail["msg"]
+        assert client.get("/api/studies").json() == []
