@@ -441,6 +441,16 @@ class RunView extends HTMLElement {
       ["distinct_units", "Distinct units per layer",
         Array.isArray(result.distinct_units) ? result.distinct_units.join(", ") || "—" : "—", null],
     ];
+    // Which model the figures are of (training.keep): z* or the last epoch's z, and the other
+    // one's test figures beside it, so a student sees what early stopping (or not) returned.
+    const kept = result.kept === "last" ? result.final : result.best;
+    if (kept && has(kept.epoch)) {
+      rows.push(["kept", "Returned model", `${result.kept === "last" ? "last epoch" : "best epoch (z*)"}: ${kept.epoch}`, kept.epoch]);
+      const other = result.kept === "last" ? ["best", "Best epoch's model (z*)", result.best] : ["final", "Last epoch's model", result.final];
+      if (other[2] && has(other[2].epoch) && other[2].epoch !== kept.epoch) {
+        rows.push([other[0], other[1], `epoch ${other[2].epoch}: ${formatPercent(other[2].test_accuracy)} test accuracy`, other[2].test_accuracy]);
+      }
+    }
     if (has(result.stopped_epoch) && result.stopped_epoch !== result.epochs_run) {
       rows.push(["stopped_epoch", "Stopped at epoch", result.stopped_epoch, result.stopped_epoch]);
     }
@@ -456,7 +466,9 @@ class RunView extends HTMLElement {
       .filter(Boolean);
     this.figures.replaceChildren(
       el("h2", { text: status === "succeeded" ? "Final figures" : "Figures of the returned model" }),
-      el("p", { class: "muted figures-note", text: "Measured on the test set with the returned model z* (the best epoch on the validation set)." }),
+      el("p", { class: "muted figures-note", text: result.kept === "last"
+        ? "Measured on the test set with the returned model: the last epoch's weights (training.keep)."
+        : "Measured on the test set with the returned model z* (the best epoch on the validation set)." }),
       el("dl", {}, rows.map(([key, label, text, raw]) =>
         el("div", { class: "figure", dataset: { figure: key, ...(typeof raw === "number" ? { value: String(raw) } : {}) } },
           el("dt", { text: label }), el("dd", { text: String(text) })))),

@@ -100,6 +100,9 @@ class StudyView extends HTMLElement {
       ...paths.map((p) => ({ id: `point:${p}`, label: p, mono: true, get: (r) => r.point?.[p] })),
       { id: "status", label: "status", get: (r) => r.status },
       { id: "best_epoch", label: "best epoch", num: true, get: (r) => r.best_epoch },
+      // The figures beside it are the returned model's: z* or the last epoch's (training.keep).
+      { id: "kept_epoch", label: "returned model", num: true, get: (r) => r.kept_epoch,
+        fmt: (v, r) => (v === null || v === undefined ? "—" : `${r.kept === "last" ? "last" : "best"}: ${v}`) },
       { id: "test_accuracy", label: "test accuracy", num: true, get: (r) => r.test_accuracy, fmt: formatPercent },
       { id: "test_loss", label: "test loss", num: true, get: (r) => r.test_loss, fmt: (v) => formatNumber(v) },
       { id: "seconds", label: "seconds", num: true, get: (r) => r.seconds, fmt: (v) => (v === null || v === undefined ? "—" : v.toFixed(1)) },
@@ -134,7 +137,7 @@ class StudyView extends HTMLElement {
       if (c.id === "status") return el("td", {}, statusBadge(v));
       return el("td", { class: [c.num ? "num" : "", c.mono ? "mono" : ""].join(" ").trim() || null,
         dataset: { column: c.id, ...(typeof v === "number" ? { value: String(v) } : {}) },
-        text: c.fmt ? c.fmt(v) : show(v) });
+        text: c.fmt ? c.fmt(v, r) : show(v) });
     })));
     this.table.replaceChildren(el("thead", {}, head), el("tbody", {}, body));
   }

@@ -158,6 +158,12 @@ def _point(study: Study, run: Run) -> dict[str, Any]:
     return {path: get(path) for path in study.grid}
 
 
+def _kept_epoch(result: dict[str, Any]) -> int | None:
+    """The epoch of the model a run returned (``result.kept``: best or last)."""
+    kept = result.get("final" if result.get("kept") == "last" else "best")
+    return kept.get("epoch") if isinstance(kept, dict) else None
+
+
 def summary(study: Study, runs: Sequence[Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
@@ -167,7 +173,10 @@ def summary(study: Study, runs: Sequence[Run]) -> list[dict[str, Any]]:
             seconds = (run.finished_at - run.started_at).total_seconds()
         rows.append({
             "run_id": run.id, "point": _point(study, run), "status": run.status,
-            "best_epoch": result.get("best_epoch"), "test_accuracy": result.get("test_accuracy"),
+            "best_epoch": result.get("best_epoch"),
+            # The figures that follow are the returned model's: z* or the last epoch's.
+            "kept": result.get("kept"), "kept_epoch": _kept_epoch(result),
+            "test_accuracy": result.get("test_accuracy"),
             "test_loss": result.get("test_loss"), "seconds": seconds,
         })
     return rows

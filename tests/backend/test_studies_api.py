@@ -62,3 +62,27 @@ def test_a_huge_grid_is_refused_from_its_value_counts(configure) -> None:
         assert detail["field"] == "grid" and "max_grid_points" in detail["msg"]
         assert str(25 ** 12) in detail["msg"]
         assert client.get("/api/studies").json() == []
+
+
+def test_summary_says_which_model_each_run_returned(configure) -> None:
+    """The summary's figures are the returned model's: its row names that model's epoch."""
+    from backend.db import new_session
+    from backend.runs.lifecycle import claim_run, finish_run
+
+    configure()
+    with TestClient(create_app()) as client:
+        study = client.post("/api/studies", json={"grid": {"training.keep": ["best", "last"]},
+                                                  "pack": False}).json()
+        for run in study["runs"]:
+            kept = run["spec"]["training"]["keep"]
+            figures = {"val_loss": 0.1, "val_accuracy": 0.9, "test_loss": 0.2}
+            result = {"kept": kept, "best_epoch": 3, "test_accuracy": 0.5,
+                      "best": {"epoch": 3, "test_accuracy": 0.5, **figures},
+                      "final": {"epoch": 9, "test_accuracy": 0.4, **figures}}
+            with new_session() as session:
+                token = claim_run(session=session, run_id=run["id"], worker="test").token
+                finish_run(session=session, run_id=run["id"], token=token, status="succeeded",
+                           result=result)
+        rows = client.get(f"/api/studies/{study['id']}").json()["summary"]
+        returned = {row["point"]["training.keep"]: (row["kept"], row["kept_epoch"]) for row in rows}
+        assert returned == {"best": ("best", 3), "last": ("last", 9)}
