@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +21,52 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 # Tests own one Redis database index; TEST_REDIS_DB moves it, so that two checkouts can test at once.
 REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '11')}"
+
+# No setting of the shell reaches the tests (the README tells users to export several), and
+# modules that read the settings at import (worker/celery_app.py builds its Celery app, and
+# get_settings() creates the data dir) see a throwaway data dir, never ./data in the checkout.
+for _key in [k for k in os.environ if k.startswith("EPOQUE_")]:
+    del os.environ[_key]
+_IMPORT_DATA_DIR = tempfile.mkdtemp(prefix="epoque-tests-")
+atexit.register(shutil.rmtree, _IMPORT_DATA_DIR, ignore_errors=True)
+os.environ["EPOQUE_DATA_DIR"] = _IMPORT_DATA_DIR
+
+# Markers follow from what a test uses, so none is forgotten (`-m "not postgres"` and the like).
+_MARK_BY_FIXTURE = {"pg_url": "postgres", "pg_server": "postgres", "redis_url": "redis"}
+_MARK_BY_MODULE = {"test_secrets.py": ("redis", "postgres")}  # its own redis-server binary
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marks = {mark for name, mark in _MARK_BY_FIXTURE.items() if name in item.fixturenames}
+        callspec = getattr(item, "callspec", None)  # db_url's and the like's "postgres" case
+        if callspec is not None and "postgres" in callspec.params.values():
+            marks.add("postgres")
+        marks.update(_MARK_BY_MODULE.get(item.path.name, ()))
+        if "e2e" in item.path.parts:
+            marks.add("browser")
+        for mark in sorted(marks):
+            item.add_marker(mark)
+
+
+def _clear_cached_settings() -> None:
+    from backend.broker import celery_client
+    from backend.config import get_settings
+
+    get_settings.cache_clear()
+    celery_client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Each test starts from the defaults, with a data dir of its own: no EPOQUE_* variable set
+    by the shell or an earlier test, no settings or Celery client cached from another test."""
+    for key in [k for k in os.environ if k.startswith("EPOQUE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("EPOQUE_DATA_DIR", str(tmp_path / "data"))
+    _clear_cached_settings()
+    yield
+    _clear_cached_settings()
 
 
 def _pg_available() -> bool:
@@ -72,8 +121,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., dict[str, str]]:
     """Point the settings at a database and broker, apply the migrations, return the env."""
-    from backend.broker import celery_client
-    from backend.config import get_settings
     from backend.migrate import upgrade
 
     def _configure(database_url: str | None = None, broker_url: str | None = None) -> dict[str, str]:
@@ -86,14 +133,11 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
-        celery_client.cache_clear()
+        _clear_cached_settings()
         upgrade()
         return env
 
-    yield _configure
-    get_settings.cache_clear()
-    celery_client.cache_clear()
+    return _configure
 
 
 def free_port() -> int:
