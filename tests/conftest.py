@@ -176,3 +176,50 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subproce
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+class Hold:
+    """Drives worker/testhold.py: the workers a test starts stop each run at the end of an
+    epoch until the test lets it go on, so "still running at epoch N" needs no timing."""
+
+    RELEASED = 10**9
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _write(self, name: str, epoch: int) -> None:
+        tmp = self.folder / f".{name}.tmp"
+        tmp.write_text(str(epoch))
+        tmp.replace(self.folder / name)  # atomic: the worker never reads half a number
+
+    def every_run_at(self, epoch: int) -> None:
+        """Every run (without a limit of its own) waits at the end of ``epoch``."""
+        self._write("all", epoch)
+
+    def run_until(self, run_id: int, epoch: int) -> None:
+        """Run ``run_id`` goes on to the end of ``epoch`` and waits there."""
+        self._write(f"run-{run_id}", epoch)
+
+    def release(self, run_id: int) -> None:
+        self.run_until(run_id, self.RELEASED)
+
+    def held_at(self, run_id: int, epoch: int, timeout: float = 120) -> None:
+        """Wait until run ``run_id`` waits at the end of ``epoch`` (its points stored)."""
+        held = self.folder / f"run-{run_id}.held"
+
+        def there() -> bool:
+            try:
+                return held.read_text() == str(epoch)
+            except FileNotFoundError:
+                return False
+
+        wait_for(there, timeout, f"run {run_id} held at epoch {epoch}", every=0.02)
+
+
+@pytest.fixture
+def hold(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Hold:
+    """Workers started after this fixture honour the hold (its folder is in their env)."""
+    folder = tmp_path / "hold"
+    folder.mkdir()
+    monkeypatch.setenv("EPOQUE_TEST_HOLD_DIR", str(folder))
+    return Hold(folder)

@@ -43,6 +43,7 @@ from worker.celery_app import app
 from worker.engine import Callbacks, Spec, TrainOutcome, parse_spec, train
 from worker.engine.pack import PackTooLarge, train_pack
 from worker.packing import pack_pays
+from worker.testhold import hold_here
 from worker.threads import choose_threads
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class RunReporter:
         self.boundaries.append((epoch, grid))
 
     def should_stop(self) -> bool:
+        hold_here(self.run_id, self.epoch, self.flush)  # a test's hook; inert unless set
         # Cancel and η requests come back with every flush (same statement): within an epoch
         # when epochs are longer than the flush interval, within that interval otherwise.
         if self.cancel:
