@@ -95,20 +95,20 @@ def test_deleting_or_cancelling_one_run_of_a_pack_leaves_the_others(
 
 @pytest.mark.redis
 def test_killed_worker_pack_members_resume_alone(
-    configure, start_worker, pg_url, redis_url, monkeypatch, packs_always
+    configure, start_worker, pg_url, redis_url, monkeypatch, packs_always, hold
 ) -> None:
     procs = two_workers_recovering_fast(configure, start_worker, pg_url, redis_url, monkeypatch)
-    # 512-wide: a pack of two takes ~0.4 s an epoch here, so the kill lands mid-run (256-wide
-    # took 0.13 s, and a fast machine finished both runs before the test saw epoch 3). Timed,
-    # this pack would train one by one (0.4-0.5× as fast stacked): packs_always.
+    # The kill lands mid-run: the test holds the pack at an epoch's end (worker/testhold.py).
+    # Timed, this pack would train one by one (0.4-0.5× as fast stacked): packs_always.
     base = {"model": {"hidden": [512, 512]}, "optim": {"batch_size": 8, "lr": 0.01},
             "training": {"max_epochs": 10}}
     with TestClient(create_app()) as client:
         wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
         # Two seeds make one pack of two, even with a second worker idle.
+        hold.every_run_at(3)
         study = client.post("/api/studies", json={"base": base, "seeds": 2}).json()
         ids = [r["id"] for r in study["runs"]]
-        _kill_worker_of(client, ids[0], procs, others=tuple(ids[1:]))
+        _kill_worker_of(client, ids[0], procs, hold, others=tuple(ids[1:]))
         done = _finished(client, study["id"])
         for run in done["runs"]:
             assert run["status"] == "succeeded" and run["attempt"] == 2, run["error"]
