@@ -6,9 +6,7 @@ show slower stacked trains one run after the other (worker/packing.py)."""
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
-from contextlib import nullcontext
 
 import pytest
 import torch
@@ -69,23 +67,33 @@ def test_seed_study_trains_as_one_pack_equal_to_the_runs_alone(
 
 
 def test_deleting_or_cancelling_one_run_of_a_pack_leaves_the_others(
-    configure, start_worker, packs_always
+    configure, start_worker, packs_always, hold
 ) -> None:
     start_worker(configure())
-    base = {"model": {"hidden": [256, 256]}, "optim": {"batch_size": 8},
+    base = {"model": {"hidden": [64]}, "optim": {"batch_size": 8},
             "training": {"max_epochs": 12}}
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker")
+        # The pack waits at its epochs' ends in its first member (worker/testhold.py).
+        hold.every_run_at(2)
         study = client.post("/api/studies", json={"base": base, "seeds": 4}).json()
         ids = [r["id"] for r in study["runs"]]
-        wait_for(lambda: client.get(f"/api/runs/{ids[1]}").json()["progress"]["epoch"] >= 2, 120,
-                 "a few epochs")
+        hold.held_at(ids[0], 2)
+        for other in ids[1:]:
+            hold.release(other)
         assert client.delete(f"/api/runs/{ids[1]}").status_code == 204
         assert client.post(f"/api/runs/{ids[2]}/cancel").status_code == 200
-        # The cancelled member ends at once, while the rest of its pack trains on.
-        wait_for(lambda: client.get(f"/api/runs/{ids[2]}").json()["status"] == "cancelled", 60,
-                 "the cancel")
+        # The cancelled member ends, while the rest of its pack trains on: epoch by epoch
+        # until it is, the pack still held (so still running) each time.
+        epoch = 2
+        while client.get(f"/api/runs/{ids[2]}").json()["status"] != "cancelled":
+            epoch += 1
+            assert epoch < 12, "the cancelled member trained on to the end"
+            hold.run_until(ids[0], epoch)
+            hold.held_at(ids[0], epoch)
         assert client.get(f"/api/runs/{ids[0]}").json()["status"] == "running"
+        assert client.get(f"/api/runs/{ids[3]}").json()["status"] == "running"
+        hold.release(ids[0])
         done = _finished(client, study["id"])
     assert [r["id"] for r in done["runs"]] == [ids[0], ids[2], ids[3]]
     assert [r["status"] for r in done["runs"]] == ["succeeded", "cancelled", "succeeded"]
@@ -211,20 +219,34 @@ def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
     assert plan(dropout) == [[0], [1]]  # not packable: each alone
 
 
-def test_pack_flushes_are_spaced_by_the_points_cost_not_the_checkpoints(monkeypatch) -> None:
-    """A slow flush of points spaces the next WRITE_SHARE × its cost later; a slow flush that
-    carries checkpoints does not (it is charged to the checkpoints), so progress keeps coming."""
-    def slow_write(session, updates):
-        time.sleep(0.05)
-        return {run_id: (False, None) for run_id, *_ in updates}
+class _Clock:
+    """time.monotonic for worker/tasks.py: each reading is ``tick`` seconds after the last,
+    so a flush (two readings) costs exactly ``tick``."""
 
-    monkeypatch.setattr(tasks, "new_session", nullcontext)
-    monkeypatch.setattr(tasks, "record_epochs", slow_write)
-    monkeypatch.setattr(tasks, "publish", lambda run_id: None)
-    pack = tasks.PackReporter([tasks.Claimed(i, parse_spec({"seed": i}), 1, None) for i in (1, 2)])
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 1000.0, tick
+
+    def monotonic(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_pack_flushes_are_spaced_by_the_points_cost_not_the_checkpoints(
+    configure, monkeypatch
+) -> None:
+    """A flush of points spaces the next WRITE_SHARE × its cost later; a flush that carries
+    checkpoints does not (it is charged to the checkpoints), so progress keeps coming. Real
+    runs in a real SQLite database; only the clock is the test's."""
+    configure()  # no worker: the test claims the runs itself, as a worker would
+    with TestClient(create_app()) as client:
+        ids = [client.post("/api/runs", json={"seed": i}).json()["id"] for i in (1, 2)]
+    monkeypatch.setattr(tasks, "time", _Clock(0.05))
+    pack = tasks.PackReporter([tasks._claim(run_id) for run_id in ids])
     pack.members[0].checkpoint = b"snapshot"
     pack.flush()
     assert pack.flush_every == tasks.FLUSH_SECONDS
-    assert pack.members[0].checkpoint_cost >= 0.05 and pack.members[1].checkpoint_cost == 0
+    assert pack.members[0].checkpoint_cost == pytest.approx(0.05)
+    assert pack.members[1].checkpoint_cost == 0
+    assert not any(m.lost for m in pack.members)  # both written: the database knows them
     pack.flush()
-    assert pack.flush_every >= tasks.WRITE_SHARE * 0.05
+    assert pack.flush_every == pytest.approx(tasks.WRITE_SHARE * 0.05)
