@@ -203,6 +203,14 @@ class Hold:
     def release(self, run_id: int) -> None:
         self.run_until(run_id, self.RELEASED)
 
+    def release_all(self) -> None:
+        """Lift ``every_run_at`` (runs with a limit of their own keep it)."""
+        (self.folder / "all").unlink(missing_ok=True)
+
+    def held_runs(self) -> set[int]:
+        """The runs waiting now."""
+        return {int(p.name[len("run-"):-len(".held")]) for p in self.folder.glob("run-*.held")}
+
     def held_at(self, run_id: int, epoch: int, timeout: float = 120) -> None:
         """Wait until run ``run_id`` waits at the end of ``epoch`` (its points stored)."""
         held = self.folder / f"run-{run_id}.held"
