@@ -217,9 +217,9 @@ def test_several_tabs_follow_live_runs_side_by_side(page: Page, server: str) -> 
                                                      "training": {"max_epochs": epochs}}).json()
             for i in range(2)]
     tabs = [page, page.context.new_page(), page.context.new_page()]
-    for tab, run in zip(tabs, [runs[0], runs[1], runs[0]]):
+    for tab, run in zip(tabs, [runs[0], runs[1], runs[0]], strict=True):
         tab.goto(f"/#/runs/{run['id']}")
-    for tab, run in zip(tabs, [runs[0], runs[1], runs[0]]):
+    for tab, run in zip(tabs, [runs[0], runs[1], runs[0]], strict=True):
         view = tab.locator("run-view")
         expect(view).to_have_attribute("data-stream", "ended", timeout=180_000)
         expect(view).to_have_attribute("data-status", "succeeded")

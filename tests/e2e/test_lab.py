@@ -98,7 +98,7 @@ def loglog_slope(points: list[tuple[float, float]]) -> float:
     lx = [math.log10(m) for m, _ in points]
     ly = [math.log10(v) for _, v in points]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
 
 
 # --- Home ------------------------------------------------------------------------------------
@@ -549,7 +549,7 @@ def test_schedule_preview_matches_the_table_and_sweeps_make_studies(
         "() => document.querySelector('schedule-editor .js-plotly-plot').data[0]?.x.length === 200")
     curve = plot_data(page, "schedule-editor")[0]
     table = [(0, 0.1), (75, 0.01), (125, 0.001), (175, 0.0001)]
-    for epoch, lr in zip(curve["x"], curve["y"]):
+    for epoch, lr in zip(curve["x"], curve["y"], strict=True):
         expected = [v for e, v in table if e <= epoch - 1][-1]  # an entry at k applies from k + 1
         assert lr == pytest.approx(expected), epoch
     # A row edited in the table redraws the curve.

@@ -30,11 +30,11 @@ def _close(a: dict, b: dict, where: str, rel: float = 2e-4, abs_: float = 2e-5) 
 
 
 def _same_as_alone(specs, outcomes, alone_callbacks=None) -> None:
-    for k, (spec, packed) in enumerate(zip(specs, outcomes)):
+    for k, (spec, packed) in enumerate(zip(specs, outcomes, strict=True)):
         alone = train(spec, alone_callbacks[k] if alone_callbacks else None)
         assert packed.status == alone.status, k
         assert len(packed.metrics) == len(alone.metrics), k
-        for epoch, (p, a) in enumerate(zip(packed.metrics, alone.metrics), start=1):
+        for epoch, (p, a) in enumerate(zip(packed.metrics, alone.metrics, strict=True), start=1):
             _close(p, a, f"member {k} epoch {epoch}")
         _close(packed.result, alone.result, f"member {k} result")
         for name, value in alone.state_dict.items():
@@ -57,9 +57,9 @@ def test_each_member_is_its_run_alone_mlp_with_diagnostics() -> None:
     _same_as_alone(specs, outcomes, [
         Callbacks(on_step=lambda s, m, k=k: alone_steps[k].append((s, m["step_loss"])))
         for k in range(len(specs))])
-    for packed, alone in zip(steps, alone_steps):
+    for packed, alone in zip(steps, alone_steps, strict=True):
         assert [s for s, _ in packed] == [s for s, _ in alone]
-        assert all(math.isclose(a, b, rel_tol=1e-4) for (_, a), (_, b) in zip(packed, alone))
+        assert all(math.isclose(a, b, rel_tol=1e-4) for (_, a), (_, b) in zip(packed, alone, strict=True))
 
 
 def test_members_stop_on_their_own_and_draw_their_own_boundary() -> None:
@@ -86,7 +86,7 @@ def test_members_stop_on_their_own_and_draw_their_own_boundary() -> None:
     for k, outcome in enumerate(outcomes):
         assert done[k] == (stops[k], outcome)
     _same_as_alone(specs, outcomes)
-    for spec, packed in zip(specs, grids):
+    for spec, packed in zip(specs, grids, strict=True):
         alone: list = []
         train(spec, Callbacks(on_boundary=lambda e, g, alone=alone: alone.append((e, g))))
         assert [e for e, _ in packed] == [e for e, _ in alone]
@@ -116,7 +116,7 @@ def test_a_member_checkpoint_resumes_as_the_run_alone() -> None:
     train_pack(specs, [Callbacks(), Callbacks(on_checkpoint=keep)])
     resumed = train(specs[1], resume=saved["snapshot"])
     straight = train(specs[1])
-    for p, a in zip(resumed.metrics, straight.metrics[2:]):
+    for p, a in zip(resumed.metrics, straight.metrics[2:], strict=True):
         _close(p, a, "resumed")
     _close(resumed.result, straight.result, "resumed result")
 

@@ -47,7 +47,7 @@ def test_compiled_run_equals_eager_run(spec_data: dict) -> None:
 
     assert compiled.status == eager.status == "succeeded"
     assert len(compiled.metrics) == len(eager.metrics)
-    for e, c in zip(eager.metrics, compiled.metrics):
+    for e, c in zip(eager.metrics, compiled.metrics, strict=True):
         for key in FIGURES:
             assert c[key] == pytest.approx(e[key], rel=1e-4, abs=1e-6), key
     assert compiled.result["test_loss"] == pytest.approx(eager.result["test_loss"], rel=1e-4)
