@@ -166,7 +166,10 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subproce
         log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "worker", "--loglevel", "INFO"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            # On the CPU unless the test says otherwise: the tests compare its figures with
+            # runs trained on the CPU (a GPU machine would pick CUDA for "auto").
+            cwd=ROOT, env={"EPOQUE_DEVICE": "cpu", **os.environ, **env}, stdout=log,
+            stderr=subprocess.STDOUT,
         )
         procs.append(proc)
         return proc

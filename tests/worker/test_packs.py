@@ -50,7 +50,7 @@ def test_seed_study_trains_as_one_pack_equal_to_the_runs_alone(
         for run in done["runs"]:
             assert run["status"] == "succeeded", run["error"]
             assert run["result"]["pack"] == {"run_ids": ids}
-            alone = train(parse_spec(run["spec"]))
+            alone = train(parse_spec(run["spec"]), device="cpu")
             assert math.isclose(run["result"]["test_loss"], alone.result["test_loss"],
                                 rel_tol=1e-4)
             series = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
@@ -128,7 +128,7 @@ def test_killed_worker_pack_members_resume_alone(
             assert sorted(counts) == list(range(1, 11)) and set(counts.values()) == {1}
             # The pack's epochs are the run's own up to float round-off, which SGD amplifies
             # (143 steps an epoch: 7e-4 of the loss by epoch 2, 1 % by epoch 10, measured).
-            alone = train(parse_spec(run["spec"]))
+            alone = train(parse_spec(run["spec"]), device="cpu")
             for (_, stored), expected in zip(series["val_loss"][:2], alone.metrics[:2], strict=True):
                 assert math.isclose(stored, expected["val_loss"], rel_tol=3e-3)
             assert math.isclose(run["result"]["test_loss"], alone.result["test_loss"],
