@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import Hold, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -83,14 +83,29 @@ def serve(data_dir: Path, log_path: Path, *, port: int | None = None, worker: bo
 
 @pytest.fixture(scope="module")
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           artifacts: Path) -> Iterator[str]:
+           artifacts: Path, hold_folder: Path) -> Iterator[str]:
     """The lab of one test module: its own data dir and embedded worker, so every module starts
     from an empty queue and a run one module leaves behind cannot slow the next."""
     name = request.module.__name__.rsplit(".", 1)[-1]
     log_path = artifacts / f"server-{name}.log"
     log_path.unlink(missing_ok=True)
-    with serve(tmp_path_factory.mktemp(f"epoque-data-{name}"), log_path) as base:
+    with serve(tmp_path_factory.mktemp(f"epoque-data-{name}"), log_path,
+               env={"EPOQUE_TEST_HOLD_DIR": str(hold_folder)}) as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def hold_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hold")
+
+
+@pytest.fixture
+def hold(hold_folder: Path, server: str) -> Iterator[Hold]:
+    """The module server's worker holds runs as the test says (worker/testhold.py); every
+    hold is lifted when the test ends, so the next test's runs go freely."""
+    yield Hold(hold_folder)
+    for path in hold_folder.iterdir():
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
