@@ -40,7 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marks = {mark for name, mark in _MARK_BY_FIXTURE.items() if name in item.fixturenames}
         callspec = getattr(item, "callspec", None)  # db_url's and the like's "postgres" case
-        if callspec is not None and "postgres" in callspec.params.values():
+        if callspec is not None and any(isinstance(v, str) and v == "postgres"
+                                        for v in callspec.params.values()):
             marks.add("postgres")
         marks.update(_MARK_BY_MODULE.get(item.path.name, ()))
         if "e2e" in item.path.parts:

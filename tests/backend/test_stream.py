@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
@@ -26,6 +27,8 @@ def _collect(ws, points: list[tuple[str, int, float | None]], stop_after_points:
             return cursor, kind, message
 
 
+# Its stream reads block until a message comes: this deadline ends them if none does.
+@pytest.mark.timeout(300)
 def test_reconnect_with_cursor_gets_every_point_exactly_once(configure, start_worker,
                                                              hold) -> None:
     env = configure()

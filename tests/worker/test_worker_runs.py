@@ -55,6 +55,8 @@ def test_worker_on_embedded_sqlite_broker(configure, start_worker, hold) -> None
         _run_to_completion(client, hold)
 
 
+# Its stream reads block until a message comes: this deadline ends them if none does.
+@pytest.mark.timeout(300)
 def test_two_d_run_stores_boundaries_and_step_losses(configure, start_worker) -> None:
     start_worker(configure())
     spec = {"data": {"dataset": "moons"}, "model": {"hidden": [16]},
