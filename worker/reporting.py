@@ -21,6 +21,7 @@ from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
 from backend.runs.service import Point
 from worker.engine import Callbacks
 from worker.engine.loop import Snapshot
+from worker.testhold import hold_here
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class RunReporter:
         self.boundaries.append((epoch, grid))
 
     def should_stop(self) -> bool:
+        hold_here(self.run_id, self.epoch, self.flush)  # a test's hook; inert unless set
         # Cancel and η requests come back with every flush (same statement): within an epoch
         # when epochs are longer than the flush interval, within that interval otherwise.
         if self.cancel:

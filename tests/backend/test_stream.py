@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
@@ -26,17 +27,25 @@ def _collect(ws, points: list[tuple[str, int, float | None]], stop_after_points:
             return cursor, kind, message
 
 
-def test_reconnect_with_cursor_gets_every_point_exactly_once(configure, start_worker) -> None:
+# Its stream reads block until a message comes: this deadline ends them if none does.
+@pytest.mark.timeout(300)
+def test_reconnect_with_cursor_gets_every_point_exactly_once(configure, start_worker,
+                                                             hold) -> None:
     env = configure()
     start_worker(env)
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker")
+        hold.every_run_at(3)  # mid-run for as long as the first client reads (worker/testhold.py)
         run = client.post("/api/runs", json=SPEC).json()
+        hold.held_at(run["id"], 3)
+        so_far = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
         points: list[tuple[str, int, float | None]] = []
         with client.websocket_connect(f"/api/runs/{run['id']}/stream") as ws:
-            cursor, kind, _ = _collect(ws, points, stop_after_points=20)
-        assert kind == "points", "the run ended before the client could drop mid-run"
+            cursor, kind, _ = _collect(ws, points, stop_after_points=sum(map(len, so_far.values())))
+        assert kind == "points"
+        assert {x for k, x, _ in points if k == "val_accuracy"} == {1, 2, 3}
         assert client.get(f"/api/runs/{run['id']}").json()["status"] == "running"
+        hold.release(run["id"])
 
         with client.websocket_connect(f"/api/runs/{run['id']}/stream?after={cursor}") as ws:
             _, kind, end = _collect(ws, points, stop_after_points=None)

@@ -15,27 +15,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import Hold, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
+# What the browser tests write (screenshots, server logs): never a tracked file. The pictures
+# the README shows land in ARTIFACTS/docs; `make screenshots` copies them to docs/img on purpose.
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+DOCS_SHOTS = ARTIFACTS / "docs"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if CHROMIUM.exists():
-        return
-    skip = pytest.mark.skip(reason=f"browser tests need Debian's Chromium at {CHROMIUM} "
-                                   "(apt-get install chromium)")
-    for item in items:
-        if "browser" in item.keywords:
-            item.add_marker(skip)
-
-
 
 def _epoque() -> str:
     beside = Path(sys.executable).parent / "epoque"
@@ -90,19 +81,38 @@ def serve(data_dir: Path, log_path: Path, *, port: int | None = None, worker: bo
                     proc.wait()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[str]:
-    """The lab every browser test shares: its own data dir, one embedded worker."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
-    log_path = artifacts / "server.log"
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           artifacts: Path, hold_folder: Path) -> Iterator[str]:
+    """The lab of one test module: its own data dir and embedded worker, so every module starts
+    from an empty queue and a run one module leaves behind cannot slow the next."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    log_path = artifacts / f"server-{name}.log"
     log_path.unlink(missing_ok=True)
-    with serve(tmp_path_factory.mktemp("epoque-data"), log_path) as base:
+    with serve(tmp_path_factory.mktemp(f"epoque-data-{name}"), log_path,
+               env={"EPOQUE_TEST_HOLD_DIR": str(hold_folder)}) as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def hold_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hold")
+
+
+@pytest.fixture
+def hold(hold_folder: Path, server: str) -> Iterator[Hold]:
+    """The module server's worker holds runs as the test says (worker/testhold.py); every
+    hold is lifted when the test ends, so the next test's runs go freely."""
+    yield Hold(hold_folder)
+    for path in hold_folder.iterdir():
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"browser tests need Debian's Chromium at {CHROMIUM}: run scripts/provision "
+                    "(or apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -114,14 +124,16 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, server: str) -> Iterator[object]:
+def page(request: pytest.FixtureRequest, browser: object, server: str) -> Iterator[object]:
     """A fresh page; any uncaught script error or failed load in the lab fails the test.
-    A test that provokes an error answer on purpose adds its text to ``page.expected_errors``."""
+    A test that provokes an error answer on purpose adds its text to ``page.expected_errors``;
+    one marked ``console_422`` sends a bad spec on purpose (Chromium logs the 422 answer)."""
     context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15_000)
-    # Chromium logs every 4xx answer; a 422 is the lab's normal answer to a bad spec.
-    page.expected_errors = ["status of 422"]
+    page.expected_errors = []
+    if request.node.get_closest_marker("console_422"):
+        page.expected_errors.append("status of 422")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.conftest import DOCS_SHOTS
+
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
-DOCS_IMG = REPO / "docs" / "img"
 FINISHED = {"succeeded", "failed", "cancelled", "diverged"}
 
 # The Plotly figure inside one chart element, as the page holds it.
@@ -37,7 +37,8 @@ def percent(value: float) -> str:
 
 def snap(page: Page, artifacts: Path, name: str, *, docs: bool = False,
          element: Locator | None = None) -> None:
-    """A screenshot under the test output folder; `docs` also keeps it for the README."""
+    """A screenshot under the test output folder; `docs` also keeps it for the README (copied
+    to docs/img by `make screenshots`, never by the test)."""
     page.mouse.move(1, 1)  # no hover toolbar in the picture
     page.wait_for_timeout(400)  # Plotly's last redraw
     path = artifacts / f"{name}.png"
@@ -46,8 +47,8 @@ def snap(page: Page, artifacts: Path, name: str, *, docs: bool = False,
     else:
         page.screenshot(path=str(path), full_page=True)
     if docs:
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMG / f"{name}.png")
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
 
 
 def post_run(server: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def loglog_slope(points: list[tuple[float, float]]) -> float:
     lx = [math.log10(m) for m, _ in points]
     ly = [math.log10(v) for _, v in points]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
 
 
 # --- Home ------------------------------------------------------------------------------------
@@ -450,6 +451,7 @@ def sample_sources(page: Page) -> list[str]:
     return page.locator(".aug-grid img").evaluate_all("(imgs) => imgs.map((i) => i.getAttribute('src'))")
 
 
+@pytest.mark.console_422  # a bad op parameter, on purpose
 def test_augmentation_lab_samples_are_seeded_and_jitter_shows_each_component(
     page: Page, server: str, artifacts: Path
 ) -> None:
@@ -529,6 +531,7 @@ def test_augmentation_lab_samples_are_seeded_and_jitter_shows_each_component(
 # --- Launch form: schedule editor, seeds and sweeps ------------------------------------------
 
 
+@pytest.mark.console_422  # a bad sweep value, on purpose
 def test_schedule_preview_matches_the_table_and_sweeps_make_studies(
     page: Page, server: str, artifacts: Path
 ) -> None:
@@ -546,7 +549,7 @@ def test_schedule_preview_matches_the_table_and_sweeps_make_studies(
         "() => document.querySelector('schedule-editor .js-plotly-plot').data[0]?.x.length === 200")
     curve = plot_data(page, "schedule-editor")[0]
     table = [(0, 0.1), (75, 0.01), (125, 0.001), (175, 0.0001)]
-    for epoch, lr in zip(curve["x"], curve["y"]):
+    for epoch, lr in zip(curve["x"], curve["y"], strict=True):
         expected = [v for e, v in table if e <= epoch - 1][-1]  # an entry at k applies from k + 1
         assert lr == pytest.approx(expected), epoch
     # A row edited in the table redraws the curve.

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import free_port
-from tests.e2e.conftest import CHROMIUM, serve
+from tests.e2e.conftest import serve
 from tests.e2e.test_browser import wait_for_points
 
 EPOCHS = 600
@@ -23,8 +23,6 @@ FAST_RECOVERY = {"EPOQUE_HEARTBEAT_SECONDS": "1", "EPOQUE_HEARTBEAT_TIMEOUT_SECO
 
 @pytest.mark.browser
 def test_the_run_view_rides_out_a_server_restart(browser, tmp_path: Path, artifacts: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
     port = free_port()
     log = artifacts / "server-restart.log"
     log.unlink(missing_ok=True)

@@ -7,15 +7,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, serve
+from tests.e2e.conftest import serve
 
 TOKEN = "browser-token-123"
 
 
 @pytest.fixture
 def guarded_server(tmp_path, artifacts) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}")
     with serve(tmp_path, artifacts / "server-token.log", worker=False,
                env={"EPOQUE_API_TOKEN": TOKEN}) as base:
         yield base

@@ -102,7 +102,7 @@ def test_random_crop_is_pad_then_crop(shape, mode):
         padded = F.pad(x[i], [1, 2, 3, 2], fill=0.3, padding_mode=mode)
         ref = F.crop(padded, int(p["top"][i]), int(p["left"][i]), h, w)
         assert torch.equal(y[i], ref)
-    assert len({(int(t), int(l)) for t, l in zip(p["top"], p["left"])}) > 1
+    assert len({(int(t), int(l)) for t, l in zip(p["top"], p["left"], strict=True)}) > 1
 
 
 @pytest.mark.parametrize("fill", [[0.1, 0.5, 0.9], [0.4, 0.4, 0.4]])

@@ -23,11 +23,11 @@ def test_splits_partition_the_data_and_are_stratified():
     d = load_dataset(parse_spec({}))
     # Together the three parts are exactly the 1797 digits, each once (as a multiset of rows).
     raw = load_digits()
-    original = sorted(tuple(r) + (int(c),) for r, c in zip((raw.data / 16).tolist(), raw.target))
+    original = sorted(tuple(r) + (int(c),) for r, c in zip((raw.data / 16).tolist(), raw.target, strict=True))
     parts = sorted(
         tuple(r) + (int(c),)
         for X, y in ((d.X_train, d.y_train), (d.X_val, d.y_val), (d.X_test, d.y_test))
-        for r, c in zip(X.flatten(1).double().tolist(), y.tolist())
+        for r, c in zip(X.flatten(1).double().tolist(), y.tolist(), strict=True)
     )
     assert len(parts) == len(original)
     assert np.allclose(np.array(parts), np.array(original))

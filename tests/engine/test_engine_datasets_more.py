@@ -104,14 +104,6 @@ def test_a_flipped_left_arrow_is_a_right_arrow():
     assert not np.allclose(tri[..., ::-1, :], draw("triangle", cx))
 
 
-def test_shapes_generation_is_fast():
-    import time
-
-    t0 = time.perf_counter()
-    ds.load_raw(ds.DataSpec(dataset="shapes"))
-    assert time.perf_counter() - t0 < 2.0  # 3000 images; ≈0.1 s here
-
-
 # --- MNIST-1D --------------------------------------------------------------------------------
 
 
@@ -304,13 +296,9 @@ def test_describe_lists_every_builtin_and_matches_load_sizes(tmp_path):
         assert e["kind"] == d.kind
 
 
-def test_describe_is_cheap_and_sees_new_files(tmp_path):
-    import time
-
+def test_describe_sees_new_files(tmp_path):
+    # No wall-clock limit here (a busy machine would fail it): describe's speed is not a test.
     describe_datasets(tmp_path)
-    t0 = time.perf_counter()
-    for _ in range(20):
-        describe_datasets(tmp_path)
-    assert (time.perf_counter() - t0) / 20 < 0.05
+    assert not {e["name"]: e for e in describe_datasets(tmp_path)}["mnist"]["available"]
     make_mnist(tmp_path)
     assert {e["name"]: e for e in describe_datasets(tmp_path)}["mnist"]["available"]

@@ -40,7 +40,7 @@ def test_gradient_variance_falls_as_one_over_m():
     assert -1.2 < slope < -0.9
     # And the value itself: sampling m of n without replacement, tr Cov = σ²/m · (n−m)/(n−1).
     s2 = per_example_variance(model, X, y)
-    for m, v in zip(ms, gv.values()):
+    for m, v in zip(ms, gv.values(), strict=True):
         assert v.item() == pytest.approx(s2 / m * (n - m) / (n - 1), rel=0.25), m
     assert all(p.grad is not None for p in model.parameters())  # untouched: still ours
 

@@ -139,7 +139,7 @@ def test_strategy_a_against_the_number_of_masks_approaches_b():
     spec = parse_spec({"model": {"hidden": [64], "dropout": {"p_inc_hidden": 0.5,
                                                              "mc_samples": 200}},
                        "training": {"max_epochs": 8}})
-    result = train(spec).result["dropout"]
+    result = train(spec, device="cpu").result["dropout"]
     curve = result["mc_curve"]
     assert [k for k, _ in curve] == [1, 2, 3, 5, 10, 20, 50, 100, 200]
     assert all(0 <= acc <= 1 for _, acc in curve)

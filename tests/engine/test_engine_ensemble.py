@@ -80,7 +80,7 @@ def test_member_zero_is_the_single_run_with_the_same_seed():
     base = {"seed": 2, "model": {"hidden": [16]}, "training": {"max_epochs": 2}}
     single = train(parse_spec(base), device="cpu")
     ens = train(parse_spec({**base, "ensemble": {"members": 2}}), device="cpu")
-    for s, e in zip(single.metrics, ens.metrics):
+    for s, e in zip(single.metrics, ens.metrics, strict=True):
         assert e["member/0/val_loss"] == pytest.approx(s["val_loss"], rel=1e-5)
         assert e["member/1/val_loss"] != pytest.approx(s["val_loss"], rel=1e-5)
 

@@ -70,7 +70,7 @@ def test_same_trajectory_as_torch_sgd_at_constant_rate():
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(X), y).backward()
             opt.step()
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 

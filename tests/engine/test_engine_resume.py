@@ -32,7 +32,7 @@ def _strip(metrics: list[dict]) -> list[dict]:
 ])
 def test_resume_equals_uninterrupted(spec_data: dict) -> None:
     spec = parse_spec(spec_data)
-    straight = train(spec)
+    straight = train(spec, device="cpu")
 
     saved: dict = {}
 
@@ -45,10 +45,10 @@ def test_resume_equals_uninterrupted(spec_data: dict) -> None:
             raise Crash
 
     with pytest.raises(Crash):
-        train(spec, Callbacks(on_epoch=crash_at_4, on_checkpoint=keep))
+        train(spec, Callbacks(on_epoch=crash_at_4, on_checkpoint=keep), device="cpu")
     resumed_epochs: list[int] = []
     resumed = train(spec, Callbacks(on_epoch=lambda e, m: resumed_epochs.append(e)),
-                    resume=saved["snapshot"])
+                    resume=saved["snapshot"], device="cpu")
 
     assert resumed_epochs[0] == 4
     assert _strip(resumed.metrics) == _strip(straight.metrics[3:])
@@ -61,10 +61,11 @@ def test_resume_after_the_stopping_epoch_trains_nothing_more() -> None:
     spec = parse_spec({"model": {"hidden": [16]}, "optim": {"lr": 5.0},
                        "training": {"max_epochs": 50, "early_stopping": {"patience": 1}}})
     snapshots = []
-    straight = train(spec, Callbacks(on_checkpoint=lambda e, snap: snapshots.append(snap())))
+    straight = train(spec, Callbacks(on_checkpoint=lambda e, snap: snapshots.append(snap())),
+                     device="cpu")
     last = snapshots[-1]
     assert last["epoch"] == straight.result["stopped_epoch"] < 50
-    again = train(spec, resume=last)
+    again = train(spec, resume=last, device="cpu")
     assert again.metrics == [] and again.result["stopped_epoch"] == last["epoch"]
     assert again.result["test_accuracy"] == straight.result["test_accuracy"]
 
@@ -76,12 +77,12 @@ def test_a_snapshot_from_a_gpu_resumes_on_the_cpu() -> None:
     spec = parse_spec({"model": {"hidden": [16], "dropout": {"p_inc_hidden": 0.5}},
                        "training": {"max_epochs": 4}})
     snapshots = []
-    train(spec, Callbacks(on_checkpoint=lambda e, snap: snapshots.append(snap())))
+    train(spec, Callbacks(on_checkpoint=lambda e, snap: snapshots.append(snap())), device="cpu")
     from_gpu = {**snapshots[1], "dropout_device": "cuda",
                 "dropout_gen": torch.zeros(16, dtype=torch.uint8)}  # a CUDA generator's state
     with pytest.raises(RuntimeError):
         torch.Generator().set_state(from_gpu["dropout_gen"])
-    resumed = train(spec, resume=from_gpu)
+    resumed = train(spec, resume=from_gpu, device="cpu")
     assert len(resumed.metrics) == 2 and resumed.status == "succeeded"  # epochs 3 and 4
 
 

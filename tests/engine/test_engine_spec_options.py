@@ -25,7 +25,18 @@ from worker.engine import parse_spec
     {"training": {"log_every_steps": 5}},
 ])
 def test_options_are_available(spec):
-    parse_spec(spec)
+    """Each option is taken as given: none dropped, renamed or coerced on the way in."""
+    parsed = parse_spec(spec).model_dump(mode="json")
+    _assert_taken(spec, parsed, "spec")
+
+
+def _assert_taken(given, parsed, path):
+    if isinstance(given, dict):
+        for key, value in given.items():
+            assert key in parsed, f"{path}.{key} is not in the parsed spec"
+            _assert_taken(value, parsed[key], f"{path}.{key}")
+    else:
+        assert parsed == given, f"{path}: asked {given!r}, parsed {parsed!r}"
 
 
 @pytest.mark.parametrize("spec, reason", [

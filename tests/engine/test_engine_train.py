@@ -1,16 +1,20 @@
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import ROOT
 from worker.engine import Callbacks, Spec, load_dataset, parse_spec, train
 from worker.engine.diagnostics import distinct_units
 from worker.engine.models import MLP
 from worker.engine.optim import MomentumSGD, param_groups
 from worker.engine.schedules import lr_at
-from worker.engine.train import TIMING_KEYS, evaluate, resolve_device
+from worker.engine.train import TIMING_KEYS, evaluate
 
 SMALL = {"model": {"hidden": [32]}, "training": {"max_epochs": 3}}
 
@@ -241,8 +245,14 @@ def test_identical_units_stay_identical_and_count_once():
     assert distinct_units(model) == [8, 1]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_requested_without_cuda_is_a_clear_error():
-    assert resolve_device("auto").type == "cpu"
-    with pytest.raises(RuntimeError, match="CUDA"):
-        resolve_device("cuda")
+    """In a process that sees no GPU (CUDA_VISIBLE_DEVICES empty): so it runs, and means the
+    same, on a machine with CUDA too."""
+    code = ("from worker.engine.train import resolve_device\n"
+            "assert resolve_device('auto').type == 'cpu'\n"
+            "resolve_device('cuda')\n")
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, timeout=120,
+                          capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 1, done.stderr
+    assert "RuntimeError: device 'cuda' requested but CUDA is not available here" in done.stderr

@@ -32,11 +32,11 @@ def _close(a: dict, b: dict, where: str, rel: float = 2e-4, abs_: float = 2e-5) 
 
 
 def _same_as_alone(specs, outcomes, alone_callbacks=None) -> None:
-    for k, (spec, packed) in enumerate(zip(specs, outcomes)):
-        alone = train(spec, alone_callbacks[k] if alone_callbacks else None)
+    for k, (spec, packed) in enumerate(zip(specs, outcomes, strict=True)):
+        alone = train(spec, alone_callbacks[k] if alone_callbacks else None, device="cpu")
         assert packed.status == alone.status, k
         assert len(packed.metrics) == len(alone.metrics), k
-        for epoch, (p, a) in enumerate(zip(packed.metrics, alone.metrics), start=1):
+        for epoch, (p, a) in enumerate(zip(packed.metrics, alone.metrics, strict=True), start=1):
             _close(p, a, f"member {k} epoch {epoch}")
         _close(packed.result, alone.result, f"member {k} result")
         for name, value in alone.state_dict.items():
@@ -50,7 +50,7 @@ def test_each_member_is_its_run_alone_mlp_with_diagnostics() -> None:
     steps: list[list] = [[] for _ in specs]
     callbacks = [Callbacks(on_step=lambda s, m, k=k: steps[k].append((s, m["step_loss"])))
                  for k in range(len(specs))]
-    outcomes = train_pack(specs, callbacks)
+    outcomes = train_pack(specs, callbacks, device="cpu")
     # The members really differ (own init, data split and order), and each is its run.
     assert len({o.result["test_accuracy"] for o in outcomes}) > 1
     assert {"act_std/fc1", "grad_std/out", "weight_norm"} <= outcomes[0].metrics[0].keys()
@@ -59,9 +59,9 @@ def test_each_member_is_its_run_alone_mlp_with_diagnostics() -> None:
     _same_as_alone(specs, outcomes, [
         Callbacks(on_step=lambda s, m, k=k: alone_steps[k].append((s, m["step_loss"])))
         for k in range(len(specs))])
-    for packed, alone in zip(steps, alone_steps):
+    for packed, alone in zip(steps, alone_steps, strict=True):
         assert [s for s, _ in packed] == [s for s, _ in alone]
-        assert all(math.isclose(a, b, rel_tol=1e-4) for (_, a), (_, b) in zip(packed, alone))
+        assert all(math.isclose(a, b, rel_tol=1e-4) for (_, a), (_, b) in zip(packed, alone, strict=True))
 
 
 def test_members_stop_on_their_own_and_draw_their_own_boundary() -> None:
@@ -82,15 +82,17 @@ def test_members_stop_on_their_own_and_draw_their_own_boundary() -> None:
                           on_boundary=lambda e, g, k=k: grids[k].append((e, g)))
                 for k in range(len(specs))],
         # Each member's outcome comes as soon as it stops, while the others train on.
-        on_member_done=lambda k, outcome: done.setdefault(k, (max(last_epoch), outcome)))
+        on_member_done=lambda k, outcome: done.setdefault(k, (max(last_epoch), outcome)),
+        device="cpu")
     stops = [o.result["stopped_epoch"] for o in outcomes]
     assert len(set(stops)) > 1, stops  # otherwise this test would not test per-member stopping
     for k, outcome in enumerate(outcomes):
         assert done[k] == (stops[k], outcome)
     _same_as_alone(specs, outcomes)
-    for spec, packed in zip(specs, grids):
+    for spec, packed in zip(specs, grids, strict=True):
         alone: list = []
-        train(spec, Callbacks(on_boundary=lambda e, g, alone=alone: alone.append((e, g))))
+        train(spec, Callbacks(on_boundary=lambda e, g, alone=alone: alone.append((e, g))),
+              device="cpu")
         assert [e for e, _ in packed] == [e for e, _ in alone]
         assert packed[-1][1]["points"] == alone[-1][1]["points"]
         p, a = torch.tensor(packed[-1][1]["probs"]), torch.tensor(alone[-1][1]["probs"])
@@ -102,7 +104,7 @@ def test_cnn_with_batchnorm_and_adam() -> None:
             "batchnorm": True}, "optim": {"method": "adam", "lr": 0.003, "batch_size": 64},
             "training": {"max_epochs": 2}}
     specs = _specs(data, [0, 7])
-    _same_as_alone(specs, train_pack(specs))
+    _same_as_alone(specs, train_pack(specs, device="cpu"))
 
 
 def test_sampling_with_replacement_and_a_per_step_schedule_packed() -> None:
@@ -124,10 +126,10 @@ def test_a_member_checkpoint_resumes_as_the_run_alone() -> None:
         if epoch == 2:
             saved["snapshot"] = snapshot()
 
-    train_pack(specs, [Callbacks(), Callbacks(on_checkpoint=keep)])
-    resumed = train(specs[1], resume=saved["snapshot"])
-    straight = train(specs[1])
-    for p, a in zip(resumed.metrics, straight.metrics[2:]):
+    train_pack(specs, [Callbacks(), Callbacks(on_checkpoint=keep)], device="cpu")
+    resumed = train(specs[1], resume=saved["snapshot"], device="cpu")
+    straight = train(specs[1], device="cpu")
+    for p, a in zip(resumed.metrics, straight.metrics[2:], strict=True):
         _close(p, a, "resumed")
     _close(resumed.result, straight.result, "resumed result")
 
@@ -138,7 +140,7 @@ def test_cancelling_one_member_leaves_the_others_training() -> None:
     callbacks = [Callbacks(on_epoch=lambda e, m, k=k: seen[k].append(e),
                            should_stop=(lambda k=k: k == 1 and len(seen[1]) >= 2))
                  for k in range(len(specs))]
-    outcomes = train_pack(specs, callbacks)
+    outcomes = train_pack(specs, callbacks, device="cpu")
     assert [o.status for o in outcomes] == ["succeeded", "cancelled", "succeeded"]
     assert seen == [[1, 2, 3, 4, 5], [1, 2], [1, 2, 3, 4, 5]]
     assert outcomes[1].result["stopped_epoch"] == 2
@@ -155,12 +157,12 @@ def test_what_cannot_be_packed_is_refused_with_the_reason() -> None:
     assert pack_key(parse_spec({"seed": 1, "name": "a"})) == pack_key(parse_spec({"seed": 2}))
     assert pack_key(parse_spec({"optim": {"lr": 0.2}})) != pack_key(base)
     with pytest.raises(ValueError, match="differ only in seed"):
-        train_pack([base, parse_spec({"optim": {"lr": 0.2}})])
+        train_pack([base, parse_spec({"optim": {"lr": 0.2}})], device="cpu")
     with pytest.raises(ValueError, match="dropout"):
-        train_pack(_specs({"model": {"dropout": {"p_inc_hidden": 0.5}}}, [0, 1]))
+        train_pack(_specs({"model": {"dropout": {"p_inc_hidden": 0.5}}}, [0, 1]), device="cpu")
 
 
 def test_a_pack_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("worker.engine.pack.PACK_MEMORY_BYTES", 100_000)
     with pytest.raises(PackTooLarge, match="exceed"):
-        train_pack(_specs({"training": {"max_epochs": 1}}, [0, 1]))
+        train_pack(_specs({"training": {"max_epochs": 1}}, [0, 1]), device="cpu")

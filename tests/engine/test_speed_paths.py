@@ -43,12 +43,12 @@ def _with_speed(spec_data: dict, **speed) -> dict:
      "training": {"max_epochs": 3}},
 ], ids=["mlp-dropout", "cnn-batchnorm"])
 def test_compiled_run_equals_eager_run(spec_data: dict) -> None:
-    eager = train(parse_spec(spec_data))
-    compiled = train(parse_spec(_with_speed(spec_data, compile=True)))
+    eager = train(parse_spec(spec_data), device="cpu")
+    compiled = train(parse_spec(_with_speed(spec_data, compile=True)), device="cpu")
 
     assert compiled.status == eager.status == "succeeded"
     assert len(compiled.metrics) == len(eager.metrics)
-    for e, c in zip(eager.metrics, compiled.metrics):
+    for e, c in zip(eager.metrics, compiled.metrics, strict=True):
         for key in FIGURES:
             assert c[key] == pytest.approx(e[key], rel=1e-4, abs=1e-6), key
     assert compiled.result["test_loss"] == pytest.approx(eager.result["test_loss"], rel=1e-4)
@@ -68,7 +68,7 @@ def test_compile_failure_is_a_clear_error(monkeypatch) -> None:
                        "speed": {"compile": True}})
     with pytest.raises(CompileError, match=r"^speed\.compile: .*No working C\+\+ compiler"
                                            r".*run with speed\.compile off$") as e:
-        train(spec)
+        train(spec, device="cpu")
     assert "details" not in str(e.value)  # the first line only
     assert e.value.__cause__ is None and e.value.__suppress_context__  # no deep traceback
 
@@ -92,11 +92,11 @@ def _record_out_dtypes(monkeypatch) -> list[torch.dtype]:
 
 def test_bfloat16_autocasts_forward_passes_and_learns_as_float32(monkeypatch) -> None:
     spec_data = {"model": {"hidden": [64]}, "training": {"max_epochs": 5}}
-    full = train(parse_spec(spec_data))
+    full = train(parse_spec(spec_data), device="cpu")
     seen = _record_out_dtypes(monkeypatch)
     steps: list[float] = []
     half = train(parse_spec(_with_speed(spec_data, precision="bfloat16")),
-                 Callbacks(on_step=lambda step, m: steps.append(m["step_loss"])))
+                 Callbacks(on_step=lambda step, m: steps.append(m["step_loss"])), device="cpu")
 
     # Every forward pass (training steps, validation, test) ran its layers in bfloat16 …
     assert seen and set(seen) == {torch.bfloat16}
@@ -145,9 +145,9 @@ def test_bfloat16_ensemble_with_dropout_runs_and_resumes_exactly() -> None:
         if epoch == 1:
             saved["snapshot"] = snapshot()
 
-    straight = train(spec, Callbacks(on_checkpoint=keep))
+    straight = train(spec, Callbacks(on_checkpoint=keep), device="cpu")
     assert straight.status == "succeeded" and straight.result["dropout"]["inference"] == "mc"
-    resumed = train(spec, resume=saved["snapshot"])
+    resumed = train(spec, resume=saved["snapshot"], device="cpu")
     assert _strip(resumed.metrics) == _strip(straight.metrics[1:])
     assert resumed.result == straight.result
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from contextlib import nullcontext
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from backend.app import create_app
 from backend.studies.service import plan_packs
 from tests.conftest import wait_for
 from tests.worker.test_crash_recovery import _kill_worker_of, two_workers_recovering_fast
-from worker import reporting
+from worker import reporting, tasks
 from worker.engine import parse_spec, train
 from worker.timing import PACK_STEPS, TIMING_SECONDS, pack_pays
 
@@ -51,12 +50,12 @@ def test_seed_study_trains_as_one_pack_equal_to_the_runs_alone(
         for run in done["runs"]:
             assert run["status"] == "succeeded", run["error"]
             assert run["result"]["pack"] == {"run_ids": ids}
-            alone = train(parse_spec(run["spec"]))
+            alone = train(parse_spec(run["spec"]), device="cpu")
             assert math.isclose(run["result"]["test_loss"], alone.result["test_loss"],
                                 rel_tol=1e-4)
             series = client.get(f"/api/runs/{run['id']}/metrics").json()["series"]
             assert [x for x, _ in series["val_loss"]] == [1, 2, 3, 4]
-            for (_, stored), expected in zip(series["val_loss"], alone.metrics):
+            for (_, stored), expected in zip(series["val_loss"], alone.metrics, strict=True):
                 assert math.isclose(stored, expected["val_loss"], rel_tol=1e-4)
         assert len({r["result"]["test_loss"] for r in done["runs"]}) == 3  # three real runs
 
@@ -68,23 +67,33 @@ def test_seed_study_trains_as_one_pack_equal_to_the_runs_alone(
 
 
 def test_deleting_or_cancelling_one_run_of_a_pack_leaves_the_others(
-    configure, start_worker, packs_always
+    configure, start_worker, packs_always, hold
 ) -> None:
     start_worker(configure())
-    base = {"model": {"hidden": [256, 256]}, "optim": {"batch_size": 8},
+    base = {"model": {"hidden": [64]}, "optim": {"batch_size": 8},
             "training": {"max_epochs": 12}}
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker")
+        # The pack waits at its epochs' ends in its first member (worker/testhold.py).
+        hold.every_run_at(2)
         study = client.post("/api/studies", json={"base": base, "seeds": 4}).json()
         ids = [r["id"] for r in study["runs"]]
-        wait_for(lambda: client.get(f"/api/runs/{ids[1]}").json()["progress"]["epoch"] >= 2, 120,
-                 "a few epochs")
+        hold.held_at(ids[0], 2)
+        for other in ids[1:]:
+            hold.release(other)
         assert client.delete(f"/api/runs/{ids[1]}").status_code == 204
         assert client.post(f"/api/runs/{ids[2]}/cancel").status_code == 200
-        # The cancelled member ends at once, while the rest of its pack trains on.
-        wait_for(lambda: client.get(f"/api/runs/{ids[2]}").json()["status"] == "cancelled", 60,
-                 "the cancel")
+        # The cancelled member ends, while the rest of its pack trains on: epoch by epoch
+        # until it is, the pack still held (so still running) each time.
+        epoch = 2
+        while client.get(f"/api/runs/{ids[2]}").json()["status"] != "cancelled":
+            epoch += 1
+            assert epoch < 12, "the cancelled member trained on to the end"
+            hold.run_until(ids[0], epoch)
+            hold.held_at(ids[0], epoch)
         assert client.get(f"/api/runs/{ids[0]}").json()["status"] == "running"
+        assert client.get(f"/api/runs/{ids[3]}").json()["status"] == "running"
+        hold.release(ids[0])
         done = _finished(client, study["id"])
     assert [r["id"] for r in done["runs"]] == [ids[0], ids[2], ids[3]]
     assert [r["status"] for r in done["runs"]] == ["succeeded", "cancelled", "succeeded"]
@@ -94,20 +103,20 @@ def test_deleting_or_cancelling_one_run_of_a_pack_leaves_the_others(
 
 @pytest.mark.redis
 def test_killed_worker_pack_members_resume_alone(
-    configure, start_worker, pg_url, redis_url, monkeypatch, packs_always
+    configure, start_worker, pg_url, redis_url, monkeypatch, packs_always, hold
 ) -> None:
     procs = two_workers_recovering_fast(configure, start_worker, pg_url, redis_url, monkeypatch)
-    # 512-wide: a pack of two takes ~0.4 s an epoch here, so the kill lands mid-run (256-wide
-    # took 0.13 s, and a fast machine finished both runs before the test saw epoch 3). Timed,
-    # this pack would train one by one (0.4-0.5× as fast stacked): packs_always.
+    # The kill lands mid-run: the test holds the pack at an epoch's end (worker/testhold.py).
+    # Timed, this pack would train one by one (0.4-0.5× as fast stacked): packs_always.
     base = {"model": {"hidden": [512, 512]}, "optim": {"batch_size": 8, "lr": 0.01},
             "training": {"max_epochs": 10}}
     with TestClient(create_app()) as client:
         wait_for(lambda: len(client.get("/api/health").json()["workers"]) == 2, 60, "two workers")
         # Two seeds make one pack of two, even with a second worker idle.
+        hold.every_run_at(3)
         study = client.post("/api/studies", json={"base": base, "seeds": 2}).json()
         ids = [r["id"] for r in study["runs"]]
-        _kill_worker_of(client, ids[0], procs, others=tuple(ids[1:]))
+        _kill_worker_of(client, ids[0], procs, hold, others=tuple(ids[1:]))
         done = _finished(client, study["id"])
         for run in done["runs"]:
             assert run["status"] == "succeeded" and run["attempt"] == 2, run["error"]
@@ -119,8 +128,8 @@ def test_killed_worker_pack_members_resume_alone(
             assert sorted(counts) == list(range(1, 11)) and set(counts.values()) == {1}
             # The pack's epochs are the run's own up to float round-off, which SGD amplifies
             # (143 steps an epoch: 7e-4 of the loss by epoch 2, 1 % by epoch 10, measured).
-            alone = train(parse_spec(run["spec"]))
-            for (_, stored), expected in zip(series["val_loss"][:2], alone.metrics):
+            alone = train(parse_spec(run["spec"]), device="cpu")
+            for (_, stored), expected in zip(series["val_loss"][:2], alone.metrics[:2], strict=True):
                 assert math.isclose(stored, expected["val_loss"], rel_tol=3e-3)
             assert math.isclose(run["result"]["test_loss"], alone.result["test_loss"],
                                 rel_tol=0.05)
@@ -229,25 +238,32 @@ def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
     assert plan(dropout) == [[0], [1]]  # not packable: each alone
 
 
-def test_pack_flushes_are_spaced_by_the_points_cost_not_the_checkpoints(monkeypatch) -> None:
-    """A slow flush of points spaces the next WRITE_SHARE × its cost later; a slow flush that
-    carries checkpoints does not (it is charged to the checkpoints), so progress keeps coming."""
-    clock = ScriptedClock([0.0] * 5)  # the reporters start: two readings a member, one the pack
+class _Clock:
+    """The reporters' clock: each reading is ``tick`` seconds after the last, so a flush (two
+    readings) costs exactly ``tick``."""
 
-    def slow_write(session, updates):
-        clock.advances.append(0.05)  # the write takes 50 ms on the reporters' clock
-        return {run_id: (False, None) for run_id, *_ in updates}
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 1000.0, tick
 
-    monkeypatch.setattr(reporting, "new_session", nullcontext)
-    monkeypatch.setattr(reporting, "record_epochs", slow_write)
-    monkeypatch.setattr(reporting, "publish", lambda run_id: None)
-    pack = reporting.PackReporter([(1, 1), (2, 1)], clock=clock)
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_pack_flushes_are_spaced_by_the_points_cost_not_the_checkpoints(configure) -> None:
+    """A flush of points spaces the next WRITE_SHARE × its cost later; a flush that carries
+    checkpoints does not (it is charged to the checkpoints), so progress keeps coming. Real
+    runs in a real SQLite database; only the clock is the test's."""
+    configure()  # no worker: the test claims the runs itself, as a worker would
+    with TestClient(create_app()) as client:
+        ids = [client.post("/api/runs", json={"seed": i}).json()["id"] for i in (1, 2)]
+    claimed = [tasks._claim(run_id) for run_id in ids]
+    pack = reporting.PackReporter([(r.run_id, r.token) for r in claimed], clock=_Clock(0.05))
     pack.members[0].checkpoint = b"snapshot"
-    clock.advances.append(0.0)  # the flush's start
     pack.flush()
     assert pack.flush_every == reporting.FLUSH_SECONDS
     assert pack.members[0].checkpoint_cost == pytest.approx(0.05)
     assert pack.members[1].checkpoint_cost == 0
-    clock.advances.append(0.0)
+    assert not any(m.lost for m in pack.members)  # both written: the database knows them
     pack.flush()
     assert pack.flush_every == pytest.approx(reporting.WRITE_SHARE * 0.05)
