@@ -136,7 +136,7 @@ class StudyView extends HTMLElement {
         el("td", { class: "num", text: c.ci95 ? `${signed(c.ci95[0])} … ${signed(c.ci95[1])}` : "—" }),
         el("td", { class: "num", text: c.p_value === null ? "—" : c.p_value.toPrecision(2) }),
         el("td", { text: c.test }),
-        el("td", { class: "verdict", text: c.says || c.verdict }))))));
+        el("td", { class: "verdict", text: c.says || c.verdict })))));
     this.stats.hidden = false;
   }
 
