@@ -128,7 +128,8 @@ def test_stats_of_real_studies(configure, start_worker) -> None:
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "metric"
         assert client.get("/api/studies/999999/stats").status_code == 404
 
-        # Two points that differ only in their name train identically, seed by seed.
+        # Two points that differ only in their name train identically, seed by seed (alone:
+        # packs of different sizes could differ by float round-off, README "pack").
         same = _finished_study(client, {"base": BASE, "grid": {"name": ["a", "b"]},
                                         "seeds": 5, "pack": False})
         got = client.get(f"/api/studies/{same['id']}/stats").json()
