@@ -105,12 +105,23 @@ export function getBoundary(id, epoch = null) {
   return request("GET", `${runPath(id)}/boundary${qs}`);
 }
 
+/** What early stopping with each patience p would have returned, from an ended run's curves:
+ * [{patience, best_epoch, stopped_epoch, val_accuracy, test_accuracy, complete}]. */
+export function getEarlyStopping(id, patiences) {
+  const qs = new URLSearchParams({ patience: patiences.join(",") });
+  return request("GET", `${runPath(id)}/early-stopping?${qs}`);
+}
+
 const studyPath = (id) => `/api/studies/${encodeURIComponent(id)}`;
 export const listStudies = () => request("GET", "/api/studies");
 export const getStudy = (id) => request("GET", studyPath(id));
 /** {name, base, grid, seeds}: one run per grid point (and seed). */
 export const createStudy = (body) => request("POST", "/api/studies", body);
 export const deleteStudy = (id) => request("DELETE", studyPath(id));
+/** Per grid point the metric's mean and 95 % interval over seeds; pairs compared with verdicts. */
+export function getStudyStats(id, metric = "test_accuracy") {
+  return request("GET", `${studyPath(id)}/stats?${new URLSearchParams({ metric })}`);
+}
 
 export const listPresets = () => request("GET", "/api/presets");
 export const getGuide = (lesson) => request("GET", `/api/guides/${encodeURIComponent(lesson)}`);

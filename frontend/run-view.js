@@ -2,8 +2,8 @@
 // grow from the stream (the best epoch, the patience window and the stop marked on them), and
 // the final figures appear once the run is over.
 import {
-  cancelRun, deleteRun, getMetrics, getRun, listDatasets, metricsCsvUrl, modelUrl, setRunLr,
-  streamRun,
+  cancelRun, deleteRun, getEarlyStopping, getMetrics, getRun, listDatasets, metricsCsvUrl,
+  modelUrl, setRunLr, streamRun,
 } from "./api.js";
 import "./metric-chart.js";
 import "./layer-heatmap.js";
@@ -18,6 +18,7 @@ useStyle(import.meta.url, "run-view.css");
 
 const HISTORY_POINTS = 2000;
 const FIRST_KEYS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"];
+const MAX_WHAT_IFS = 100; // patiences asked for at once (the server's limit)
 
 // name → kind ("2d", "image", "signal") as /api/datasets serves it from the engine's catalog;
 // asked for once per page, and again after a failure.
@@ -85,6 +86,14 @@ class RunView extends HTMLElement {
     this.notice = el("div", { class: "notice notice-error", role: "alert", hidden: true });
     this.stopping = el("p", { class: "notice notice-info stopping-note", hidden: true });
     this.figures = el("section", { class: "card figures", hidden: true, "aria-label": "Final figures" });
+    // After the run: a slider over the patience p moves the z* and stop marks to what early
+    // stopping with that p would have done, read off the stored curves (no new run).
+    this.whatIfSlider = el("input", { type: "range", min: "1", max: "1", step: "1", value: "1",
+      id: `what-if-${this.runId}`, class: "what-if-slider", oninput: () => this.chooseWhatIf() });
+    this.whatIfText = el("output", { class: "what-if-text", for: this.whatIfSlider.id });
+    this.whatIf = el("section", { class: "card what-if", hidden: true, "aria-label": "Early-stopping what-if" },
+      el("label", { for: this.whatIfSlider.id, text: "What if the patience p had been…" }),
+      this.whatIfSlider, this.whatIfText);
     this.cancelButton = el("button", { type: "button", class: "button-danger", hidden: true,
       text: "Cancel run", onclick: () => this.cancel() });
     this.modelLink = el("a", { class: "button", href: modelUrl(this.runId), download: `run-${this.runId}-model.pt`,
@@ -151,6 +160,7 @@ class RunView extends HTMLElement {
         viewControls),
       this.notice,
       this.stopping,
+      this.whatIf,
       this.figures,
       el("div", { class: "chart-grid" }, this.charts.loss, this.charts.accuracy),
       el("div", { class: "chart-grid chart-grid-3" }, this.charts.lr, this.charts.weight, this.charts.speed),
@@ -319,6 +329,21 @@ class RunView extends HTMLElement {
     const best = finished && has(result.best_epoch) ? result.best_epoch
       : bestOf(this.valPoints[monitor] || [], monitor === "val_accuracy");
     const marks = {};
+    const chosen = this.whatIfChoice;
+    if (chosen) {
+      // The what-if slider's p: its z*, the epochs it would have waited, where it would stop.
+      if (chosen.best_epoch > 0) {
+        marks.best = chosen.best_epoch;
+        marks.bestLabel = `z* with p = ${chosen.patience}: ${chosen.best_epoch}`;
+      }
+      if (chosen.stopped_epoch > chosen.best_epoch) marks.window = [chosen.best_epoch, chosen.stopped_epoch];
+      marks.stop = chosen.stopped_epoch;
+      marks.stopLabel = `would stop ${chosen.stopped_epoch}`;
+      this.charts.loss.setMarks(marks);
+      this.charts.accuracy.setMarks(marks);
+      this.dataset.bestEpoch = has(marks.best) ? String(marks.best) : "";
+      return;
+    }
     if (has(best) && best > 0) {
       marks.best = best;
       marks.bestLabel = `best ${best} (z*)`;
@@ -346,6 +371,43 @@ class RunView extends HTMLElement {
     this.charts.accuracy.setMarks(marks);
     this.dataset.bestEpoch = has(marks.best) ? String(marks.best) : "";
     this.showStoppingNote(p, monitor, marks.best, finished ? result : null);
+  }
+
+  /** Once the run has ended: ask what each p from 1 to its length would have returned. */
+  async loadWhatIf(run) {
+    this.whatIfAsked = true;
+    const epochs = Math.min(run.result?.epochs_run ?? 0, MAX_WHAT_IFS);
+    if (epochs < 1) return;
+    let answers;
+    try {
+      answers = await getEarlyStopping(this.runId, Array.from({ length: epochs }, (_, i) => i + 1));
+    } catch {
+      return; // a run without held-out curves (older, or per-member ensemble): no slider
+    }
+    if (this.gone) return;
+    this.whatIfAnswers = answers;
+    this.whatIfSlider.max = String(answers.length);
+    const own = run.spec?.training?.early_stopping?.patience;
+    this.whatIfSlider.value = String(has(own) ? Math.min(own, answers.length) : answers.length);
+    this.whatIf.hidden = false;
+    this.describeWhatIf(answers[Number(this.whatIfSlider.value) - 1]);
+  }
+
+  chooseWhatIf() {
+    const chosen = this.whatIfAnswers?.[Number(this.whatIfSlider.value) - 1];
+    if (!chosen) return;
+    this.whatIfChoice = chosen;
+    this.dataset.whatIfPatience = String(chosen.patience);
+    this.describeWhatIf(chosen);
+    this.showMarks();
+  }
+
+  describeWhatIf(a) {
+    const test = has(a.test_accuracy) ? formatPercent(a.test_accuracy) : "—";
+    const z = a.best_epoch > 0 ? `z* at epoch ${a.best_epoch}` : "z* the untrained network (epoch 0)";
+    this.whatIfText.textContent = `p = ${a.patience}: ${z}, stopping at epoch ${a.stopped_epoch}; `
+      + `it would have returned test accuracy ${test}`
+      + (a.complete ? "." : " (the run ended before this p would have stopped: figures of the epochs there are).");
   }
 
   showStoppingNote(p, monitor, best, result) {
@@ -383,6 +445,7 @@ class RunView extends HTMLElement {
     if (this.run && FINISHED.has(this.run.status) && !FINISHED.has(run.status)) return;
     this.run = run;
     this.dataset.status = run.status;
+    if (FINISHED.has(run.status) && run.result && !this.whatIfAsked) this.loadWhatIf(run);
     this.titleEl.textContent = runTitle(run);
     document.title = `${runTitle(run)} · Époque`;
     this.badge.replaceChildren(statusBadge(run.status));

@@ -1,6 +1,6 @@
 // <study-view study-id="N">: one study. Its summary table (one row per run, sortable by any
 // column) is refreshed while runs are going; below it the runs' curves are overlaid.
-import { cancelRun, deleteStudy, getStudy } from "./api.js";
+import { cancelRun, deleteStudy, getStudy, getStudyStats } from "./api.js";
 import "./compare-view.js";
 import { FINISHED, el, formatNumber, formatPercent, statusBadge, useStyle } from "./ui.js";
 
@@ -47,6 +47,7 @@ class StudyView extends HTMLElement {
         el("h2", { id: "summary-heading", text: "Summary" }),
         el("p", { class: "muted summary-note", text: "One row per run; click a column's title to sort by it." }),
         el("div", { class: "table-scroll" }, this.table)),
+      this.statsSection(),
       el("compare-view", { "study-id": this.studyId }));
     this.refresh();
   }
@@ -91,6 +92,52 @@ class StudyView extends HTMLElement {
     this.progressText.textContent = `${done} of ${runs.length} runs finished`;
     this.cancelButton.hidden = done === runs.length;
     this.renderTable();
+    this.refreshStats(study);
+  }
+
+  /** Seeds and significance: each grid point's mean and 95 % interval over its seeds, and each
+   * pair of points compared (paired by seed where they share seeds) with a verdict in words. */
+  statsSection() {
+    this.statsGroups = el("table", { class: "data-table stats-groups" });
+    this.statsComparisons = el("table", { class: "data-table stats-comparisons" });
+    this.stats = el("section", { class: "card study-stats", hidden: true, "aria-labelledby": "stats-heading" },
+      el("h2", { id: "stats-heading", text: "Seeds and significance (test accuracy)" }),
+      el("p", { class: "muted summary-note", text: "Finished runs only; a t interval over seeds, and a t-test per pair of points at 5 %." }),
+      el("div", { class: "table-scroll" }, this.statsGroups),
+      el("div", { class: "table-scroll" }, this.statsComparisons));
+    return this.stats;
+  }
+
+  async refreshStats(study) {
+    if (!(study.grid?.seed?.length > 1)) return; // one seed per point: nothing to test
+    let stats;
+    try {
+      stats = await getStudyStats(study.id);
+    } catch {
+      return; // shown again with the next refresh
+    }
+    if (this.gone) return;
+    const pct = (v) => (v === null || v === undefined ? "—" : formatPercent(v));
+    const interval = (ci) => (ci ? `${pct(ci[0])} … ${pct(ci[1])}` : "—");
+    const label = (g) => Object.entries(g.point).map(([k, v]) => `${k}=${show(v)}`).join(", ") || "base";
+    const row = (cells) => el("tr", {}, cells.map(([text, cls]) => el("td", { class: cls || null, text })));
+    const head = (names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", { scope: "col", text: n }))));
+    this.statsGroups.replaceChildren(head(["point", "seeds", "mean", "95 % interval", "std"]),
+      el("tbody", {}, stats.groups.map((g) => row([
+        [label(g), "mono"], [`${g.n}${g.pending ? ` (+${g.pending} running)` : ""}`, "num"],
+        [pct(g.mean), "num"], [interval(g.ci95), "num"],
+        [g.std === null ? "—" : formatNumber(g.std), "num"]]))));
+    const signed = (v) => (v === null || v === undefined ? "—" : `${v > 0 ? "+" : ""}${(v * 100).toFixed(2)} pts`);
+    this.statsComparisons.replaceChildren(head(["a", "b", "a − b", "95 % interval", "p", "test", "verdict"]),
+      el("tbody", {}, stats.comparisons.map((c) => el("tr", { dataset: { verdict: c.verdict } },
+        el("td", { class: "mono", text: label(stats.groups[c.a]) }),
+        el("td", { class: "mono", text: label(stats.groups[c.b]) }),
+        el("td", { class: "num", text: signed(c.diff) }),
+        el("td", { class: "num", text: c.ci95 ? `${signed(c.ci95[0])} … ${signed(c.ci95[1])}` : "—" }),
+        el("td", { class: "num", text: c.p_value === null ? "—" : c.p_value.toPrecision(2) }),
+        el("td", { text: c.test }),
+        el("td", { class: "verdict", text: c.says || c.verdict })))));
+    this.stats.hidden = false;
   }
 
   columns() {

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, service
+from backend.runs import blobs, control, service, whatif
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -88,7 +88,10 @@ def get_metrics(
         return MetricsOut(series=series, cursor=cursor)
     cursor = service.last_cursor(session=session, run_id=run_id)
     series = {}
-    for key in _keys(keys) or service.series_keys(session=session, run_id=run_id):
+    requested = _keys(keys)
+    shown = service.series_keys(session=session, run_id=run_id) if requested is None else \
+        service.visible(requested, service.shows_held_out(session=session, run_id=run_id))
+    for key in shown:
         # Everything is read up to one cursor, so the stream can go on from it exactly.
         reduced = downsample(session=session, run_id=run_id, key=key, points=points, until=cursor)
         if reduced is None:
@@ -170,3 +173,24 @@ def get_boundary(
 ) -> dict[str, Any]:
     """The decision-boundary grid of a 2-D run: the newest, or the one of ``epoch``."""
     return service.get_boundary(session=session, run_id=run_id, epoch=epoch)
+
+
+MAX_WHATIFS = 100
+
+
+@router.get("/{run_id}/early-stopping")
+def get_early_stopping(
+    run_id: RunId, session: SessionDep,
+    patience: Annotated[str, Query(max_length=1000, description=(
+        "Comma-separated patiences p, e.g. 1,2,5,10."))] = "1,2,5,10",
+) -> list[dict[str, Any]]:
+    """What early stopping with each p would have returned (best epoch z*, where it stops, z*'s
+    validation and test accuracy), from the ended run's stored curves: no new run."""
+    try:
+        values = [int(p) for p in patience.split(",")]
+    except ValueError:
+        raise SpecInvalid.one("patience", "must be whole numbers separated by commas, "
+                              "e.g. 1,2,5,10") from None
+    if not 1 <= len(values) <= MAX_WHATIFS or not all(1 <= p <= 10_000 for p in values):
+        raise SpecInvalid.one("patience", f"1 to {MAX_WHATIFS} values, each from 1 to 10000")
+    return whatif.early_stopping(session=session, run_id=run_id, patiences=values)

@@ -19,6 +19,7 @@ from backend.db import new_session, utcnow
 from backend.errors import Conflict, NotFound, TooMany, Unavailable
 from backend.runs import blobs
 from backend.runs.models import (
+    FINAL_STATUSES,
     ROLLUP_BLOCK,
     MetricPoint,
     MetricRollup,
@@ -31,6 +32,19 @@ from backend.spec_limits import check_spec_limits
 from worker.engine.spec import Spec, parse_spec
 
 Point = tuple[str, int, float | None]  # (key, x, value)
+
+# Series a run shows only once it has ended: the test figures per epoch (SPEC.md, early-stopping
+# what-ifs). Seen during training, the test set would become one more thing to choose by.
+HELD_OUT = "heldout/"
+
+
+def shows_held_out(*, session: Session, run_id: int) -> bool:
+    run = session.get(Run, run_id)
+    return run is not None and run.status in FINAL_STATUSES
+
+
+def visible(keys: Iterable[str], held_out: bool) -> list[str]:
+    return [k for k in keys if held_out or not k.startswith(HELD_OUT)]
 
 
 def queue_for(spec: Spec) -> str:
@@ -211,9 +225,13 @@ def _roll_up(session: Session, inserted: Sequence[Any]) -> None:
 
 def get_points(
     *, session: Session, run_id: int, after: int = 0, keys: Sequence[str] | None = None,
-    limit: int | None = None, until: int | None = None,
+    limit: int | None = None, until: int | None = None, held_out: bool | None = None,
 ) -> tuple[dict[str, list[list[Any]]], int]:
-    """Points with after < id (≤ until), grouped by key, and the cursor that follows them."""
+    """Points with after < id (≤ until), grouped by key, and the cursor that follows them.
+    ``heldout/…`` points are left out (the cursor still passes them) unless ``held_out``,
+    which by default is whether the run has ended."""
+    if held_out is None:
+        held_out = shows_held_out(session=session, run_id=run_id)
     query = (
         select(MetricPoint.id, MetricPoint.key, MetricPoint.x, MetricPoint.value)
         .where(MetricPoint.run_id == run_id, MetricPoint.id > after)
@@ -228,7 +246,8 @@ def get_points(
     series: dict[str, list[list[Any]]] = {}
     cursor = after
     for point_id, key, x, value in session.execute(query):
-        series.setdefault(key, []).append([x, value])
+        if held_out or not key.startswith(HELD_OUT):
+            series.setdefault(key, []).append([x, value])
         cursor = point_id
     return series, cursor
 
@@ -250,11 +269,12 @@ def stream_points_csv(*, run_id: int, keys: Sequence[str] | None = None) -> Iter
     appeared) in x's write order; read CSV_PAGE points at a time in a session of its own."""
     yield "key,x,value\r\n"
     with new_session() as session:
+        held_out = shows_held_out(session=session, run_id=run_id)
         first = (select(MetricPoint.key).where(MetricPoint.run_id == run_id)
                  .group_by(MetricPoint.key).order_by(func.min(MetricPoint.id)))
         if keys:
             first = first.where(MetricPoint.key.in_(keys))
-        for key in session.scalars(first).all():
+        for key in visible(session.scalars(first).all(), held_out):
             after = 0
             while True:
                 page = session.execute(
@@ -291,9 +311,10 @@ def get_model(*, session: Session, run_id: int) -> bytes:
 
 
 def series_keys(*, session: Session, run_id: int) -> list[str]:
-    return list(session.scalars(
+    """The run's series (``heldout/…`` only once it has ended)."""
+    return visible(session.scalars(
         select(MetricPoint.key).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.key)
-    ))
+    ), shows_held_out(session=session, run_id=run_id))
 
 
 def log_boundaries(*, session: Session, run_id: int, grids: Iterable[tuple[int, dict[str, Any]]]) -> None:

@@ -1,4 +1,5 @@
 """WS /api/runs/{id}/stream: catch up from a cursor, then follow the run until it ends.
+A run's held-out test figures (`heldout/…`) are not sent as it goes but all at once, last.
 
 The database is the only source: every message is read from committed rows, and each carries
 the cursor after it, so a client that reconnects with its last cursor misses nothing and gets
@@ -14,7 +15,9 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from backend.db import new_session
 from backend.deps import MAX_ID
+from backend.runs import service
 from backend.runs.feed import join, leave, newest_cursor, poll
 
 router = APIRouter()
@@ -67,8 +70,9 @@ async def _send_updates(websocket: WebSocket, run_id: int, cursor: int, joined_a
         update = await run_in_threadpool(poll, run_id, cursor, joined_at)
         if update.run is None or not update.series:
             break
-        await websocket.send_json({"type": "points", "series": update.series,
-                                   "cursor": update.cursor})
+        if shown := _shown(update.series):
+            await websocket.send_json({"type": "points", "series": shown,
+                                       "cursor": update.cursor})
         cursor = update.cursor
     while True:
         update = await queue.get()
@@ -83,6 +87,7 @@ async def _send_updates(websocket: WebSocket, run_id: int, cursor: int, joined_a
                 # We are not where this update starts (we joined or caught up across it):
                 # read exactly our gap, so no point is missed or sent twice.
                 series = (await run_in_threadpool(poll, run_id, cursor, update.cursor)).series
+            series = _shown(series)
             if series:
                 await websocket.send_json({"type": "points", "series": series,
                                            "cursor": update.cursor})
@@ -96,6 +101,11 @@ async def _send_updates(websocket: WebSocket, run_id: int, cursor: int, joined_a
             last_boundary = update.boundary_epoch
         run = update.run
         if update.final:
+            # The held-out test figures (service.HELD_OUT) come once, all of them, at the end.
+            held_out = await run_in_threadpool(_held_out, run_id, cursor)
+            if held_out:
+                await websocket.send_json({"type": "points", "series": held_out,
+                                           "cursor": cursor})
             await websocket.send_json({"type": "end", "run": run, "cursor": cursor})
             await websocket.close()
             return
@@ -103,3 +113,19 @@ async def _send_updates(websocket: WebSocket, run_id: int, cursor: int, joined_a
         if state != last_state:
             await websocket.send_json({"type": "run", "run": run, "cursor": cursor})
             last_state = state
+
+
+def _shown(series: dict[str, Any]) -> dict[str, Any]:
+    """What the stream sends as it goes: all but the held-out series, sent at the end."""
+    return {k: v for k, v in series.items() if not k.startswith(service.HELD_OUT)}
+
+
+def _held_out(run_id: int, until: int) -> dict[str, Any]:
+    """The ended run's held-out series up to cursor ``until``."""
+    with new_session() as session:
+        keys = [k for k in service.series_keys(session=session, run_id=run_id)
+                if k.startswith(service.HELD_OUT)]
+        if not keys:
+            return {}
+        return service.get_points(session=session, run_id=run_id, keys=keys, until=until,
+                                  held_out=True)[0]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from backend.deps import MAX_ID, SessionDep, StudyId
 from backend.runs.schemas import RunOut
+from backend.spec_errors import SpecInvalid
 from backend.studies import service
 from worker.engine.spec import Spec
 
@@ -82,3 +83,18 @@ def get_study(study_id: StudyId, session: SessionDep) -> StudyOut:
 def delete_study(study_id: StudyId, session: SessionDep) -> Response:
     service.delete_study(session=session, study_id=study_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{study_id}/stats")
+def get_stats(
+    study_id: StudyId, session: SessionDep,
+    metric: Annotated[str, Query(max_length=100, description="A result figure: " + ", ".join(
+        service.STATS_METRICS) + ".")] = "test_accuracy",
+) -> dict[str, Any]:
+    """Per grid point, the figure's mean and 95 % interval over seeds; every pair of points
+    compared by a t-test (paired by seed where both have the same seeds), with a verdict."""
+    if metric not in service.STATS_METRICS:
+        raise SpecInvalid.one("metric", "must be one of " + ", ".join(service.STATS_METRICS))
+    study = service.get_study(session=session, study_id=study_id)
+    return service.seed_stats(study, service.study_runs(session=session, study_id=study_id),
+                              metric)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from backend.spec_errors import SpecInvalid
 from backend.spec_limits import check_spec_limits
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
+from backend.studies.stats import compare, describe
 from backend.workers.service import live_workers
 from worker.engine.spec import Spec, pack_key, pack_reason, parse_spec
 
@@ -180,3 +182,35 @@ def summary(study: Study, runs: Sequence[Run]) -> list[dict[str, Any]]:
             "test_loss": result.get("test_loss"), "seconds": seconds,
         })
     return rows
+
+
+# The result figures a study's seed statistics can be asked about, and whether higher is better.
+STATS_METRICS = {"test_accuracy": True, "test_loss": False}
+
+
+def seed_stats(study: Study, runs: Sequence[Run], metric: str) -> dict[str, Any]:
+    """SPEC.md's ``/stats``: runs grouped by grid point (the seed is the repetition, not part
+    of the point); each group's figures over its finished runs, and every pair compared.
+    Runs still queued or running are left out and counted as ``pending``; finished runs
+    without the figure (failed) as ``missing``."""
+    groups: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        point = {k: v for k, v in _point(study, run).items() if k != "seed"}
+        group = groups.setdefault(repr(sorted(point.items())), {
+            "point": point, "by_seed": {}, "pending": 0, "missing": 0})
+        value = (run.result or {}).get(metric)
+        if run.status not in FINAL_STATUSES:
+            group["pending"] += 1
+        elif isinstance(value, (int, float)) and math.isfinite(value):
+            group["by_seed"][run.spec.get("seed")] = float(value)
+        else:
+            group["missing"] += 1
+    listed = list(groups.values())
+    out_groups = [{"point": g["point"], **describe(list(g["by_seed"].values())),
+                   "values": list(g["by_seed"].values()), "seeds": list(g["by_seed"]),
+                   "pending": g["pending"], "missing": g["missing"]} for g in listed]
+    comparisons = [
+        {"a": i, "b": j, **compare(listed[i]["by_seed"], listed[j]["by_seed"],
+                                   higher_is_better=STATS_METRICS[metric], metric=metric)}
+        for i in range(len(listed)) for j in range(i + 1, len(listed))]
+    return {"metric": metric, "groups": out_groups, "comparisons": comparisons}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.engine.early_stopping import EarlyStopping
+from worker.engine.early_stopping import EarlyStopping, replay
 
 
 def slide_loop(initial: float, accuracies: list[float], p: int) -> tuple[int, int]:
@@ -35,6 +35,15 @@ def engine_loop(initial: float, accuracies: list[float], p: int) -> tuple[int, i
 ])
 def test_matches_the_slide(p, accs):
     assert engine_loop(0.1, accs, p) == slide_loop(0.1, accs, p)
+    # the what-if's replay of a stored curve is the same rule (best, stopped) = (z*, t)
+    assert replay(accs, p, "val_accuracy", 0.1)[1::-1] == slide_loop(0.1, accs, p)
+
+
+def test_replay_without_patience_none_and_unknown_start():
+    assert replay([0.2, 0.5, 0.4], None, "val_accuracy", 0.1) == (2, 3, False)
+    assert replay([None, 0.3, 0.2], 5, "val_accuracy", None) == (2, 3, False)  # NaN: no z*
+    assert replay([0.05, 0.05], 1, "val_accuracy", None) == (1, 1, True)  # unknown z0
+    assert replay([2.0, 1.5, 1.7, 1.6], 2, "val_loss", 2.3) == (2, 3, True)
 
 
 def test_runs_p_minus_one_epochs_after_the_best():

@@ -48,3 +48,19 @@ class EarlyStopping:
     def should_stop(self, epoch: int) -> bool:
         """After epoch e the slide has done t ← t + 1, so t = e; it stops when t ≥ T."""
         return self.deadline is not None and epoch >= self.deadline
+
+
+def replay(values: list[float | None], patience: int | None, monitor: str,
+           initial: float | None) -> tuple[int, int, bool]:
+    """(best epoch, stopped epoch, whether patience stopped it) that this rule gives on a stored
+    validation curve (epoch e's score at index e − 1; None for a non-finite one), starting from
+    z0's score ``initial`` (None: unknown, so epoch 1 sets z*). Where patience has not run out
+    the curve's end is the stop: the early-stopping what-if (backend) and the loop
+    (``EarlyStopping``) are one rule."""
+    nan = math.nan
+    stopper = EarlyStopping(patience, monitor, nan if initial is None else initial)
+    for epoch, value in enumerate(values, start=1):
+        stopper.update(epoch, nan if value is None else value)
+        if stopper.should_stop(epoch):
+            return stopper.best_epoch, epoch, True
+    return stopper.best_epoch, len(values), False

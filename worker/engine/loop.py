@@ -148,6 +148,7 @@ class Snapshot:
     dropout_gen: torch.Tensor
     dropout_device: str
     noise_gen: torch.Tensor
+    initial: dict[str, float | None] | None = None  # z0's figures (Stack.initial), if known
 
     STOPPER_FIELDS = ("best_value", "best_epoch", "deadline")
 
@@ -176,6 +177,7 @@ class Snapshot:
             d["stoppers"] = [d.pop("stopper")]
         d["stoppers"] = [{f: s[f] for f in cls.STOPPER_FIELDS} for s in d["stoppers"]]
         d.setdefault("dropout_device", "cpu")
+        d.setdefault("initial", None)
         return cls(**{name: d[name] for name in cls.__dataclass_fields__})
 
 
@@ -229,8 +231,8 @@ class Stack:
                 return torch.stack([getattr(d, name) for d in splits]).to(dev)
             return getattr(data, name).to(dev)
 
-        self.X_train, self.y_train, self.X_val, self.y_val = (
-            put(a) for a in ("X_train", "y_train", "X_val", "y_val"))
+        self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test = (
+            put(a) for a in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"))
         n = self.n = self.y_train.shape[-1]
         # m larger than n would mean ⌊n/m⌋ = 0 updates per epoch; treat it as full batch.
         m = self.m = n if spec.optim.batch_size == "full" else min(spec.optim.batch_size, n)
@@ -266,10 +268,16 @@ class Stack:
                            for s in noise_seeds]
         self.full_pass = spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass"
         self.best_state: dict[str, torch.Tensor] = {}
+        # z0's figures ({val,test}_{loss,accuracy}; K-lists for a pack): what an early-stopping
+        # what-if starts from (best epoch 0). None when resumed: z0 is not there any more.
+        self.initial: dict[str, Any] | None = None
 
     def start(self) -> dict[str, Any]:
         """The initial model's validation figures; z* starts there (z* ← z0, COURSE.md §3)."""
         initial = read(self.validate())
+        test = read(self.held_out())
+        self.initial = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"],
+                        "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return initial
 
@@ -281,6 +289,22 @@ class Stack:
             return evaluate_members(self.model, self.X_val, self.y_val, act_stats=act_stats)
         return evaluate(self.model, self.X_val, self.y_val, act_stats=act_stats,
                         combine=self.spec.ensemble.combine)
+
+    def held_out(self) -> dict[str, torch.Tensor]:
+        """The test split's loss and accuracy now (an ensemble's: its combined prediction's;
+        a pack: K-vectors). Stored per epoch as ``heldout/…`` for early-stopping what-ifs; the
+        run's own choices never read them."""
+        if self.own_data:
+            return evaluate_members(self.model, self.X_test, self.y_test)
+        test = evaluate(self.model, self.X_test, self.y_test, combine=self.spec.ensemble.combine)
+        return {"loss": test["loss"], "accuracy": test["accuracy"]}
+
+    def initial_of(self, member: Member) -> dict[str, float | None] | None:
+        """The member's own z0 figures (its row's, in a pack)."""
+        if self.initial is None:
+            return None
+        return {name: _finite(v if member.row is None else v[member.row])
+                for name, v in self.initial.items()}
 
     def member_view(self, member: Member) -> tuple[torch.nn.Module, Splits]:
         """(the member's network, its split): a pack member's is a copy of its row."""
@@ -305,6 +329,7 @@ class Stack:
                 self.dev).manual_seed(derive_seed(self.seeds[k], "dropout")).get_state()),
             dropout_device=self.dev.type,
             noise_gen=self.noise_gens[k or 0].get_state(),
+            initial=self.initial_of(member),
         )
 
     def restore(self, member: Member, snap: Snapshot) -> None:
@@ -324,6 +349,7 @@ class Stack:
         if snap.dropout_device == self.dev.type:
             self.dropout_gen.set_state(snap.dropout_gen)
         self.noise_gens[0].set_state(snap.noise_gen)
+        self.initial = snap.initial
 
     def keep_best(self, tracker: Tracker) -> None:
         """z* ← z for the tracker's row (or the whole network)."""
@@ -370,11 +396,13 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
     noise_due = spec.diagnostics.grad_noise and _every(epoch, max_epochs, GRAD_NOISE_TIMES)
     n_b, m, K = stack.n_batches, stack.m, stack.K
     val = stack.validate(act_stats=layer_stats)
+    test = stack.held_out()
+    held_out = {"heldout/test_loss": test["loss"], "heldout/test_accuracy": test["accuracy"]}
     if stack.own_data:
         figures = read({
             "train_loss": loss_sum / n_b, "train_accuracy": correct / (n_b * m),
             "val_loss": val.pop("loss"), "val_accuracy": val.pop("accuracy"),
-            "weight_norm": member_weight_norms(stack.weights),
+            "weight_norm": member_weight_norms(stack.weights), **held_out,
             **(grad_stds(model, per_member=True) if layer_stats else {}), **val,
         })
         out = []
@@ -394,7 +422,7 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
             "train_accuracy": correct.sum() / (n_b * m * K),
             "val_loss": val.pop("loss"),
             "val_accuracy": val.pop("accuracy"),
-            "weight_norm": weight_norm(stack.weights, model.members),
+            "weight_norm": weight_norm(stack.weights, model.members), **held_out,
             **{k: v for k, v in val.items() if k.startswith("act_std/")},
         }
         if stack.stacked:
@@ -490,6 +518,7 @@ def result_of(stack: Stack, member: Member) -> TrainOutcome:
         "init": stack.init_report,
         "dropout": dropout_result,
         "kept": kept,
+        "initial": stack.initial_of(member),
         **{which: {"epoch": epochs[which],
                    "val_loss": _finite(vals[which]["loss"]),
                    "val_accuracy": _finite(vals[which]["accuracy"]),
