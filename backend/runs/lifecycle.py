@@ -54,7 +54,8 @@ def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
                 attempt=Run.attempt + 1, token=uuid.uuid4().hex)
     ).rowcount
     session.commit()
-    return session.get(Run, run_id) if claimed else None
+    # Read back, not from the session's cache: a run created in this session holds no token.
+    return session.get(Run, run_id, populate_existing=True) if claimed else None
 
 
 def unpack_runs(*, session: Session, leases: Iterable[tuple[int, str]]) -> None:
