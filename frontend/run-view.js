@@ -377,7 +377,9 @@ class RunView extends HTMLElement {
   async loadWhatIf(run) {
     this.whatIfAsked = true;
     const epochs = Math.min(run.result?.epochs_run ?? 0, MAX_WHAT_IFS);
-    if (epochs < 1) return;
+    // An ensemble whose members each keep their own z* has no one curve to replay (409).
+    const ens = run.spec?.ensemble || {};
+    if (epochs < 1 || ((ens.members ?? 1) > 1 && ens.select !== "joint")) return;
     let answers;
     try {
       answers = await getEarlyStopping(this.runId, Array.from({ length: epochs }, (_, i) => i + 1));
@@ -415,7 +417,9 @@ class RunView extends HTMLElement {
     if (!has(p)) {
       this.stopping.hidden = !has(best);
       this.stopping.textContent = has(best)
-        ? `No early stopping: the run trains for every epoch, and the returned model z* is the one of the best ${what}${result ? ` (epoch ${best})` : ` so far (epoch ${best})`}.`
+        ? (result?.kept === "last"
+          ? `No early stopping: the run trains for every epoch and returns the last epoch's model; z*, the best ${what}, was at epoch ${best}.`
+          : `No early stopping: the run trains for every epoch, and the returned model z* is the one of the best ${what}${result ? ` (epoch ${best})` : ` so far (epoch ${best})`}.`)
         : "";
       return;
     }

@@ -457,7 +457,9 @@ def test_augmentation_lab_samples_are_seeded_and_jitter_shows_each_component(
 ) -> None:
     page.goto("/#/augment")
     lab = page.locator("augment-lab")
-    expect(lab).to_have_attribute("data-shown", "8")  # the default pipeline, straight away
+    # The default pipeline, straight away; the API loads torch on its first preview (it keeps
+    # it out of its process until then), which on a busy machine takes more than 5 s.
+    expect(lab).to_have_attribute("data-shown", "8", timeout=60_000)
     form = page.locator("form.aug-form")
     # Build the pipeline: the default crop and rotation, plus a brightness/contrast jitter.
     form.get_by_label("add", exact=True).select_option("color_jitter")
