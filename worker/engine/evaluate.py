@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import diagnostics
 from . import ensemble as ens
 from .models import CNN
 
@@ -86,7 +87,9 @@ def evaluate(
     the curve's point at that many masks; else strategy B.
     With ``act_stats``, also ``act_std/<layer>``: the std of each hidden layer's post-activation
     output over this whole set — the validation set during training, so the figure is
-    comparable from epoch to epoch and the training step pays nothing for it.
+    comparable from epoch to epoch and the training step pays nothing for it — and, from the
+    same pass, ``dead_fraction/<layer>`` (ReLU family) or ``saturation/<layer>`` (tanh,
+    sigmoid): diagnostics.UnitHealth.
     """
     if mc_samples:
         return evaluate_mc(model, X, y, mc_samples, generator, combine)[0]
@@ -95,18 +98,29 @@ def evaluate(
     stacked = getattr(model, "members", None) is not None
     sums = _Sums(model.members if stacked else 1, X.device)
     moments = _Moments(None)
+    health = _health(model, act_stats)
     for start in range(0, len(y), EVAL_CHUNK):
         xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
         if act_stats:
             logits, acts = model.forward_with_activations(xb)
             for name, a in acts.items():
                 moments.add(name, a)
+                if health is not None:
+                    health.add(name, a)
             lp = (logits if stacked else logits[None]).log_softmax(-1)
         else:
             lp = ens.member_log_probs(model, xb)
         sums.add(lp, yb, stacked)
     model.train(was_training)
-    return {**sums.figures(len(y), stacked, combine), **moments.stds()}
+    # An ensemble pools its members (the mean of equal-sized shares), as act_std does.
+    units = {} if health is None else {k: v.mean() for k, v in health.figures().items()}
+    return {**sums.figures(len(y), stacked, combine), **moments.stds(), **units}
+
+
+def _health(model: torch.nn.Module, act_stats: bool) -> diagnostics.UnitHealth | None:
+    if act_stats and diagnostics.HEALTH_FIGURES:
+        return diagnostics.UnitHealth(model)
+    return None
 
 
 @torch.no_grad()
@@ -143,19 +157,23 @@ def evaluate_members(
     loss = torch.zeros(k, device=X.device)
     correct = torch.zeros(k, device=X.device, dtype=torch.int64)
     moments = _Moments(1)
+    health = _health(model, act_stats)
     for start in range(0, n, EVAL_CHUNK):
         xb, yb = X[:, start:start + EVAL_CHUNK], y[:, start:start + EVAL_CHUNK]
         if act_stats:
             logits, acts = model.forward_with_activations(xb)
             for name, a in acts.items():
                 moments.add(name, _by_member(model, a, k))
+                if health is not None:
+                    health.add(name, a)
         else:
             logits = model(xb)
         lp = logits.contiguous().log_softmax(-1)  # (K, B, C)
         loss += F.nll_loss(lp.transpose(1, 2), yb, reduction="none").sum(1)
         correct += (lp.argmax(-1) == yb).sum(1)
     model.train(was_training)
-    return {"loss": loss / n, "accuracy": correct / n, **moments.stds()}
+    units = {} if health is None else health.figures()
+    return {"loss": loss / n, "accuracy": correct / n, **moments.stds(), **units}
 
 
 def read(values: dict[str, torch.Tensor]) -> dict[str, Any]:

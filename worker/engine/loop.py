@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from . import diagnostics
 from . import ensemble as ens
 from .augment import make_augmenter
 from .boundary import boundary_grid, wants_boundary
@@ -362,8 +363,10 @@ def make_members(stack: Stack, specs: Sequence[Spec], callbacks: Sequence[Callba
 
 def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
                    loss_sum: torch.Tensor, correct: torch.Tensor, t0: float,
-                   train_seconds: float) -> list[dict[str, float]]:
-    """Each member's figures of this epoch (SPEC.md's epoch-level keys), read in one sync."""
+                   train_seconds: float, before: dict[str, torch.Tensor]
+                   ) -> list[dict[str, float]]:
+    """Each member's figures of this epoch (SPEC.md's epoch-level keys), read in one sync;
+    ``before``: the weights before the last update, for update_ratio (empty: not measured)."""
     spec, model = stack.spec, stack.model
     layer_stats = spec.diagnostics.layer_stats
     max_epochs = spec.training.max_epochs
@@ -376,6 +379,7 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
             "val_loss": val.pop("loss"), "val_accuracy": val.pop("accuracy"),
             "weight_norm": member_weight_norms(stack.weights),
             **(grad_stds(model, per_member=True) if layer_stats else {}), **val,
+            **diagnostics.update_ratios(model, before, per_member=True),
         })
         out = []
         for member in members:
@@ -402,6 +406,9 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
             pending["member_val_accuracy"] = val["member_accuracy"]
         if layer_stats:
             pending.update(grad_stds(model))
+        pending.update(diagnostics.update_ratios(model, before))
+        pending.update({k: v for k, v in val.items()
+                        if k.startswith(("dead_fraction/", "saturation/"))})
         if noise_due:
             probe = model.member(0) if stack.stacked else model
             pending.update(grad_variance(probe, stack.X_train, stack.y_train,
@@ -558,6 +565,12 @@ def run(
 
         # One epoch of minibatch updates; running sums stay on the device. A named region,
         # so a profiler trace shows where an epoch's steps begin and end.
+        before: dict[str, torch.Tensor] = {}  # the weights before the last update (health)
+
+        def keep_weights(before: dict[str, torch.Tensor] = before) -> None:
+            before.update(diagnostics.weights_before_update(model))
+
+        wants_ratio = spec.diagnostics.layer_stats and diagnostics.HEALTH_FIGURES
         with torch.profiler.record_function(STEPS_REGION):
             rows = epoch_rows(spec.optim.sampling, n, m, n_b, stack.orders).to(stack.dev)
             if stack.offsets is not None:
@@ -565,13 +578,14 @@ def run(
             loss_sum, correct = run_epoch(
                 model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
                 augment=stack.augment, step0=step0, log_every=log_every, log_step=log_step,
-                lr_of_step=lr_of if per_step and override is None else None)
+                lr_of_step=lr_of if per_step and override is None else None,
+                before_last_update=keep_weights if wants_ratio else None)
             if stack.dev.type == "cuda":
                 torch.cuda.synchronize(stack.dev)  # once per epoch: honest throughput
         train_seconds = time.perf_counter() - t0
 
         figures = _epoch_figures(stack, [members[i] for i in active], epoch, lr, loss_sum,
-                                 correct, t0, train_seconds)
+                                 correct, t0, train_seconds, before)
         for i, metrics in zip(active, figures):
             member, cb = members[i], members[i].callbacks
             member.epoch = epoch
