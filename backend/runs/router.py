@@ -162,3 +162,11 @@ def get_boundary(
 ) -> dict[str, Any]:
     """The decision-boundary grid of a 2-D run: the newest, or the one of ``epoch``."""
     return service.get_boundary(session=session, run_id=run_id, epoch=epoch)
+
+
+@router.get("/{run_id}/health")
+def get_health(run_id: RunId, session: SessionDep) -> dict[str, Any]:
+    """The training-health diagnosis: {rules, diagnoses: [{layer, key, rule, since, value,
+    message}]}, one line per layer whose latest update_ratio, dead_fraction or saturation
+    breaks a rule."""
+    return service.run_health(session=session, run_id=run_id)

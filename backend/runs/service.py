@@ -17,7 +17,7 @@ from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.db import new_session, utcnow
 from backend.errors import Conflict, NotFound, TooMany, Unavailable
-from backend.runs import blobs
+from backend.runs import blobs, health
 from backend.runs.models import (
     ROLLUP_BLOCK,
     MetricPoint,
@@ -317,3 +317,12 @@ def get_boundary(*, session: Session, run_id: int, epoch: int | None = None) -> 
     if stored is None:
         raise NotFound(f"run {run_id} has no decision boundary at epoch {chosen}")
     return {"epoch": chosen, "epochs": epochs, **stored.grid}
+
+
+def run_health(*, session: Session, run_id: int) -> dict[str, Any]:
+    """The run's training-health diagnosis (health.py) from its per-layer health series."""
+    get_run(session=session, run_id=run_id)
+    keys = [k for k in series_keys(session=session, run_id=run_id)
+            if k.startswith(health.HEALTH_PREFIXES)]
+    series = get_points(session=session, run_id=run_id, keys=keys)[0] if keys else {}
+    return {"rules": health.rules(), "diagnoses": health.diagnose(series)}
