@@ -170,3 +170,13 @@ def get_health(run_id: RunId, session: SessionDep) -> dict[str, Any]:
     message}]}, one line per layer whose latest update_ratio, dead_fraction or saturation
     breaks a rule."""
     return service.run_health(session=session, run_id=run_id)
+
+
+@router.get("/{run_id}/confusion")
+def get_confusion(
+    run_id: RunId, session: SessionDep,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+) -> dict[str, Any]:
+    """The confusion matrix on S_v (rows: true class, columns: predicted) of ``epoch``; by
+    default of the returned model's epoch (result.kept), while running the newest."""
+    return service.get_confusion(session=session, run_id=run_id, epoch=epoch)

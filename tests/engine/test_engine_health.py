@@ -136,3 +136,58 @@ def test_constant_init_kills_units_and_kaiming_does_not():
         assert all(m[f"dead_fraction/fc{i}"] > 0.5 for i in range(1, 6))
     for m in train(alive, device="cpu").metrics:
         assert all(m[f"dead_fraction/fc{i}"] < 0.5 for i in range(1, 6))
+
+
+def returned_epoch(result: dict) -> int:
+    """The epoch of the returned model: result.kept is best (z*) or last (result.final)."""
+    return result["best" if result["kept"] == "best" else "final"]["epoch"]
+
+
+def confusions_of(spec, **cb):
+    seen = {}
+    out = train(spec, Callbacks(on_confusion=lambda e, m: seen.__setitem__(e, m), **cb),
+                device="cpu")
+    return out, seen
+
+
+def sklearn_confusion(spec, state: dict, classes: int) -> np.ndarray:
+    """The returned model's predictions on S_v, rebuilt from the spec as the engine splits it."""
+    from sklearn.metrics import confusion_matrix
+
+    from worker.engine import load_dataset
+    from worker.engine.ensemble import probabilities
+    from worker.engine.models import build_model
+
+    data = load_dataset(spec)
+    model = build_model(spec, data.input_shape, classes)
+    model.load_state_dict(state)
+    model.eval()
+    pred = probabilities(model, data.X_val).argmax(1)
+    return confusion_matrix(data.y_val.numpy(), pred.numpy(), labels=list(range(classes)))
+
+
+@pytest.mark.parametrize("extra", [{}, {"ensemble": {"members": 3}}])
+def test_confusion_each_epoch_matches_sklearn_on_the_returned_model(extra):
+    spec = parse_spec({"model": {"hidden": [16]}, "training": {"max_epochs": 4}, **extra})
+    out, seen = confusions_of(spec)
+    assert sorted(seen) == [1, 2, 3, 4]
+    epoch = returned_epoch(out.result)
+    expected = sklearn_confusion(spec, out.state_dict, len(out.classes))
+    assert seen[epoch] == expected.tolist()
+    for e, matrix in seen.items():  # every epoch: its accuracy is the trace's share
+        acc = np.trace(np.array(matrix)) / np.sum(matrix)
+        assert acc == pytest.approx(out.metrics[e - 1]["val_accuracy"]), e
+
+
+def test_pack_members_each_their_own_confusion():
+    from worker.engine.pack import train_pack
+
+    specs = [parse_spec({"model": {"hidden": [16]}, "training": {"max_epochs": 2}, "seed": s})
+             for s in (1, 2)]
+    seen = [{}, {}]
+    outs = train_pack(specs, [Callbacks(on_confusion=lambda e, m, d=d: d.__setitem__(e, m))
+                              for d in seen])
+    for spec, out, mine in zip(specs, outs, seen):
+        epoch = returned_epoch(out.result)
+        assert mine[epoch] == sklearn_confusion(spec, out.state_dict, len(out.classes)).tolist()
+    assert seen[0][2] != seen[1][2]  # each on its own split and network

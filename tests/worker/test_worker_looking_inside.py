@@ -1,8 +1,12 @@
-"""SPEC.md "Looking inside" through a real worker: the health diagnosis of stored runs."""
+"""SPEC.md "Looking inside" through a real worker: the health diagnosis and the confusion
+matrices of stored runs."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from fastapi.testclient import TestClient
+from sklearn.metrics import confusion_matrix
 
 from backend.app import create_app
 from backend.presets.catalog import BY_ID
@@ -40,3 +44,51 @@ def test_health_diagnoses_dead_units_of_a_constant_init_not_of_kaiming(configure
         series = client.get(f"/api/runs/{alive}/metrics").json()["series"]
         assert [x for x, _ in series["update_ratio/fc1"]] == [1, 2, 3, 4]
         assert client.get("/api/runs/987654/health").status_code == 404
+
+
+def returned_model_confusion(model_file: bytes) -> tuple[int, list[list[int]]]:
+    """(classes, sklearn's confusion matrix of the downloaded model's predictions on S_v), the
+    split rebuilt by the engine's own dataset code from the spec in the file (same seed)."""
+    from worker.engine import load_dataset
+    from worker.engine.modelfile import read_model
+    from worker.engine.predict import Predictor
+
+    saved = read_model(model_file)
+    data = load_dataset(saved.spec)
+    predictor = Predictor.from_bytes(model_file)
+    pred = np.argmax(predictor.probabilities(data.X_val.tolist()), axis=1)
+    classes = len(saved.classes)
+    return classes, confusion_matrix(data.y_val.numpy(), pred, labels=list(range(classes))).tolist()
+
+
+def test_confusion_matrix_of_every_epoch_and_of_the_returned_model(configure, start_worker):
+    start_worker(configure())
+    spec = {"model": {"hidden": [16]}, "training": {"max_epochs": 5,
+                                                     "early_stopping": {"patience": 2}}}
+    with TestClient(create_app()) as client:
+        run_id = finished(client, spec)
+        run = client.get(f"/api/runs/{run_id}").json()
+        answer = client.get(f"/api/runs/{run_id}/confusion")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        kept = run["result"]["kept"]
+        assert body["epoch"] == run["result"]["best" if kept == "best" else "final"]["epoch"]
+        assert body["epochs"] == list(range(1, run["result"]["epochs_run"] + 1))
+        assert body["classes"] == [str(d) for d in range(10)]
+        classes, expected = returned_model_confusion(client.get(f"/api/runs/{run_id}/model").content)
+        assert classes == 10 and body["matrix"] == expected
+        series = client.get(f"/api/runs/{run_id}/metrics").json()["series"]
+        for epoch in body["epochs"]:  # each epoch's matrix is that epoch's model's
+            matrix = client.get(f"/api/runs/{run_id}/confusion", params={"epoch": epoch}).json()
+            assert matrix["epoch"] == epoch
+            accuracy = np.trace(matrix["matrix"]) / np.sum(matrix["matrix"])
+            assert accuracy == pytest.approx(series["val_accuracy"][epoch - 1][1], rel=1e-6)
+        missing = client.get(f"/api/runs/{run_id}/confusion", params={"epoch": 99})
+        assert missing.status_code == 404 and "epoch 99" in missing.json()["detail"]
+        for bad in ("-1", "x"):
+            refused = client.get(f"/api/runs/{run_id}/confusion", params={"epoch": bad})
+            assert refused.status_code == 422 and "epoch" in refused.text
+        assert client.get("/api/runs/987654/confusion").status_code == 404
+        queued = client.post("/api/runs", json={"training": {"max_epochs": 1}}).json()["id"]
+        client.post(f"/api/runs/{queued}/cancel")
+        assert client.get(f"/api/runs/{queued}/confusion").status_code == 404

@@ -67,6 +67,10 @@ def _no_checkpoint(epoch: int, snapshot: Callable[[], dict]) -> None:
     pass
 
 
+def _no_confusion(epoch: int, matrix: list[list[int]]) -> None:
+    pass
+
+
 @dataclass
 class Callbacks:
     # After each epoch: epoch from 1 and {metric key: value}; values may be NaN or inf.
@@ -84,6 +88,9 @@ class Callbacks:
     # train(resume=…) needs to go on after that epoch exactly as if never interrupted; it is a
     # thunk so that a caller who checkpoints rarely pays nothing on the other epochs.
     on_checkpoint: Callable[[int, Callable[[], dict]], None] = _no_checkpoint
+    # After each epoch: (epoch, the current model's confusion matrix on S_v), rows the true
+    # class, columns the predicted one, in the order of the outcome's ``classes``.
+    on_confusion: Callable[[int, list[list[int]]], None] = _no_confusion
 
 
 @dataclass
@@ -119,6 +126,7 @@ class Member:
     diverged_epoch: int | None = None
     epoch: int = 0  # the last epoch it trained
     active: bool = True
+    confusion: list[list[int]] = field(default_factory=list)  # the last epoch's, on S_v
 
     def stopping(self, epoch: int) -> bool:
         """Every tracker's patience has run out after ``epoch``."""
@@ -274,14 +282,16 @@ class Stack:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return initial
 
-    def validate(self, act_stats: bool = False) -> dict[str, torch.Tensor]:
+    def validate(self, act_stats: bool = False,
+                 confusion: bool = False) -> dict[str, torch.Tensor]:
         """The validation pass, after the full-pass batchnorm statistics where asked."""
         if self.full_pass:
             full_pass_statistics(self.model, self.X_train, EVAL_CHUNK)
         if self.own_data:
-            return evaluate_members(self.model, self.X_val, self.y_val, act_stats=act_stats)
+            return evaluate_members(self.model, self.X_val, self.y_val, act_stats=act_stats,
+                                    confusion=confusion)
         return evaluate(self.model, self.X_val, self.y_val, act_stats=act_stats,
-                        combine=self.spec.ensemble.combine)
+                        combine=self.spec.ensemble.combine, confusion=confusion)
 
     def member_view(self, member: Member) -> tuple[torch.nn.Module, Splits]:
         """(the member's network, its split): a pack member's is a copy of its row."""
@@ -372,7 +382,8 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
     max_epochs = spec.training.max_epochs
     noise_due = spec.diagnostics.grad_noise and _every(epoch, max_epochs, GRAD_NOISE_TIMES)
     n_b, m, K = stack.n_batches, stack.m, stack.K
-    val = stack.validate(act_stats=layer_stats)
+    val = stack.validate(act_stats=layer_stats, confusion=True)
+    _confusions(stack, members, val.pop("confusion"))
     if stack.own_data:
         figures = read({
             "train_loss": loss_sum / n_b, "train_accuracy": correct / (n_b * m),
@@ -424,6 +435,14 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
         metrics["epoch_seconds"] = seconds
         metrics["examples_per_second"] = examples / max(train_seconds, 1e-9)
     return out
+
+
+def _confusions(stack: Stack, members: list[Member], counts: torch.Tensor) -> None:
+    """Each member's confusion matrix of this epoch (counts: (C, C), or a pack's (K, C, C))."""
+    # C² numbers per member; this sync waits for the validation pass that read() would wait for.
+    rows = counts.reshape(-1, *counts.shape[-2:]).tolist()
+    for member in members:
+        member.confusion = rows[member.row or 0]
 
 
 def _lr_clock(spec: Spec, n_batches: int) -> tuple[Callable[[int], float], bool]:
@@ -591,6 +610,7 @@ def run(
             member.epoch = epoch
             member.history.append(metrics)
             cb.on_epoch(epoch, metrics)
+            cb.on_confusion(epoch, member.confusion)
             stop = epoch == max_epochs
             if not math.isfinite(metrics["train_loss"]):
                 member.status, member.diverged_epoch = "diverged", epoch
