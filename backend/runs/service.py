@@ -338,8 +338,10 @@ CONFUSION_BUDGET = 2 << 20
 
 
 def log_confusions(*, session: Session, run_id: int,
-                   matrices: Iterable[tuple[int, list[list[int]]]]) -> None:
-    """Store the epochs' confusion matrices that fit the run's byte budget (no commit)."""
+                   matrices: Iterable[tuple[int, list[list[int]]]],
+                   budget: int = CONFUSION_BUDGET) -> None:
+    """Store the epochs' confusion matrices while the run's stored ones, as compact JSON,
+    stay within ``budget`` bytes (no commit)."""
     rows = [{"run_id": run_id, "epoch": epoch, "matrix": matrix,
              "size": len(json.dumps(matrix, separators=(",", ":")))}
             for epoch, matrix in matrices]
@@ -349,7 +351,7 @@ def log_confusions(*, session: Session, run_id: int,
                           .where(RunConfusion.run_id == run_id)) or 0
     fitting = []
     for row in rows:
-        if used + row["size"] <= CONFUSION_BUDGET:
+        if used + row["size"] <= budget:
             used += row["size"]
             fitting.append(row)
     if fitting:
