@@ -92,3 +92,41 @@ def test_confusion_matrix_of_every_epoch_and_of_the_returned_model(configure, st
         queued = client.post("/api/runs", json={"training": {"max_epochs": 1}}).json()["id"]
         client.post(f"/api/runs/{queued}/cancel")
         assert client.get(f"/api/runs/{queued}/confusion").status_code == 404
+        assert client.get(f"/api/runs/{queued}/examples").status_code == 409  # no model
+        check_examples(client, run_id, body)
+
+
+def check_examples(client: TestClient, run_id: int, confusion: dict) -> None:
+    """Each cell's examples: as many as the returned model's matrix counts (up to the limit),
+    each of that true class in the rebuilt S_v and predicted as that class."""
+    import base64
+
+    from worker.engine import load_dataset, parse_spec
+
+    spec = parse_spec(client.get(f"/api/runs/{run_id}").json()["spec"])
+    y_val = load_dataset(spec).y_val.tolist()
+    matrix = confusion["matrix"]
+    wrong = max(((t, p) for t in range(10) for p in range(10) if t != p),
+                key=lambda cell: matrix[cell[0]][cell[1]])
+    for t, p in (wrong, (3, 3)):
+        answer = client.get(f"/api/runs/{run_id}/examples",
+                            params={"split": "val", "true": t, "pred": p, "limit": 5,
+                                    "epoch": confusion["epoch"]})
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        assert len(found) == min(5, matrix[t][p]) > 0
+        for example in found:
+            assert example["label"] == t == y_val[example["index"]] and example["pred"] == p
+            probs = example["probabilities"]
+            assert len(probs) == 10 and int(np.argmax(probs)) == p
+            assert sum(probs) == pytest.approx(1, abs=1e-5)
+            assert base64.b64decode(example["png"]).startswith(b"\x89PNG")  # digits: images
+        indices = [e["index"] for e in found]
+        assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    everything = client.get(f"/api/runs/{run_id}/examples", params={"true": 3, "limit": 100})
+    assert len(everything.json()) == min(100, sum(matrix[3]))
+    other = client.get(f"/api/runs/{run_id}/examples", params={"epoch": confusion["epoch"] + 1})
+    assert other.status_code == 409 and "returned model" in other.json()["detail"]
+    for bad in ({"true": 10}, {"pred": -1}, {"split": "test"}, {"limit": 0}):
+        refused = client.get(f"/api/runs/{run_id}/examples", params=bad)
+        assert refused.status_code == 422 and next(iter(bad)) in refused.text, bad
