@@ -191,3 +191,19 @@ def test_pack_members_each_their_own_confusion():
         epoch = returned_epoch(out.result)
         assert mine[epoch] == sklearn_confusion(spec, out.state_dict, len(out.classes)).tolist()
     assert seen[0][2] != seen[1][2]  # each on its own split and network
+
+
+def test_pack_members_health_figures_are_their_own():
+    """A pack member's figures are those of its run trained alone (per member, not pooled)."""
+    from worker.engine.pack import train_pack
+
+    specs = [parse_spec({"model": {"hidden": [32, 16]}, "training": {"max_epochs": 2},
+                         "seed": s}) for s in (3, 4)]
+    packed = train_pack(specs)
+    keys = ["update_ratio/fc1", "update_ratio/out", "dead_fraction/fc1", "dead_fraction/fc2"]
+    alone = [train(s, device="cpu").metrics for s in specs]
+    for out, solo in zip(packed, alone):
+        for key in keys:
+            assert [m[key] for m in out.metrics] == pytest.approx(
+                [m[key] for m in solo], rel=1e-3), key
+    assert packed[0].metrics[1]["update_ratio/fc1"] != packed[1].metrics[1]["update_ratio/fc1"]
