@@ -31,12 +31,14 @@ class Rule:
 
 
 def _pct(v: float) -> str:
-    return f"{100 * v:.0f} %"
+    # Rounded down, so that 99.6 % does not read as all of them.
+    return f"{math.floor(100 * v + 1e-9)} %"
 
 
 def _ratio_message(layer: str, v: float, since: int) -> str:
+    # Below the band is also where a run that has converged (loss near 0) ends: the advice says so.
     where, advice = (("above", "try a smaller η") if v > RATIO_HIGH
-                     else ("below", "try a larger η"))
+                     else ("below", "try a larger η if the loss is still high"))
     bound = -2 if v > RATIO_HIGH else -4
     return (f"{layer}: update ratio 10^{math.log10(v):.1f}, {where} 10^{bound}, since epoch "
             f"{since} — {advice}")

@@ -24,6 +24,8 @@ def test_exactly_half_is_not_most():
 def test_saturation():
     [line] = diagnose({"saturation/conv2": [[1, 0.7], [2, 0.8]]})
     assert line["since"] == 1 and line["message"].startswith("conv2: 80 % of outputs saturated")
+    [almost] = diagnose({"saturation/fc1": [[1, 0.996]]})
+    assert almost["message"].startswith("fc1: 99 % of outputs")  # not "100 %": not all
 
 
 def test_update_ratio_outside_the_band_either_way():
