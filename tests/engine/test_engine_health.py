@@ -207,3 +207,34 @@ def test_pack_members_health_figures_are_their_own():
             assert [m[key] for m in out.metrics] == pytest.approx(
                 [m[key] for m in solo], rel=1e-3), key
     assert packed[0].metrics[1]["update_ratio/fc1"] != packed[1].metrics[1]["update_ratio/fc1"]
+
+
+def test_cnn_units_are_channels_and_members_their_own_blocks():
+    """A CNN unit is a channel (every position of its map); stacked members' channels are
+    blocks of the stacked layer: each member's own dead share, against F.conv2d directly."""
+    import torch.nn.functional as F
+
+    from worker.engine.models import CNN
+
+    X = torch.rand(50, 1, 4, 4, generator=torch.Generator().manual_seed(0))  # pixels ≥ 0
+    y = torch.zeros(50, dtype=torch.int64)
+    kernels = [torch.stack([torch.ones(1, 3, 3), -torch.ones(1, 3, 3), torch.zeros(1, 3, 3)]),
+               torch.stack([torch.ones(1, 3, 3), torch.ones(1, 3, 3), -torch.ones(1, 3, 3)])]
+    biases = [torch.tensor([0.0, 0.0, -1.0]), torch.tensor([0.0, 0.1, 0.0])]
+    expected = []
+    for w, b in zip(kernels, biases):
+        a = F.relu(F.conv2d(X, w, b, padding=1))
+        expected.append(1 - (a > 0).any(0).any(-1).any(-1).double().mean().item())
+    assert expected == pytest.approx([2 / 3, 1 / 3])
+    net = CNN((1, 4, 4), [3], 2, members=2)
+    state = net.state_dict()
+    state["conv1.weight"], state["conv1.bias"] = torch.stack(kernels), torch.stack(biases)
+    net.load_state_dict(state)
+    own = evaluate_members(net, X.expand(2, *X.shape), y.expand(2, -1), act_stats=True)
+    assert own["dead_fraction/conv1"].tolist() == pytest.approx(expected)
+    pooled = evaluate(net, X, y, act_stats=True)["dead_fraction/conv1"].item()
+    assert pooled == pytest.approx(sum(expected) / 2)
+    single = CNN((1, 4, 4), [3], 2)
+    single.load_state_dict({k: v[0] for k, v in state.items()})
+    assert evaluate(single, X, y, act_stats=True)["dead_fraction/conv1"].item() == \
+        pytest.approx(expected[0])
