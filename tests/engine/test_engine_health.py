@@ -238,3 +238,36 @@ def test_cnn_units_are_channels_and_members_their_own_blocks():
     single.load_state_dict({k: v[0] for k, v in state.items()})
     assert evaluate(single, X, y, act_stats=True)["dead_fraction/conv1"].item() == \
         pytest.approx(expected[0])
+
+
+def test_cell_examples_with_their_spread_across_members_or_masks():
+    from worker.engine import load_dataset
+    from worker.engine.examples import cell_examples
+    from worker.engine.models import build_model
+
+    def returned(spec):
+        out = train(spec, device="cpu")
+        net = build_model(spec, out.input_shape, len(out.classes))
+        net.load_state_dict(out.state_dict)
+        return net
+
+    ensemble = parse_spec({"model": {"hidden": [16]}, "ensemble": {"members": 3},
+                           "training": {"max_epochs": 2}})
+    net = returned(ensemble)
+    found = cell_examples(net, ensemble, true=4, pred=None, limit=6)
+    X_val = load_dataset(ensemble).X_val
+    assert len(found) == 6 and all(e["label"] == 4 for e in found)
+    for e in found:
+        members = torch.stack([net.member(k).eval()(X_val[e["index"]][None]).softmax(-1)[0]
+                               for k in range(3)]).detach().double().numpy()
+        assert e["spread"] == pytest.approx(members.std(0).tolist(), abs=1e-6)
+        assert e["probabilities"] == pytest.approx(members.mean(0).tolist(), abs=1e-6)
+        assert e["png"].startswith(b"\x89PNG")
+    dropout = parse_spec({"model": {"hidden": [16], "dropout": {
+        "p_inc_hidden": 0.5, "inference": "mc", "mc_samples": 8}}, "training": {"max_epochs": 1}})
+    masks = cell_examples(returned(dropout), dropout, true=None, pred=None, limit=3)
+    assert all(len(e["spread"]) == 10 and max(e["spread"]) > 0 for e in masks)
+    plain = parse_spec({"model": {"hidden": [8]}, "data": {"dataset": "moons"},
+                        "training": {"max_epochs": 1}})
+    points = cell_examples(returned(plain), plain, true=None, pred=None, limit=2)
+    assert [(e["spread"], e["png"]) for e in points] == [(None, None)] * 2  # 2-D: no image
