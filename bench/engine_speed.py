@@ -1,5 +1,6 @@
 """Engine vs bare PyTorch on the digits MLP: (a) a bare loop, (b) a naive DataLoader loop,
-(c-off) the engine with diagnostics off, (c-on) the default spec persisted by a real worker."""
+(c-off) the engine with diagnostics off, (c-on) the default spec persisted by a real worker;
+and what the training-health figures add to an epoch with layer_stats on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.common import Row, interleaved
-from worker.engine import Callbacks, load_dataset, parse_spec, train
+from worker.engine import Callbacks, diagnostics, load_dataset, parse_spec, train
 
 
 def _mlp(d_in: int, hidden: list[int], n_out: int) -> nn.Module:
@@ -68,6 +69,16 @@ def engine_epoch_seconds(spec_data: dict) -> float:
     return statistics.median(m["epoch_seconds"] for m in out.metrics[1:])
 
 
+def health_epoch_seconds(spec_data: dict, health: bool) -> float:
+    """``engine_epoch_seconds`` with the health figures (update ratio, dead units, saturation)
+    on or off; the rest of layer_stats is computed either way."""
+    diagnostics.HEALTH_FIGURES = health
+    try:
+        return engine_epoch_seconds(spec_data)
+    finally:
+        diagnostics.HEALTH_FIGURES = True
+
+
 def run(smoke: bool = False) -> list[Row]:
     torch.set_num_threads(1)
     epochs = 3 if smoke else 30
@@ -80,12 +91,16 @@ def run(smoke: bool = False) -> list[Row]:
     X, y = data.X_train, data.y_train
 
     # Alternated repetitions, each the median of its epochs after the first (as the engine's).
-    bare_runs, off_runs, on_runs = [], [], []
+    stats = {**spec, "diagnostics": {"layer_stats": True, "boundary": "off"}}
+    bare_runs, off_runs, on_runs, plain_runs, health_runs = [], [], [], [], []
     for _ in range(repeats):
         bare_runs.append(statistics.median(bare_epochs(X, y, hidden, m, epochs)[1:]))
         off_runs.append(engine_epoch_seconds(off))
         on_runs.append(engine_epoch_seconds(spec))
-    bare, engine_off, engine_on = (statistics.median(r) for r in (bare_runs, off_runs, on_runs))
+        plain_runs.append(health_epoch_seconds(stats, health=False))
+        health_runs.append(health_epoch_seconds(stats, health=True))
+    bare, engine_off, engine_on, plain, health = (
+        statistics.median(r) for r in (bare_runs, off_runs, on_runs, plain_runs, health_runs))
     loader = interleaved({"dataloader": lambda: dataloader_epochs(X, y, hidden, m, epochs)},
                          repeats)["dataloader"] / epochs
     return [
@@ -94,6 +109,9 @@ def run(smoke: bool = False) -> list[Row]:
             engine_off / bare <= 1.05),
         Row("engine, default metrics on vs bare loop (in process)", "bare loop", bare,
             "Époque engine", engine_on, "s/epoch", "informative", None),
+        Row("training-health figures: layer_stats with vs without them (digits MLP)",
+            "layer_stats without", plain, "layer_stats with health", health, "s/epoch",
+            "ratio ≤ 1.05", health / plain <= 1.05),
         Row("engine vs naive DataLoader loop", "DataLoader loop", loader, "Époque engine",
             engine_off, "s/epoch", "ratio < 1", engine_off < loader),
     ]

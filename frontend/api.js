@@ -112,6 +112,9 @@ export function getEarlyStopping(id, patiences) {
   return request("GET", `${runPath(id)}/early-stopping?${qs}`);
 }
 
+/** The training-health diagnosis: {rules, diagnoses: [{layer, key, rule, since, value, message}]}. */
+export const getRunHealth = (id) => request("GET", `${runPath(id)}/health`);
+
 const studyPath = (id) => `/api/studies/${encodeURIComponent(id)}`;
 export const listStudies = () => request("GET", "/api/studies");
 export const getStudy = (id) => request("GET", studyPath(id));

@@ -7,6 +7,7 @@ import {
 } from "./api.js";
 import "./metric-chart.js";
 import "./layer-heatmap.js";
+import "./health-panel.js";
 import "./grad-noise.js";
 import "./boundary-plot.js";
 import {
@@ -139,6 +140,7 @@ class RunView extends HTMLElement {
         note: "Vanishing gradients darken the first layers; exploding ones brighten them." }),
     };
     this.gradNoise = el("grad-noise", { hidden: true });
+    this.health = el("health-panel", { "run-id": this.runId }); // hidden until health figures come
     this.stepRow = el("div", { class: "chart-grid chart-grid-1", hidden: true }, this.stepChart);
     this.extraRow = el("div", { class: "chart-grid", hidden: true }, this.gradNoise);
 
@@ -165,6 +167,7 @@ class RunView extends HTMLElement {
       el("div", { class: "chart-grid" }, this.charts.loss, this.charts.accuracy),
       el("div", { class: "chart-grid chart-grid-3" }, this.charts.lr, this.charts.weight, this.charts.speed),
       el("div", { class: "chart-grid" }, this.heatmaps.act, this.heatmaps.grad),
+      el("div", { class: "chart-grid chart-grid-1" }, this.health),
       this.stepRow,
       this.extraRow,
     );
@@ -229,6 +232,7 @@ class RunView extends HTMLElement {
       onEnd: (run) => {
         if (run) this.show(run);
         this.boundary?.newer(-1);
+        if (!this.health.hidden) this.health.refresh(true); // the last epoch's diagnoses
         this.dataset.stream = "ended";
         this.connection.textContent = "";
         for (const c of Object.values(this.charts)) {
@@ -254,6 +258,7 @@ class RunView extends HTMLElement {
   addPoints(series) {
     for (const c of Object.values(this.charts)) c.add(series);
     for (const h of Object.values(this.heatmaps)) h.add(series);
+    this.health.add(series);
     if (series.step_loss) {
       this.stepChart.add(series);
       this.stepRow.hidden = false;

@@ -18,7 +18,7 @@ from backend.config import get_settings
 from backend.db import new_session
 from backend.notify import publish
 from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
-from backend.runs.service import Point
+from backend.runs.service import Point, log_confusions
 from worker.engine import Callbacks
 from worker.engine.loop import Snapshot
 from worker.testhold import hold_here
@@ -40,6 +40,7 @@ class RunReporter:
         self.epoch = 0
         self.last_flush = clock()
         self.boundaries: list[tuple[int, dict[str, Any]]] = []
+        self.confusions: list[tuple[int, list[list[int]]]] = []
         self.cancel = False
         self.requested_lr: float | None = None
         self.applied_lr: float | None = None
@@ -50,7 +51,8 @@ class RunReporter:
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
                          current_lr=self.current_lr, on_step=self.on_step,
-                         on_boundary=self.on_boundary, on_checkpoint=self.on_checkpoint)
+                         on_boundary=self.on_boundary, on_checkpoint=self.on_checkpoint,
+                         on_confusion=self.on_confusion)
 
     def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.points.extend((key, epoch, value) for key, value in metrics.items())
@@ -76,6 +78,9 @@ class RunReporter:
     def on_boundary(self, epoch: int, grid: dict[str, Any]) -> None:
         self.boundaries.append((epoch, grid))
 
+    def on_confusion(self, epoch: int, matrix: list[list[int]]) -> None:
+        self.confusions.append((epoch, matrix))
+
     def should_stop(self) -> bool:
         hold_here(self.run_id, self.epoch, self.flush)  # a test's hook; inert unless set
         # Cancel and η requests come back with every flush (same statement): within an epoch
@@ -95,9 +100,22 @@ class RunReporter:
             self.cancel, self.requested_lr = record_epoch(
                 session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
                 points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
+            write_confusions(session, [self])
         publish(self.run_id)
-        self.points, self.boundaries, self.checkpoint = [], [], None
+        self.points, self.boundaries, self.checkpoint, self.confusions = [], [], None, []
         self.last_flush = self.clock()
+
+
+def write_confusions(session: Any, reporters: list[RunReporter]) -> None:
+    """The reporters' buffered confusion matrices, after the flush that found their runs still
+    theirs (record_epoch(s) answered): a second, small commit only when there are some."""
+    written = False
+    for r in reporters:
+        if r.confusions:
+            log_confusions(session=session, run_id=r.run_id, matrices=r.confusions)
+            written = True
+    if written:
+        session.commit()
 
 
 class MemberReporter(RunReporter):
@@ -135,6 +153,7 @@ class PackReporter:
             controls = record_epochs(session=session, updates=[
                 EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint)
                 for m in live])
+            write_confusions(session, [m for m in live if m.run_id in controls])
         self.last_flush = self.clock()
         cost = self.last_flush - t0
         # A flush with checkpoints is charged to the checkpoints (spaced by their own cost):
@@ -150,4 +169,4 @@ class PackReporter:
                 m.lost, m.cancel = True, True
             if m.checkpoint is not None:  # the pack's write is part of what it cost
                 m.checkpoint_cost += cost
-            m.points, m.boundaries, m.checkpoint = [], [], None
+            m.points, m.boundaries, m.checkpoint, m.confusions = [], [], None, []

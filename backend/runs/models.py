@@ -104,6 +104,20 @@ class RunBoundary(Base):
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class RunConfusion(Base):
+    """The validation-set confusion matrix of a run's model after one epoch: rows the true
+    class, columns the predicted one (the run's classes in order), within a byte budget per
+    run (service.CONFUSION_BUDGET)."""
+
+    __tablename__ = "run_confusion"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matrix: Mapped[list[list[int]]] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(Integer)  # bytes of the matrix as JSON, for the budget
+
+
 class RunCheckpoint(Base):
     """The newest resumable snapshot of a running run (torch.save bytes), kept in the database
     so that whichever worker takes the run over after a crash can go on from it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, service, whatif
+from backend.runs import blobs, control, examples, service, whatif
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -194,3 +194,37 @@ def get_early_stopping(
     if not 1 <= len(values) <= MAX_WHATIFS or not all(1 <= p <= 10_000 for p in values):
         raise SpecInvalid.one("patience", f"1 to {MAX_WHATIFS} values, each from 1 to 10000")
     return whatif.early_stopping(session=session, run_id=run_id, patiences=values)
+
+
+@router.get("/{run_id}/health")
+def get_health(run_id: RunId, session: SessionDep) -> dict[str, Any]:
+    """The training-health diagnosis: {rules, diagnoses: [{layer, key, rule, since, value,
+    message}]}, one line per layer whose latest update_ratio, dead_fraction or saturation
+    breaks a rule."""
+    return service.run_health(session=session, run_id=run_id)
+
+
+@router.get("/{run_id}/confusion")
+def get_confusion(
+    run_id: RunId, session: SessionDep,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+) -> dict[str, Any]:
+    """The confusion matrix on S_v (rows: true class, columns: predicted) of ``epoch``; by
+    default of the returned model's epoch (result.kept), while running the newest."""
+    return service.get_confusion(session=session, run_id=run_id, epoch=epoch)
+
+
+@router.get("/{run_id}/examples")
+def get_examples(
+    run_id: RunId, session: SessionDep,
+    split: Annotated[Literal["val"], Query(description="Only S_v, the confusion's set.")] = "val",
+    true: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    pred: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[dict[str, Any]]:
+    """The examples of one confusion cell (true class, predicted class) of the returned model:
+    [{index, label, pred, probabilities, spread, png}], png base64 for image data, else null;
+    spread: per class, the std across an ensemble's members or dropout masks (else null)."""
+    return examples.cell_examples(session=session, run_id=run_id, true=true, pred=pred,
+                                  epoch=epoch, limit=limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.db import new_session, utcnow
 from backend.errors import Conflict, NotFound, TooMany, Unavailable
-from backend.runs import blobs
+from backend.runs import blobs, health
 from backend.runs.models import (
     FINAL_STATUSES,
     ROLLUP_BLOCK,
@@ -25,10 +26,12 @@ from backend.runs.models import (
     MetricRollup,
     Run,
     RunBoundary,
+    RunConfusion,
     RunModel,
 )
 from backend.spec_errors import SpecInvalid
 from backend.spec_limits import check_spec_limits
+from worker.engine.datasets.catalog import dataset_info
 from worker.engine.spec import Spec, parse_spec
 
 Point = tuple[str, int, float | None]  # (key, x, value)
@@ -344,3 +347,76 @@ def get_boundary(*, session: Session, run_id: int, epoch: int | None = None) -> 
     if stored is None:
         raise NotFound(f"run {run_id} has no decision boundary at epoch {chosen}")
     return {"epoch": chosen, "epochs": epochs, **stored.grid}
+
+
+def run_health(*, session: Session, run_id: int) -> dict[str, Any]:
+    """The run's training-health diagnosis (health.py) from its per-layer health series."""
+    get_run(session=session, run_id=run_id)
+    keys = [k for k in series_keys(session=session, run_id=run_id)
+            if k.startswith(health.HEALTH_PREFIXES)]
+    series = get_points(session=session, run_id=run_id, keys=keys)[0] if keys else {}
+    return {"rules": health.rules(), "diagnoses": health.diagnose(series)}
+
+
+# Confusion matrices stored per run, as JSON bytes: 10 classes take about 300 B an epoch, so
+# about 7 000 epochs; 100 classes (about 21 kB each) about 100. Past it, later epochs are not
+# stored (the endpoint then answers 404 for them).
+CONFUSION_BUDGET = 2 << 20
+
+
+def log_confusions(*, session: Session, run_id: int,
+                   matrices: Iterable[tuple[int, list[list[int]]]],
+                   budget: int = CONFUSION_BUDGET) -> None:
+    """Store the epochs' confusion matrices while the run's stored ones, as compact JSON,
+    stay within ``budget`` bytes (no commit)."""
+    rows = [{"run_id": run_id, "epoch": epoch, "matrix": matrix,
+             "size": len(json.dumps(matrix, separators=(",", ":")))}
+            for epoch, matrix in matrices]
+    if not rows:
+        return
+    used = session.scalar(select(func.coalesce(func.sum(RunConfusion.size), 0))
+                          .where(RunConfusion.run_id == run_id)) or 0
+    fitting = []
+    for row in rows:
+        if used + row["size"] <= budget:
+            used += row["size"]
+            fitting.append(row)
+    if fitting:
+        session.execute(insert_for(session)(RunConfusion).on_conflict_do_nothing(), fitting)
+
+
+def returned_epoch(result: Mapping[str, Any] | None) -> int | None:
+    """The epoch of the model a finished run returned: result.kept is "best" (z*) or "last"
+    (result.final); None before the run has a result."""
+    if not result or result.get("kept") not in ("best", "last"):
+        return None
+    return (result.get("best" if result["kept"] == "best" else "final") or {}).get("epoch")
+
+
+def class_names(spec: Mapping[str, Any], count: int) -> list[str]:
+    """The dataset's class names (the catalog's, an upload's folders where this machine has
+    them); their indices as text when those are not known here."""
+    try:
+        names = list(dataset_info(spec["data"]["dataset"],
+                                  get_settings().data_dir / "datasets").classes)
+    except (KeyError, TypeError, ValueError):
+        names = []
+    return names if len(names) == count else [str(i) for i in range(count)]
+
+
+def get_confusion(*, session: Session, run_id: int, epoch: int | None = None) -> dict[str, Any]:
+    """{epoch, epochs, classes, matrix} on S_v: of ``epoch``, else of the returned model's
+    epoch (a finished run), else the newest stored."""
+    run = get_run(session=session, run_id=run_id)
+    epochs = list(session.scalars(select(RunConfusion.epoch).where(RunConfusion.run_id == run_id)
+                                  .order_by(RunConfusion.epoch)))
+    chosen = epoch if epoch is not None else returned_epoch(run.result)
+    if chosen is None:
+        if not epochs:
+            raise NotFound(f"run {run_id} has no confusion matrix yet (status {run.status})")
+        chosen = epochs[-1]
+    stored = session.get(RunConfusion, (run_id, chosen))
+    if stored is None:
+        raise NotFound(f"run {run_id} has no confusion matrix at epoch {chosen}")
+    return {"epoch": chosen, "epochs": epochs,
+            "classes": class_names(run.spec, len(stored.matrix)), "matrix": stored.matrix}

@@ -36,7 +36,8 @@ def test_result_shape_and_epoch_keys():
     assert [e for e, _ in seen] == [1, 2, 3]
     keys = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "weight_norm",
             "epoch_seconds", "examples_per_second", "act_std/fc1", "grad_std/fc1",
-            "grad_std/out", "heldout/test_loss", "heldout/test_accuracy"}
+            "grad_std/out", "heldout/test_loss", "heldout/test_accuracy",
+            "update_ratio/fc1", "update_ratio/out", "dead_fraction/fc1"}
     assert set(seen[0][1]) == keys
     r = out.result
     assert set(r) >= {"best_epoch", "stopped_epoch", "epochs_run", "test_loss", "test_accuracy",

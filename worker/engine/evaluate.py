@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import diagnostics
 from . import ensemble as ens
 from .models import CNN
 
@@ -75,6 +76,7 @@ class _Sums:
 def evaluate(
     model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, act_stats: bool = False,
     combine: str = "mean", mc_samples: int = 0, generator: torch.Generator | None = None,
+    confusion: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy over (X, y) in eval mode, as device tensors (no host sync).
 
@@ -86,7 +88,10 @@ def evaluate(
     the curve's point at that many masks; else strategy B.
     With ``act_stats``, also ``act_std/<layer>``: the std of each hidden layer's post-activation
     output over this whole set — the validation set during training, so the figure is
-    comparable from epoch to epoch and the training step pays nothing for it.
+    comparable from epoch to epoch and the training step pays nothing for it — and, from the
+    same pass, ``dead_fraction/<layer>`` (ReLU family) or ``saturation/<layer>`` (tanh,
+    sigmoid): diagnostics.UnitHealth. With ``confusion``, ``confusion``: the (C, C) counts of
+    (true class, predicted class), the prediction the accuracy counts (``combine``).
     """
     if mc_samples:
         return evaluate_mc(model, X, y, mc_samples, generator, combine)[0]
@@ -95,18 +100,44 @@ def evaluate(
     stacked = getattr(model, "members", None) is not None
     sums = _Sums(model.members if stacked else 1, X.device)
     moments = _Moments(None)
+    health = _health(model, act_stats)
+    counts = None
     for start in range(0, len(y), EVAL_CHUNK):
         xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
         if act_stats:
             logits, acts = model.forward_with_activations(xb)
             for name, a in acts.items():
                 moments.add(name, a)
+                if health is not None:
+                    health.add(name, a)
             lp = (logits if stacked else logits[None]).log_softmax(-1)
         else:
             lp = ens.member_log_probs(model, xb)
         sums.add(lp, yb, stacked)
+        if confusion:
+            pred = (ens.vote(lp) if stacked and combine == "vote"
+                    else ens.mean_log_probs(lp).argmax(1))
+            counts = _confusion(counts, yb[None], pred[None], lp.shape[-1])[0]
     model.train(was_training)
-    return {**sums.figures(len(y), stacked, combine), **moments.stds()}
+    # An ensemble pools its members (the mean of equal-sized shares), as act_std does.
+    units = {} if health is None else {k: v.mean() for k, v in health.figures().items()}
+    matrix = {} if counts is None else {"confusion": counts}
+    return {**sums.figures(len(y), stacked, combine), **moments.stds(), **units, **matrix}
+
+
+def _confusion(counts: torch.Tensor | None, y: torch.Tensor, pred: torch.Tensor,
+               c: int) -> torch.Tensor:
+    """Running (K, C, C) counts of (true, predicted) for K rows of labels and predictions."""
+    k = y.shape[0]
+    cell = (torch.arange(k, device=y.device)[:, None] * c + y) * c + pred
+    new = torch.bincount(cell.reshape(-1), minlength=k * c * c).reshape(k, c, c)
+    return new if counts is None else counts + new
+
+
+def _health(model: torch.nn.Module, act_stats: bool) -> diagnostics.UnitHealth | None:
+    if act_stats and diagnostics.HEALTH_FIGURES:
+        return diagnostics.UnitHealth(model)
+    return None
 
 
 @torch.no_grad()
@@ -132,30 +163,40 @@ def _by_member(model: torch.nn.Module, a: torch.Tensor, k: int) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_members(
-    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, act_stats: bool = False
+    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, act_stats: bool = False,
+    confusion: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Each member on its own set, X (K, N, …) and y (K, N): K-vectors of mean loss, accuracy
-    and, with ``act_stats``, ``act_std/<layer>`` — per member what ``evaluate`` gives a
-    single run. Device tensors, no host sync."""
+    and, with ``act_stats``, ``act_std/<layer>`` and the health figures; with ``confusion``,
+    (K, C, C) counts — per member what ``evaluate`` gives a single run. Device tensors, no
+    host sync."""
     was_training = model.training
     model.eval()
     k, n = y.shape
     loss = torch.zeros(k, device=X.device)
     correct = torch.zeros(k, device=X.device, dtype=torch.int64)
     moments = _Moments(1)
+    health = _health(model, act_stats)
+    counts = None
     for start in range(0, n, EVAL_CHUNK):
         xb, yb = X[:, start:start + EVAL_CHUNK], y[:, start:start + EVAL_CHUNK]
         if act_stats:
             logits, acts = model.forward_with_activations(xb)
             for name, a in acts.items():
                 moments.add(name, _by_member(model, a, k))
+                if health is not None:
+                    health.add(name, a)
         else:
             logits = model(xb)
         lp = logits.contiguous().log_softmax(-1)  # (K, B, C)
         loss += F.nll_loss(lp.transpose(1, 2), yb, reduction="none").sum(1)
         correct += (lp.argmax(-1) == yb).sum(1)
+        if confusion:
+            counts = _confusion(counts, yb, lp.argmax(-1), lp.shape[-1])
     model.train(was_training)
-    return {"loss": loss / n, "accuracy": correct / n, **moments.stds()}
+    units = {} if health is None else health.figures()
+    matrix = {} if counts is None else {"confusion": counts}
+    return {"loss": loss / n, "accuracy": correct / n, **moments.stds(), **units, **matrix}
 
 
 def read(values: dict[str, torch.Tensor]) -> dict[str, Any]:

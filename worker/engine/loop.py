@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from . import diagnostics
 from . import ensemble as ens
 from .augment import make_augmenter
 from .boundary import boundary_grid, wants_boundary
@@ -66,6 +67,10 @@ def _no_checkpoint(epoch: int, snapshot: Callable[[], dict]) -> None:
     pass
 
 
+def _no_confusion(epoch: int, matrix: list[list[int]]) -> None:
+    pass
+
+
 @dataclass
 class Callbacks:
     # After each epoch: epoch from 1 and {metric key: value}; values may be NaN or inf.
@@ -83,6 +88,9 @@ class Callbacks:
     # train(resume=…) needs to go on after that epoch exactly as if never interrupted; it is a
     # thunk so that a caller who checkpoints rarely pays nothing on the other epochs.
     on_checkpoint: Callable[[int, Callable[[], dict]], None] = _no_checkpoint
+    # After each epoch: (epoch, the current model's confusion matrix on S_v), rows the true
+    # class, columns the predicted one, in the order of the outcome's ``classes``.
+    on_confusion: Callable[[int, list[list[int]]], None] = _no_confusion
 
 
 @dataclass
@@ -118,6 +126,7 @@ class Member:
     diverged_epoch: int | None = None
     epoch: int = 0  # the last epoch it trained
     active: bool = True
+    confusion: list[list[int]] = field(default_factory=list)  # the last epoch's, on S_v
 
     def stopping(self, epoch: int) -> bool:
         """Every tracker's patience has run out after ``epoch``."""
@@ -281,14 +290,16 @@ class Stack:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return initial
 
-    def validate(self, act_stats: bool = False) -> dict[str, torch.Tensor]:
+    def validate(self, act_stats: bool = False,
+                 confusion: bool = False) -> dict[str, torch.Tensor]:
         """The validation pass, after the full-pass batchnorm statistics where asked."""
         if self.full_pass:
             full_pass_statistics(self.model, self.X_train, EVAL_CHUNK)
         if self.own_data:
-            return evaluate_members(self.model, self.X_val, self.y_val, act_stats=act_stats)
+            return evaluate_members(self.model, self.X_val, self.y_val, act_stats=act_stats,
+                                    confusion=confusion)
         return evaluate(self.model, self.X_val, self.y_val, act_stats=act_stats,
-                        combine=self.spec.ensemble.combine)
+                        combine=self.spec.ensemble.combine, confusion=confusion)
 
     def held_out(self) -> dict[str, torch.Tensor]:
         """The test split's loss and accuracy now (an ensemble's: its combined prediction's;
@@ -388,14 +399,17 @@ def make_members(stack: Stack, specs: Sequence[Spec], callbacks: Sequence[Callba
 
 def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
                    loss_sum: torch.Tensor, correct: torch.Tensor, t0: float,
-                   train_seconds: float) -> list[dict[str, float]]:
-    """Each member's figures of this epoch (SPEC.md's epoch-level keys), read in one sync."""
+                   train_seconds: float, before: dict[str, torch.Tensor]
+                   ) -> list[dict[str, float]]:
+    """Each member's figures of this epoch (SPEC.md's epoch-level keys), read in one sync;
+    ``before``: the weights before the last update, for update_ratio (empty: not measured)."""
     spec, model = stack.spec, stack.model
     layer_stats = spec.diagnostics.layer_stats
     max_epochs = spec.training.max_epochs
     noise_due = spec.diagnostics.grad_noise and _every(epoch, max_epochs, GRAD_NOISE_TIMES)
     n_b, m, K = stack.n_batches, stack.m, stack.K
-    val = stack.validate(act_stats=layer_stats)
+    val = stack.validate(act_stats=layer_stats, confusion=True)
+    _confusions(stack, members, val.pop("confusion"))
     test = stack.held_out()
     held_out = {"heldout/test_loss": test["loss"], "heldout/test_accuracy": test["accuracy"]}
     if stack.own_data:
@@ -404,6 +418,7 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
             "val_loss": val.pop("loss"), "val_accuracy": val.pop("accuracy"),
             "weight_norm": member_weight_norms(stack.weights), **held_out,
             **(grad_stds(model, per_member=True) if layer_stats else {}), **val,
+            **diagnostics.update_ratios(model, before, per_member=True),
         })
         out = []
         for member in members:
@@ -430,6 +445,9 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
             pending["member_val_accuracy"] = val["member_accuracy"]
         if layer_stats:
             pending.update(grad_stds(model))
+        pending.update(diagnostics.update_ratios(model, before))
+        pending.update({k: v for k, v in val.items()
+                        if k.startswith(("dead_fraction/", "saturation/"))})
         if noise_due:
             probe = model.member(0) if stack.stacked else model
             pending.update(grad_variance(probe, stack.X_train, stack.y_train,
@@ -445,6 +463,14 @@ def _epoch_figures(stack: Stack, members: list[Member], epoch: int, lr: float,
         metrics["epoch_seconds"] = seconds
         metrics["examples_per_second"] = examples / max(train_seconds, 1e-9)
     return out
+
+
+def _confusions(stack: Stack, members: list[Member], counts: torch.Tensor) -> None:
+    """Each member's confusion matrix of this epoch (counts: (C, C), or a pack's (K, C, C))."""
+    # C² numbers per member; this sync waits for the validation pass that read() would wait for.
+    rows = counts.reshape(-1, *counts.shape[-2:]).tolist()
+    for member in members:
+        member.confusion = rows[member.row or 0]
 
 
 def _lr_clock(spec: Spec, n_batches: int) -> tuple[Callable[[int], float], bool]:
@@ -587,6 +613,12 @@ def run(
 
         # One epoch of minibatch updates; running sums stay on the device. A named region,
         # so a profiler trace shows where an epoch's steps begin and end.
+        before: dict[str, torch.Tensor] = {}  # the weights before the last update (health)
+
+        def keep_weights(before: dict[str, torch.Tensor] = before) -> None:
+            before.update(diagnostics.weights_before_update(model))
+
+        wants_ratio = spec.diagnostics.layer_stats and diagnostics.HEALTH_FIGURES
         with torch.profiler.record_function(STEPS_REGION):
             rows = epoch_rows(spec.optim.sampling, n, m, n_b, stack.orders).to(stack.dev)
             if stack.offsets is not None:
@@ -594,18 +626,20 @@ def run(
             loss_sum, correct = run_epoch(
                 model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
                 augment=stack.augment, step0=step0, log_every=log_every, log_step=log_step,
-                lr_of_step=lr_of if per_step and override is None else None)
+                lr_of_step=lr_of if per_step and override is None else None,
+                before_last_update=keep_weights if wants_ratio else None)
             if stack.dev.type == "cuda":
                 torch.cuda.synchronize(stack.dev)  # once per epoch: honest throughput
         train_seconds = time.perf_counter() - t0
 
         figures = _epoch_figures(stack, [members[i] for i in active], epoch, lr, loss_sum,
-                                 correct, t0, train_seconds)
+                                 correct, t0, train_seconds, before)
         for i, metrics in zip(active, figures):
             member, cb = members[i], members[i].callbacks
             member.epoch = epoch
             member.history.append(metrics)
             cb.on_epoch(epoch, metrics)
+            cb.on_confusion(epoch, member.confusion)
             stop = epoch == max_epochs
             if not math.isfinite(metrics["train_loss"]):
                 member.status, member.diverged_epoch = "diverged", epoch

@@ -46,11 +46,13 @@ def run_epoch(
     step0: int = 0, log_every: int = 0,
     log_step: Callable[[int, torch.Tensor, float], None] | None = None,
     lr_of_step: Callable[[int], float] | None = None,
+    before_last_update: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch of steps; (Σ of each member's minibatch losses, each member's correct count),
     K-vectors on the device. ``step0``: global steps done before this epoch; ``lr_of_step(t)``
     sets η before global step t (from 1), for schedules counted in steps; every ``log_every``
-    steps, ``log_step(t, member losses, η)``."""
+    steps, ``log_step(t, member losses, η)``; ``before_last_update()`` just before the epoch's
+    last optimiser update (the update-ratio figure compares the weights across it)."""
     k = rows.shape[0]
     stacked = getattr(model, "members", None) is not None
     clear_grads, update = stepper(optimizer)
@@ -84,6 +86,8 @@ def run_epoch(
             pred = logits.detach().argmax(dim=1)[None]
         clear_grads()
         total.backward()
+        if before_last_update is not None and i == n_batches - 1:
+            before_last_update()
         update()
         # Only references are kept; the epoch's figures are reduced once at its end (a few ops
         # per step would cost more than the whole validation pass).
