@@ -85,12 +85,13 @@ def serve(data_dir: Path, log_path: Path, *, port: int | None = None, worker: bo
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            artifacts: Path, hold_folder: Path) -> Iterator[str]:
     """The lab of one test module: its own data dir and embedded worker, so every module starts
-    from an empty queue and a run one module leaves behind cannot slow the next."""
+    from an empty queue and a run one module leaves behind cannot slow the next. A module's
+    ``SERVER_ENV`` adds settings (e.g. a pack decision that does not depend on timing)."""
     name = request.module.__name__.rsplit(".", 1)[-1]
     log_path = artifacts / f"server-{name}.log"
     log_path.unlink(missing_ok=True)
-    with serve(tmp_path_factory.mktemp(f"epoque-data-{name}"), log_path,
-               env={"EPOQUE_TEST_HOLD_DIR": str(hold_folder)}) as base:
+    env = {"EPOQUE_TEST_HOLD_DIR": str(hold_folder), **getattr(request.module, "SERVER_ENV", {})}
+    with serve(tmp_path_factory.mktemp(f"epoque-data-{name}"), log_path, env=env) as base:
         yield base
 
 

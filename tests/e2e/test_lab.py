@@ -20,7 +20,11 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.conftest import DOCS_SHOTS
+from tests.e2e.conftest import DOCS_SHOTS, serve
+
+# Seeds of a study train stacked whatever timed steps would say (worker/timing.py decides by
+# timing; its decisions are tested with a fake clock): what a page shows must not hang on it.
+SERVER_ENV = {"EPOQUE_PACKS": "always"}
 
 pytestmark = pytest.mark.browser
 
@@ -602,15 +606,27 @@ def test_schedule_preview_matches_the_table_and_sweeps_make_studies(
         f"Trained together with runs {', '.join(map(str, ids))} (seeds of one study) as one stacked network.")
     expect(page.locator(".lr-form")).to_be_hidden()
 
-    # Seeds of a wide MLP at m = 8 would step slower stacked: the worker times it, trains them
-    # one by one, and each run's view says why.
-    wide = httpx.post(f"{server}/api/studies", json={"seeds": 2, "base": {
-        "model": {"hidden": [512, 512]}, "optim": {"batch_size": 8},
-        "training": {"max_epochs": 1}}}).json()
-    page.goto(f"/#/studies/{wide['id']}")
-    expect(page.locator("study-view")).to_have_attribute("data-status", "finished", timeout=120_000)
-    page.goto(f"/#/runs/{wide['runs'][0]['id']}")
-    expect(page.locator(".pack-note")).to_contain_text(re.compile(
-        r"^Trained on its own, not stacked with the other seeds of its study: 2 runs stacked "
-        r"stepped \d\.\d\d× as fast as one by one\.$"))
-    assert httpx.delete(f"{server}/api/studies/{wide['id']}").status_code == 204
+
+
+def test_a_pack_the_worker_declines_says_why_in_each_run_view(
+    browser: Any, tmp_path: Path, artifacts: Path
+) -> None:
+    """A pack the worker decides not to stack (here by setting; by timing otherwise) trains its
+    runs one by one, and each run's view says why."""
+    log_path = artifacts / "server-declined-pack.log"
+    log_path.unlink(missing_ok=True)
+    with serve(tmp_path / "data", log_path, env={"EPOQUE_PACKS": "never"}) as base:
+        study = httpx.post(f"{base}/api/studies", json={"seeds": 2, "base": {
+            "training": {"max_epochs": 1}}}).json()
+        for run in study["runs"]:
+            wait_finished(base, run["id"])
+        context = browser.new_context(base_url=base)
+        try:
+            page = context.new_page()
+            page.goto(f"/#/runs/{study['runs'][0]['id']}")
+            expect(page.locator(".pack-note")).to_have_text(
+                "Trained on its own, not stacked with the other seeds of its study: "
+                "EPOQUE_PACKS=never.")
+            assert httpx.get(f"{base}/api/runs/{study['runs'][0]['id']}").json()["pack"] is None
+        finally:
+            context.close()
