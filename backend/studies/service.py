@@ -20,7 +20,6 @@ from backend.spec_errors import SpecInvalid
 from backend.spec_limits import check_spec_limits
 from backend.studies.grid import GridError, expand
 from backend.studies.models import Study
-from backend.studies.stats import compare, describe
 from backend.workers.service import live_workers
 from worker.engine.spec import Spec, pack_key, pack_reason, parse_spec
 
@@ -193,6 +192,9 @@ def seed_stats(study: Study, runs: Sequence[Run], metric: str) -> dict[str, Any]
     of the point); each group's figures over its finished runs, and every pair compared.
     Runs still queued or running are left out and counted as ``pending``; finished runs
     without the figure (failed) as ``missing``."""
+    # scipy (and numpy) load with the first statistics asked for, not with the API.
+    from backend.studies.stats import compare, describe
+
     groups: dict[str, dict[str, Any]] = {}
     for run in runs:
         point = {k: v for k, v in _point(study, run).items() if k != "seed"}

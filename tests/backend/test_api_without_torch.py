@@ -18,7 +18,7 @@ from PIL import Image
 from bench.api_process import launch, stop
 from tests.conftest import ROOT
 
-HEAVY = ("torch", "torchvision", "sklearn")
+HEAVY = ("torch", "torchvision", "sklearn", "numpy", "scipy")
 
 
 def test_importing_the_api_and_the_spec_loads_no_torch() -> None:
