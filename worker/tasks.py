@@ -79,14 +79,15 @@ def worker_device() -> str:
 
 
 def run_threads(spec: Spec, data_root: Path | None = None,
-                clock: Clock = time.perf_counter) -> int:
-    """EPOQUE_TORCH_THREADS when set; otherwise chosen from the cores and the model size."""
+                clock: Clock = time.perf_counter, cores: int | None = None) -> int:
+    """EPOQUE_TORCH_THREADS when set; otherwise chosen from the cores (``cores``: those this
+    process may use) and the model size."""
     threads = get_settings().torch_threads
     if threads is None and _device(spec).startswith("cuda"):
         threads = 1  # the GPU runs the steps: timing CPU steps would choose for the wrong device
     if threads is None:
         try:
-            threads = choose_threads(spec, clock=clock, data_root=data_root)
+            threads = choose_threads(spec, cores, clock=clock, data_root=data_root)
         except (ValueError, RuntimeError):
             threads = 1  # an unusual model the estimate cannot build: the safe default
     torch.set_num_threads(threads)
