@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.api_process import stop
 from tests.conftest import free_port, wait_for
 
 
@@ -127,12 +128,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., tuple[str, subprocess.Popen[
     yield _start
     for proc in procs:
         if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def test_submit_sends_the_spec_to_a_running_lab(tmp_path: Path, serve) -> None:
