@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     preview_concurrency: int = Field(
         2, ge=1, description="Previews computed at once (in threads, off the event loop); "
         "more wait their turn.")
+    heavy_concurrency: int = Field(
+        2, ge=1, description="Model downloads, metrics CSV pieces and predictions computed at "
+        "once (in threads, off the event loop); more wait their turn a piece at a time.")
     predictor_cache: int = Field(
         4, ge=0, description="Trained models kept loaded for /predict (least recently used "
         "go first).")

@@ -24,7 +24,7 @@ import torch
 from bench.common import Row, cores
 
 BENCHMARKS = ["quality", "engine_speed", "threads", "persisted", "ensembles", "metrics_history",
-              "stream", "studies", "first_paint", "gpu", "api_process"]
+              "stream", "studies", "first_paint", "gpu", "api_process", "attacks"]
 
 
 def device_arg(value: str) -> str:
@@ -85,10 +85,38 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows, time.perf_counter() - started)
     if args.smoke:
         print(text)
-    else:
-        Path(args.out).write_text(text)
-        print(text)
+        return 0
+    out = Path(args.out)
+    if args.only and out.exists():
+        # A partial run replaces its own rows and keeps every other row of the file.
+        text = merge(out.read_text(), text, args.only)
+    out.write_text(text)
+    print(text)
     return 0
+
+
+def merge(old: str, new: str, names: list[str]) -> str:
+    """``old`` (a BENCHMARKS.md) with the table rows of ``new`` in place of the rows they share
+    a benchmark name with, the rest of ``new``'s rows appended to the table, and a line saying
+    when which benchmarks were re-measured."""
+    fresh = [line for line in new.splitlines() if line.startswith("| ") and
+             not line.startswith(("| benchmark ", "|---"))]
+    by_name = {line.split(" | ")[0]: line for line in fresh}
+    lines, placed = [], set()
+    for line in old.splitlines():
+        name = line.split(" | ")[0]
+        if line.startswith("| ") and name in by_name:
+            lines.append(by_name[name])
+            placed.add(name)
+        else:
+            lines.append(line)
+    table_end = max((i for i, line in enumerate(lines) if line.startswith("|")), default=len(lines) - 1)
+    added = [line for name, line in by_name.items() if name not in placed]
+    stamp = (f"Re-measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC by "
+             f"`python -m bench --only {' '.join(names)}` on {machine()}: "
+             f"{len(fresh)} row(s).")
+    lines[table_end + 1:table_end + 1] = [*added]
+    return "\n".join(lines).rstrip("\n") + "\n\n" + stamp + "\n"
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
+from backend import heavy
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
 from backend.runs import blobs, control, examples, service, whatif
@@ -104,13 +106,14 @@ def get_metrics(
 
 @router.get("/{run_id}/metrics.csv", response_class=StreamingResponse)
 def get_metrics_csv(
-    run_id: RunId, session: SessionDep, keys: str | None = None
+    run_id: RunId, session: SessionDep, request: Request, keys: str | None = None
 ) -> StreamingResponse:
     """Every point as CSV rows (key, x, value), series after series, streamed a page at a
     time: a million-point run is never held whole."""
     service.get_run(session=session, run_id=run_id)
     return StreamingResponse(
-        service.stream_points_csv(run_id=run_id, keys=_keys(keys)), media_type="text/csv",
+        heavy.stream(request, service.stream_points_csv(run_id=run_id, keys=_keys(keys))),
+        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'})
 
 
@@ -130,11 +133,11 @@ def change_lr(run_id: RunId, body: LrIn, session: SessionDep) -> RunOut:
 
 
 @router.get("/{run_id}/model", response_class=Response)
-def download_model(run_id: RunId, session: SessionDep) -> Response:
+def download_model(run_id: RunId, session: SessionDep, request: Request) -> Response:
     """The returned model z*: ``torch.load`` gives {spec, state_dict, classes, input_shape}."""
     stored = service.model_info(session=session, run_id=run_id)
     # Streamed piece by piece: six downloads of a 200 MB model no longer hold 1.2 GB.
-    return StreamingResponse(blobs.stream_blob("model", run_id),
+    return StreamingResponse(heavy.stream(request, blobs.stream_blob("model", run_id)),
                              media_type="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="run-{run_id}-model.pt"',
         "Content-Length": str(stored.size)})
@@ -151,7 +154,12 @@ class PredictOut(BaseModel):
 
 
 @router.post("/{run_id}/predict", response_model=PredictOut)
-def predict(run_id: RunId, body: PredictIn, session: SessionDep) -> PredictOut:
+async def predict(run_id: RunId, body: PredictIn, session: SessionDep,
+                  request: Request) -> PredictOut:
+    return await heavy.run(request, _predict, run_id, body, session)
+
+
+def _predict(run_id: int, body: PredictIn, session: Session) -> PredictOut:
     stored = service.model_info(session=session, run_id=run_id)
     predictor = predictors.get(
         (run_id, stored.created_at), stored.size,

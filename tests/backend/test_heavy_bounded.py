@@ -5,14 +5,19 @@ threads under a small limit."""
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
 
+import anyio
 import torch
-from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
+from backend import heavy
 from backend.app import create_app
+from backend.config import get_settings
 from backend.db import new_session
-from backend.runs import router as runs_router
 from backend.runs import service
 from backend.runs.lifecycle import claim_run, finish_run, record_epoch
 from backend.runs.predictors import predictors
@@ -59,12 +64,12 @@ def test_csv_streams_the_same_rows_as_the_points(configure) -> None:
     with TestClient(create_app()) as client:
         run_id = _finished_run(client, points)
         with new_session() as session:
-            response = runs_router.get_metrics_csv(run_id, session)
-            assert isinstance(response, StreamingResponse)
             series, _ = service.get_points(session=session, run_id=run_id)
         expected = ["key,x,value"] + [f"{key},{x},{'' if v is None else v}"
                                       for key, pts in series.items() for x, v in pts]
-        body = client.get(f"/api/runs/{run_id}/metrics.csv").text.splitlines()
+        answer = client.get(f"/api/runs/{run_id}/metrics.csv")
+        assert "content-length" not in answer.headers  # streamed, never built whole
+        body = answer.text.splitlines()
         assert body == expected and len(body) == many + 3
         only = client.get(f"/api/runs/{run_id}/metrics.csv", params={"keys": "a_acc"})
         assert only.text.splitlines() == ["key,x,value", "a_acc,1,"]
@@ -105,3 +110,44 @@ def test_previews_share_a_small_limiter(configure, monkeypatch) -> None:
         assert client.post("/api/previews/augment", json=body).status_code == 200
         limiter = app.state.preview_limiter
         assert limiter.total_tokens == 1 and limiter.borrowed_tokens == 0
+
+
+def test_heavy_pieces_take_turns_in_a_bounded_number_of_threads(monkeypatch) -> None:
+    """Four streams and two predictions at once, EPOQUE_HEAVY_CONCURRENCY=2: never more than two
+    pieces are computed at the same moment, and every stream still gets all its pieces in order."""
+    monkeypatch.setenv("EPOQUE_HEAVY_CONCURRENCY", "2")
+    get_settings.cache_clear()
+    busy, most, lock = [0], [0], threading.Lock()
+
+    def work(value: int) -> int:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(0.005)  # long enough for unbounded threads to overlap; nothing is timed
+        with lock:
+            busy[0] -= 1
+        return value
+
+    def pieces(n: int) -> Iterator[int]:
+        for i in range(n):
+            yield work(i)
+
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace()))
+
+    async def main() -> list[list[int]]:
+        async def drain(n: int) -> list[int]:
+            return [piece async for piece in heavy.stream(request, pieces(n))]
+
+        results: list[list[int]] = [[] for _ in range(6)]
+
+        async def one(k: int) -> None:
+            results[k] = await drain(5) if k < 4 else [await heavy.run(request, work, k)]
+
+        async with anyio.create_task_group() as group:
+            for k in range(6):
+                group.start_soon(one, k)
+        return results
+
+    results = anyio.run(main)
+    assert results == [list(range(5))] * 4 + [[4], [5]]
+    assert most[0] == 2

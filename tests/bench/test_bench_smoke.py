@@ -16,7 +16,8 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path) -> None:
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert len(table) >= 2 + 6  # header, rule, and a row per measured comparison
     for name in ("bare loop", "DataLoader", "sequential", "one pack", "packed", "downsampled",
-                 "stored", "loss curves drawn", "resident memory"):
+                 "stored", "loss curves drawn", "resident memory", "under attack",
+                 "stored runs, points and models lost"):
         assert name in done.stdout, name
     # bench/gpu.py on the CPU: every variant, and its tracing code path.
     for variant in ("float32", "bfloat16", "compiled"):
