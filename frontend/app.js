@@ -13,6 +13,9 @@ import "./compare-view.js";
 import "./augment-lab.js";
 import "./guide-view.js";
 import "./metric-chart.js";
+import "./classes-view.js";
+import "./class-board.js";
+import "./join-view.js";
 
 const routes = [
   { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el("home-view") },
@@ -42,6 +45,16 @@ const routes = [
   },
   { pattern: /^#\/augment\/?$/, title: "Augmentation lab", nav: "#/augment", make: () => el("augment-lab") },
   { pattern: /^#\/guides\/(\d+)\/?$/, title: "Guide", make: (lesson) => el("guide-view", { lesson }) },
+  // Classrooms: classes-view.js, join-view.js, class-board.js, class-launch.js.
+  { pattern: /^#\/classes\/?$/, title: "Classes", nav: "#/classes", make: () => el("classes-view") },
+  { pattern: /^#\/classes\/(\d+)\/board\/?$/, title: "Class board", make: (id) => el("class-board", { "class-id": id }) },
+  { pattern: /^#\/join\/([A-Za-z0-9]+)\/?$/, title: "Join a class", make: (code) => el("join-view", { code }) },
+  { pattern: /^#\/class\/?$/, title: "Class", make: () => el("class-home") },
+  {
+    pattern: /^#\/class\/launch\/([^/?]+)\/?$/,
+    title: "New run",
+    make: (preset) => el("launch-form", { lesson: decodeURIComponent(preset) }),
+  },
 ];
 
 function render() {
