@@ -32,7 +32,7 @@ class Forbidden(DomainError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ChallengeIn(_Strict):
