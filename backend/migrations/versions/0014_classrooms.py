@@ -54,7 +54,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('runs') as batch:
+    # SQLite drops columns by rebuilding the table: it keeps AUTOINCREMENT only if told (0009).
+    with op.batch_alter_table('runs', table_kwargs={'sqlite_autoincrement': True}) as batch:
         batch.drop_index('ix_runs_class_id')
         batch.drop_column('class_preset')
         batch.drop_column('class_seq')
