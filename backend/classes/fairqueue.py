@@ -13,7 +13,9 @@ student with a queued run gets exactly one.
 
 Messages and runs: every class message claims at most one run, and there is one message per
 run submitted (or re-queued), so no queued run is left without a message; a message whose
-run was cancelled or deleted claims another one or, when none is left, nothing.
+run was cancelled or deleted claims another one or, when none is left, nothing. A run taken
+back from a dead worker (runs/recovery.py) is re-sent as a message of its own and claimed
+as soon as a worker takes it: it had its turn already.
 """
 
 from __future__ import annotations
