@@ -3,6 +3,7 @@
 // lesson's guide. Each route mounts one custom element into <main>; leaving a route removes it,
 // which stops its timers and streams.
 import { getHealth } from "./api.js";
+import { joinedClass } from "./classes-api.js";
 import { el } from "./ui.js";
 import "./home-view.js";
 import "./run-list.js";
@@ -18,11 +19,13 @@ import "./class-board.js";
 import "./join-view.js";
 
 const routes = [
-  { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el("home-view") },
+  // A student (this browser joined a class) sees the class's lessons instead of the lab's.
+  { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el(joinedClass() ? "class-home" : "home-view") },
   {
     pattern: /^#\/launch\/?(?:\?from=([^&]+))?$/,
     title: "New run",
-    make: (from) => el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
+    make: (from) => joinedClass() ? el("class-home")
+      : el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
   },
   {
     pattern: /^#\/runs\/([^/?]+)\/?$/,

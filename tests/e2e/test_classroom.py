@@ -78,7 +78,7 @@ def test_teacher_creates_a_class_two_students_launch_the_board_shows_both(
             run = httpx.get(f"{server}/api/runs/{run_id}").json()
             assert run["spec"]["data"]["dataset"] == "digits" and run["student"] is not None
             assert run["spec"]["training"]["max_epochs"] == 1, name
-        ada.goto("/#/class")
+        ada.goto("/#/")  # a student's lab is the class: its lessons, its runs
         expect(ada.locator(".class-run-mine")).to_have_count(1)
         expect(ada.locator(".class-run-mine .badge")).to_have_text("succeeded", timeout=240_000)
         expect(ada.locator(".class-run:not(.class-run-mine)")).to_have_count(1)
