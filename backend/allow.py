@@ -23,6 +23,7 @@ class AllowHeader:
                  prefix: str = "/api/") -> None:
         self.app, self.openapi, self.prefix = app, openapi, prefix
         self._paths: list[tuple[re.Pattern[str], set[str]]] | None = None
+        self._literal: dict[str, set[str]] = {}
 
     def _allowed(self, path: str) -> set[str] | None:
         """The methods documented for ``path`` (None: the API has no such path)."""
@@ -31,7 +32,15 @@ class AllowHeader:
                 (re.compile("^" + _PARAM.sub("[^/]+", re.escape(template)) + "$"),
                  {m.upper() for m in ops})
                 for template, ops in self.openapi().get("paths", {}).items()]
+            self._literal = {template: {m.upper() for m in ops}
+                             for template, ops in self.openapi().get("paths", {}).items()
+                             if "{" not in template}
         found = [methods for pattern, methods in self._paths if pattern.match(path)]
+        # A path the API names literally (/api/classes/join) is that resource, not also an
+        # instance of a template beside it (/api/classes/{class_id}): the router tries it first.
+        literal = [methods for template, methods in self._literal.items() if template == path]
+        if literal:
+            return set().union(*literal)
         return set().union(*found) if found else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -19,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from backend.allow import AllowHeader
 from backend.auth import TokenGuard
 from backend.broker import enqueue_run
+from backend.classes import router as classes_router
+from backend.classes.guard import ClassGuard
 from backend.config import get_settings
 from backend.datasets import router as datasets_router
 from backend.db import new_session
@@ -116,6 +118,7 @@ def create_app() -> FastAPI:
     app.include_router(presets_router.router)
     app.include_router(guides_router.router)
     app.include_router(previews_router.router)
+    app.include_router(classes_router.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -153,6 +156,8 @@ def create_app() -> FastAPI:
     token = settings.api_token
     if token is not None and token.get_secret_value():
         app.add_middleware(TokenGuard, token=token.get_secret_value())
+    # Before the token guard: a class token's principal is resolved and confined first.
+    app.add_middleware(ClassGuard)
     # Added last, so it runs first: a foreign Host or a cross-site browser request is refused
     # before anything else looks at it, token or not.
     app.add_middleware(SameOrigin, allowed_hosts=settings.allowed_host_names)

@@ -52,6 +52,13 @@ def enqueue_run(run_id: int, queue: str) -> None:
     celery_client().send_task(RUN_TASK, args=[run_id], queue=queue)
 
 
+def enqueue_class_run(run_id: int, class_id: int, queue: str) -> None:
+    """A class's run: the worker that takes this message claims whichever queued run of the
+    class comes next in the fair order (backend/classes/fairqueue.py), maybe not ``run_id``."""
+    celery_client().send_task(RUN_TASK, args=[run_id],
+                              kwargs={"class_id": class_id, "queue": queue}, queue=queue)
+
+
 def enqueue_pack(run_ids: list[int], queue: str) -> None:
     celery_client().send_task(PACK_TASK, args=[run_ids], queue=queue)
 

@@ -24,7 +24,10 @@ function describeDetail(detail) {
 // A lab served beyond this machine has an API token: writes and the stream need it. It is asked
 // once, when the server first answers 401, and kept in this browser's storage.
 const TOKEN_KEY = "epoque-api-token";
-const storedToken = () => localStorage.getItem(TOKEN_KEY) || "";
+// A student who joined a class holds its student token (join-view.js): it goes with every
+// request instead of the lab's, and the server confines it to the class.
+export const CLASS_TOKEN_KEY = "epoque-class-token";
+const storedToken = () => localStorage.getItem(CLASS_TOKEN_KEY) || localStorage.getItem(TOKEN_KEY) || "";
 
 function askForToken() {
   const given = window.prompt(
@@ -37,9 +40,10 @@ function askForToken() {
   return false;
 }
 
-async function request(method, path, body, retried = false) {
+/** `as`: a token to send instead of the stored one (a teacher's token for its class). */
+export async function request(method, path, body, retried = false, as = null) {
   const init = { method, headers: { Accept: "application/json" } };
-  const token = storedToken();
+  const token = as || storedToken();
   if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body instanceof FormData) {
     init.body = body; // the browser writes the multipart boundary itself
@@ -53,7 +57,11 @@ async function request(method, path, body, retried = false) {
   } catch {
     throw new ApiError("Cannot reach the Époque server. Is `epoque serve` still running?");
   }
-  if (response.status === 401 && !retried) {
+  if (response.status === 401 && !retried && !as) {
+    if (token && token === localStorage.getItem(CLASS_TOKEN_KEY)) {
+      localStorage.removeItem(CLASS_TOKEN_KEY); // the class is gone: back to the lab's token
+      return request(method, path, body, true);
+    }
     if (token) localStorage.removeItem(TOKEN_KEY); // a wrong or outdated token
     if (askForToken()) return request(method, path, body, true);
   }
@@ -92,7 +100,9 @@ export function listRuns({ studyId = null, status = null } = {}) {
   return request("GET", `/api/runs${qs ? `?${qs}` : ""}`);
 }
 export const getRun = (id) => request("GET", runPath(id));
-export const createRun = (spec) => request("POST", "/api/runs", spec);
+/** `preset`: with a class token, the class's lesson the spec is merged over. */
+export const createRun = (spec, preset = null) =>
+  request("POST", preset ? `/api/runs?preset=${encodeURIComponent(preset)}` : "/api/runs", spec);
 export const deleteRun = (id) => request("DELETE", runPath(id));
 export const cancelRun = (id) => request("POST", `${runPath(id)}/cancel`);
 export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr });

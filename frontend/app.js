@@ -3,6 +3,7 @@
 // lesson's guide. Each route mounts one custom element into <main>; leaving a route removes it,
 // which stops its timers and streams.
 import { getHealth } from "./api.js";
+import { joinedClass } from "./classes-api.js";
 import { el } from "./ui.js";
 import "./home-view.js";
 import "./run-list.js";
@@ -13,13 +14,18 @@ import "./compare-view.js";
 import "./augment-lab.js";
 import "./guide-view.js";
 import "./metric-chart.js";
+import "./classes-view.js";
+import "./class-board.js";
+import "./join-view.js";
 
 const routes = [
-  { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el("home-view") },
+  // A student (this browser joined a class) sees the class's lessons instead of the lab's.
+  { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el(joinedClass() ? "class-home" : "home-view") },
   {
     pattern: /^#\/launch\/?(?:\?from=([^&]+))?$/,
     title: "New run",
-    make: (from) => el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
+    make: (from) => joinedClass() ? el("class-home")
+      : el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
   },
   {
     pattern: /^#\/runs\/([^/?]+)\/?$/,
@@ -42,6 +48,16 @@ const routes = [
   },
   { pattern: /^#\/augment\/?$/, title: "Augmentation lab", nav: "#/augment", make: () => el("augment-lab") },
   { pattern: /^#\/guides\/(\d+)\/?$/, title: "Guide", make: (lesson) => el("guide-view", { lesson }) },
+  // Classrooms: classes-view.js, join-view.js, class-board.js, class-launch.js.
+  { pattern: /^#\/classes\/?$/, title: "Classes", nav: "#/classes", make: () => el("classes-view") },
+  { pattern: /^#\/classes\/(\d+)\/board\/?$/, title: "Class board", make: (id) => el("class-board", { "class-id": id }) },
+  { pattern: /^#\/join\/([A-Za-z0-9]+)\/?$/, title: "Join a class", make: (code) => el("join-view", { code }) },
+  { pattern: /^#\/class\/?$/, title: "Class", make: () => el("class-home") },
+  {
+    pattern: /^#\/class\/launch\/([^/?]+)\/?$/,
+    title: "New run",
+    make: (preset) => el("launch-form", { lesson: decodeURIComponent(preset) }),
+  },
 ];
 
 function render() {

@@ -2,6 +2,7 @@
 // JSON Schema. Launch posts the spec; a 422 puts each message next to the field it names and
 // leaves every value as the user typed it.
 import { ApiError, createRun, createStudy, getRun, getSpecSchema } from "./api.js";
+import { applyLesson } from "./class-launch.js";
 import "./schedule-editor.js";
 import { buildForm, readSpec, writeSpec } from "./schema-fields.js";
 import { el, runTitle, useStyle } from "./ui.js";
@@ -79,6 +80,8 @@ class LaunchForm extends HTMLElement {
 
     const from = this.getAttribute("from-run");
     if (from) await this.copyFrom(from);
+    const lesson = this.getAttribute("lesson"); // a class's lesson: class-launch.js
+    if (lesson) await applyLesson(this, lesson).catch((err) => this.fail(err.message));
     this.updatePreview();
   }
 
@@ -322,7 +325,7 @@ class LaunchForm extends HTMLElement {
     this.submitButton.disabled = true;
     this.submitButton.textContent = "Launching…";
     try {
-      const run = await createRun(value);
+      const run = await createRun(value, this.getAttribute("lesson"));
       location.hash = `#/runs/${encodeURIComponent(run.id)}`;
     } catch (err) {
       if (err instanceof ApiError && err.status === 422 && err.details.length) {

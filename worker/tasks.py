@@ -22,6 +22,7 @@ from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.broker import PACK_TASK, RUN_TASK
+from backend.classes import fairqueue
 from backend.config import get_settings
 from backend.datasets.service import materialize
 from backend.db import new_session
@@ -122,13 +123,17 @@ def prepare_data(spec: Spec) -> Path:
     return root
 
 
-def _claim(run_id: int) -> Claimed | None:
+def _claim(run_id: int, class_id: int | None = None, queue: str = "cpu") -> Claimed | None:
+    """``class_id``: the message is a claim on that class's fair queue (any of its runs)."""
     with new_session() as session:
-        run = claim_run(session=session, run_id=run_id, worker=WORKER.name)
+        run = claim_run(session=session, run_id=run_id, worker=WORKER.name) \
+            if class_id is None else \
+            fairqueue.claim_next(session=session, class_id=class_id, queue=queue,
+                                 worker=WORKER.name)
         if run is None:
             log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
             return None
-        attempt = run.attempt
+        attempt, run_id = run.attempt, run.id
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
         return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
                        run.token)
@@ -235,9 +240,10 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
     return statuses
 
 
-def execute_run(run_id: int) -> str:
-    """Train run ``run_id`` if it can be claimed; returns the final status (or 'skipped')."""
-    run = _claim(run_id)
+def execute_run(run_id: int, class_id: int | None = None, queue: str = "cpu") -> str:
+    """Train run ``run_id`` if it can be claimed (a class's message: the class's next run in
+    its fair order); returns the final status (or 'skipped')."""
+    run = _claim(run_id, class_id, queue)
     if run is None:
         return "skipped"
     with WORKER.holding([(run.run_id, run.token)]):
@@ -272,8 +278,8 @@ def execute_pack(run_ids: list[int]) -> list[str]:
 
 
 @app.task(name=RUN_TASK)
-def run_training(run_id: int) -> str:
-    return execute_run(run_id)
+def run_training(run_id: int, class_id: int | None = None, queue: str = "cpu") -> str:
+    return execute_run(run_id, class_id, queue)
 
 
 @app.task(name=PACK_TASK)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from backend.classes import models as _classes  # noqa: F401
 from backend.datasets import models as _datasets  # noqa: F401
 from backend.db import Base, engine_for
 from backend.runs import models as _runs  # noqa: F401  (registers tables on Base.metadata)

@@ -43,15 +43,16 @@ def _owned(run_id: int, token: str) -> Any:
     return (Run.id == run_id) & (Run.token == token) & (Run.status == "running")
 
 
-def claim_run(*, session: Session, run_id: int, worker: str) -> Run | None:
+def claim_run(*, session: Session, run_id: int, worker: str, **also: Any) -> Run | None:
     """The run, now ``running`` under a new attempt and a new ``token`` (which every later
-    write of this attempt must name), or None if it was not queued."""
+    write of this attempt must name), or None if it was not queued. ``also``: more columns
+    set by the same statement (a class run's ``class_seq``)."""
     now = utcnow()
     claimed = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status == "queued")
         .values(status="running", started_at=now, heartbeat_at=now, worker=worker,
-                attempt=Run.attempt + 1, token=uuid.uuid4().hex)
+                attempt=Run.attempt + 1, token=uuid.uuid4().hex, **also)
     ).rowcount
     session.commit()
     # Read back, not from the session's cache: a run created in this session holds no token.

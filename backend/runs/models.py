@@ -64,6 +64,13 @@ class Run(Base):
     # A random token drawn by each claim (backend/runs/lifecycle.py): every write of the
     # worker must name it, so a stale attempt writes nothing. Never shown by the API.
     token: Mapped[str | None] = mapped_column(String(32))
+    # Classrooms (backend/classes): the class and student a run was launched for (student None:
+    # the teacher's run), and its place in the class's dispatch order, set when it is claimed
+    # (backend/classes/fairqueue.py).
+    class_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    student: Mapped[int | None] = mapped_column(Integer)
+    class_seq: Mapped[int | None] = mapped_column(Integer)
+    class_preset: Mapped[str | None] = mapped_column(String(64))  # the lesson it was launched for
 
 
 class MetricPoint(Base):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from backend import heavy
+from backend.classes.service import submit_class_run, visible_to
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
 from backend.runs import blobs, control, examples, service, whatif
@@ -24,12 +25,23 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
-def create_run(session: SessionDep, spec: Spec) -> RunOut:
-    """Every field has a default, so ``{}`` is a small MLP on digits; unknown fields are 422."""
+def create_run(
+    session: SessionDep, spec: Spec, request: Request,
+    preset: Annotated[str | None, Query(max_length=64, description=(
+        "With a class token: the class's lesson whose spec the body is merged over (default "
+        "its first)."))] = None,
+) -> RunOut:
+    """Every field has a default, so ``{}`` is a small MLP on digits; unknown fields are 422.
+    With a class token the body is merged over the lesson's spec (backend/classes)."""
     # Read before the creation, whose commit then hands the connection back: read after, it
     # would stay checked out until the session's teardown, which waits for a threadpool slot
     # (a burst of creations exhausted the pool).
     served = served_queues(session=session)
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        run = submit_class_run(session=session, principal=principal, preset=preset,
+                               given=spec.model_dump(mode="json", exclude_unset=True))
+        return RunOut.of(run, served)
     run = service.submit_run(session=session, spec_data=spec.model_dump(mode="json"))
     return RunOut.of(run, served)
 
@@ -37,13 +49,17 @@ def create_run(session: SessionDep, spec: Spec) -> RunOut:
 @router.get("", response_model=list[RunOut])
 def list_runs(
     session: SessionDep,
+    request: Request,
     status: str | None = None,
     study_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[RunOut]:
+    """With a class token: the runs of its class (a student's own only, when the class does
+    not show classmates' runs)."""
     runs = service.list_runs(
-        session=session, status=status, study_id=study_id, limit=limit, offset=offset
+        session=session, status=status, study_id=study_id, limit=limit, offset=offset,
+        **visible_to(session=session, principal=getattr(request.state, "principal", None)),
     )
     served = served_queues(session=session)
     return [RunOut.of(run, served) for run in runs]

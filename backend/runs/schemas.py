@@ -35,6 +35,9 @@ class RunOut(BaseModel):
     # Why a queued run does not start: no live worker serves its queue (e.g. device cuda on a
     # lab without a GPU worker). None when some worker will take it.
     waiting: str | None = None
+    # Classrooms: the class and student (id; None: the teacher) it was launched for.
+    class_id: int | None = None
+    student: int | None = None
 
     @classmethod
     def of(cls, run: Run, served: set[str] | None = None) -> RunOut:
@@ -47,7 +50,7 @@ class RunOut(BaseModel):
             created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
             error=run.error and public_text(run.error), progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
             result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
-            waiting=waiting,
+            waiting=waiting, class_id=run.class_id, student=run.student,
         )
 
 

@@ -131,9 +131,13 @@ def get_run(*, session: Session, run_id: int) -> Run:
 
 def list_runs(
     *, session: Session, status: str | None = None, study_id: int | None = None,
-    limit: int = 500, offset: int = 0,
+    limit: int = 500, offset: int = 0, class_id: int | None = None, student: int | None = None,
 ) -> Sequence[Run]:
     query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
+    if class_id is not None:
+        query = query.where(Run.class_id == class_id)
+    if student is not None:
+        query = query.where(Run.student == student)
     if status is not None:
         query = query.where(Run.status == status)
     if study_id is not None:

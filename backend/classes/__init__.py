@@ -1,0 +1,1 @@
+"""Classrooms: a teacher's class of students, their tokens, quotas, fair queue and board."""

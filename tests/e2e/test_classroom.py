@@ -1,0 +1,103 @@
+"""A classroom in Debian's Chromium against the real server: a teacher creates a class, two
+students join from their own browser contexts and launch a lesson with its locked fields
+read-only, and the teacher's board shows both of them with their runs' test accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.test_lab import snap
+
+pytestmark = pytest.mark.browser
+
+
+@contextmanager
+def student_page(browser: object, server: str) -> Iterator[Page]:
+    """A browser context of its own (its own localStorage: its own student token), whose
+    console must stay clean like the ``page`` fixture's."""
+    context = browser.new_context(base_url=server, viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"the student's page reported script errors: {errors}"
+
+
+def join_and_launch(page: Page, code: str, name: str, lr: str) -> int:
+    page.goto(f"/#/join/{code}")
+    page.fill("#join-name", name)
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator(".class-title")).to_have_text("Optimisation, group B")
+    page.locator(".lesson-card").first.get_by_role("link", name="Launch a run").click()
+    # the lesson's spec, its locked fields read-only
+    expect(page.locator("#f-data-dataset")).to_be_disabled()
+    expect(page.locator("#f-data-dataset")).to_have_value("digits")
+    expect(page.locator("#f-model-hidden")).to_be_disabled()
+    expect(page.locator(".study-controls")).to_be_hidden()
+    expect(page.locator("#f-optim-lr")).to_be_enabled()
+    page.fill("#f-training-max_epochs", "1")
+    page.fill("#f-optim-lr", lr)
+    page.get_by_role("button", name="Launch", exact=True).click()
+    page.wait_for_url("**/#/runs/*")
+    return int(page.url.rsplit("/", 1)[-1])
+
+
+@pytest.mark.timeout(600)
+def test_teacher_creates_a_class_two_students_launch_the_board_shows_both(
+        page: Page, browser: object, server: str, artifacts: Path) -> None:
+    page.goto("/#/classes")
+    page.fill("#class-name", "Optimisation, group B")
+    expect(page.locator("#preset-sgd-momentum")).to_be_checked()
+    page.check("#preset-minibatch-size")
+    page.check("#lock-data\\.dataset")
+    page.check("#lock-model\\.hidden")
+    page.fill("#class-max-queued", "2")
+    page.select_option("#class-challenge", "sgd-momentum")
+    page.get_by_role("button", name="Create the class").click()
+    card = page.locator(".class-card").first
+    expect(card.locator(".join-link")).to_contain_text("#/join/")
+    code = card.locator(".join-code").inner_text()
+    class_id = card.get_attribute("data-class-id")
+
+    runs = {}
+    with student_page(browser, server) as ada, student_page(browser, server) as grace:
+        runs["Ada"] = join_and_launch(ada, code, "Ada", "0.05")
+        runs["Grace"] = join_and_launch(grace, code, "Grace", "0.02")
+        for name, run_id in runs.items():
+            run = httpx.get(f"{server}/api/runs/{run_id}").json()
+            assert run["spec"]["data"]["dataset"] == "digits" and run["student"] is not None
+            assert run["spec"]["training"]["max_epochs"] == 1, name
+        ada.goto("/#/")  # a student's lab is the class: its lessons, its runs
+        expect(ada.locator(".class-run-mine")).to_have_count(1)
+        expect(ada.locator(".class-run-mine .badge")).to_have_text("succeeded", timeout=240_000)
+        expect(ada.locator(".class-run:not(.class-run-mine)")).to_have_count(1)
+        snap(ada, artifacts, "classroom-student", docs=True)
+
+    page.goto(f"/#/classes/{class_id}/board")
+    rows = page.locator("table.board tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator("th")).to_have_text("Ada")
+    expect(rows.nth(1).locator("th")).to_have_text("Grace")
+    for row in (rows.nth(0), rows.nth(1)):
+        expect(row.locator(".badge")).to_have_text("succeeded", timeout=240_000)
+        expect(row.locator("td.num")).to_contain_text("%")
+    teacher = page.evaluate(
+        'JSON.parse(localStorage.getItem("epoque-teacher-classes"))[0].teacher_token')
+    board = httpx.get(f"{server}/api/classes/{class_id}/board",
+                      headers={"Authorization": f"Bearer {teacher}"}).json()
+    ranked = [r["name"] for r in board["challenge"]["ranking"]]
+    assert sorted(ranked) == ["Ada", "Grace"]
+    expect(page.locator(".ranking li")).to_have_count(2)
+    expect(page.locator(".ranking li").first).to_contain_text(ranked[0])
+    snap(page, artifacts, "classroom-board", docs=True)
