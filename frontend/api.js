@@ -115,6 +115,22 @@ export function getEarlyStopping(id, patiences) {
 /** The training-health diagnosis: {rules, diagnoses: [{layer, key, rule, since, value, message}]}. */
 export const getRunHealth = (id) => request("GET", `${runPath(id)}/health`);
 
+/** The confusion matrix on S_v: {epoch, epochs, classes, matrix}; of `epoch`, else the
+ * returned model's (the newest while running). */
+export function getConfusion(id, epoch = null) {
+  const qs = epoch === null || epoch === undefined ? "" : `?epoch=${encodeURIComponent(epoch)}`;
+  return request("GET", `${runPath(id)}/confusion${qs}`);
+}
+
+/** The validation examples of one confusion cell of the returned model:
+ * [{index, label, pred, probabilities, spread, png, input}]. */
+export function getCellExamples(id, { trueClass, predClass, epoch = null, limit = 20 }) {
+  const query = new URLSearchParams({ split: "val", true: String(trueClass), pred: String(predClass),
+    limit: String(limit) });
+  if (epoch !== null && epoch !== undefined) query.set("epoch", String(epoch));
+  return request("GET", `${runPath(id)}/examples?${query}`);
+}
+
 const studyPath = (id) => `/api/studies/${encodeURIComponent(id)}`;
 export const listStudies = () => request("GET", "/api/studies");
 export const getStudy = (id) => request("GET", studyPath(id));

@@ -224,7 +224,8 @@ def get_examples(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[dict[str, Any]]:
     """The examples of one confusion cell (true class, predicted class) of the returned model:
-    [{index, label, pred, probabilities, spread, png}], png base64 for image data, else null;
+    [{index, label, pred, probabilities, spread, png, input}], png base64 for image data, else
+    null; input: the (flattened) input of other data (a 1-D signal, a standardised 2-D point);
     spread: per class, the std across an ensemble's members or dropout masks (else null)."""
     return examples.cell_examples(session=session, run_id=run_id, true=true, pred=pred,
                                   epoch=epoch, limit=limit)

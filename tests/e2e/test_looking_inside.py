@@ -1,0 +1,114 @@
+"""SPEC.md "Looking inside" in the browser: the training-health panel, the confusion matrix with
+its epoch slider and a clicked cell's examples, checked against the API's own numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.test_lab import PLOT, plot_data, post_run, snap, wait_finished
+
+pytestmark = pytest.mark.browser
+
+
+def click_cell(page: Page, selector: str, row: int, col: int) -> None:
+    """Click the centre of heatmap cell (row, col) where Plotly drew it."""
+    page.locator(f"{selector} .js-plotly-plot").scroll_into_view_if_needed()
+    box = page.evaluate(f"""() => {{
+        const plot = {PLOT.format(sel=selector)};
+        const fl = plot._fullLayout, r = plot.getBoundingClientRect();
+        return {{x: r.left + fl.xaxis._offset + fl.xaxis.l2p({col}),
+                 y: r.top + fl.yaxis._offset + fl.yaxis.l2p({row})}};
+    }}""")
+    page.mouse.click(box["x"], box["y"])
+
+
+def test_health_panel_diagnoses_a_constant_init(page: Page, server: str, artifacts: Path) -> None:
+    run = post_run(server, {"name": "constant init, ReLU", "model": {
+        "hidden": [32, 32], "activation": "relu", "init": {"scheme": "constant"}},
+        "training": {"max_epochs": 3}})
+    page.goto(f"/#/runs/{run['id']}")
+    expect(page.locator("run-view")).to_have_attribute("data-stream", "ended", timeout=120_000)
+    health = httpx.get(f"{server}/api/runs/{run['id']}/health").json()
+    dead = [d for d in health["diagnoses"] if d["key"].startswith("dead_fraction/")]
+    assert dead, health
+    panel = page.locator("health-panel")
+    expect(panel).to_have_attribute("data-diagnoses", str(len(health["diagnoses"])))
+    expect(panel.locator(".health-diagnosis").first).to_contain_text(health["diagnoses"][0]["message"])
+    expect(panel.locator(f'tr[data-layer="{dead[0]["layer"]}"] [data-cell="dead"]')).to_have_text("100.00 %")
+    snap(page, artifacts, "health-panel", docs=True, element=panel)
+
+
+def test_confusion_matrix_slider_and_a_clicked_cell(page: Page, server: str, artifacts: Path) -> None:
+    run = post_run(server, {"name": "digits, confusion", "model": {"hidden": [16]},
+                            "training": {"max_epochs": 4}})
+    done = wait_finished(server, run["id"])
+    assert done["status"] == "succeeded", done["error"]
+    api = f"{server}/api/runs/{run['id']}"
+    returned = httpx.get(f"{api}/confusion").json()
+    page.goto(f"/#/runs/{run['id']}")
+    view = page.locator("confusion-view")
+    sel = "confusion-view"
+    expect(view).to_have_attribute("data-drawn", str(returned["epoch"]), timeout=30_000)
+    shown = plot_data(page, sel)[0]
+    assert shown["customdata"] == returned["matrix"]
+    assert shown["x"] == shown["y"] == [str(i) for i in range(10)] == returned["classes"]
+
+    # The slider goes back to epoch 1's matrix, as the API stores it.
+    first = httpx.get(f"{api}/confusion", params={"epoch": returned["epochs"][0]}).json()
+    view.locator("input[type=range]").fill("0")
+    expect(view).to_have_attribute("data-drawn", str(first["epoch"]))
+    assert plot_data(page, sel)[0]["customdata"] == first["matrix"]
+    view.locator("input[type=range]").fill(str(returned["epochs"].index(returned["epoch"])))
+    expect(view).to_have_attribute("data-drawn", str(returned["epoch"]))
+
+    # The most confused cell: its examples are the API's, each an image with its bars.
+    matrix = returned["matrix"]
+    t, p = max(((t, p) for t in range(10) for p in range(10) if t != p),
+               key=lambda c: matrix[c[0]][c[1]])
+    assert matrix[t][p] > 0
+    click_cell(page, sel, t, p)
+    expect(view).to_have_attribute("data-cell", f"{t},{p}")
+    expected = httpx.get(f"{api}/examples", params={
+        "true": t, "pred": p, "epoch": returned["epoch"], "limit": 20}, timeout=60).json()
+    expect(view).to_have_attribute("data-examples", str(len(expected)))
+    assert len(expected) == min(20, matrix[t][p])
+    items = view.locator(".confusion-example")
+    assert [int(i) for i in items.evaluate_all("els => els.map((e) => e.dataset.index)")] == \
+        [e["index"] for e in expected]
+    first_item = items.first
+    expect(first_item.locator("img.confusion-image")).to_have_count(1)
+    expect(first_item.locator(".confusion-prob")).to_have_count(10)
+    expect(first_item.locator(".confusion-prob.is-pred .confusion-prob-name")).to_have_text(returned["classes"][p])
+    widths = first_item.locator(".confusion-prob-bar").evaluate_all(
+        "els => els.map((e) => parseFloat(e.style.width))")
+    assert widths == pytest.approx([100 * v for v in expected[0]["probabilities"]], abs=0.06)
+    expect(view.locator(".confusion-cell-title")).to_contain_text(
+        f"True {returned['classes'][t]}, predicted {returned['classes'][p]}: {matrix[t][p]} example")
+    snap(page, artifacts, "confusion", docs=True, element=view)
+
+
+def test_confusion_cell_of_a_2d_run_rings_its_points_on_the_boundary(page: Page, server: str) -> None:
+    run = post_run(server, {"data": {"dataset": "moons"}, "model": {"hidden": [4]},
+                            "training": {"max_epochs": 2}})
+    assert wait_finished(server, run["id"])["status"] == "succeeded"
+    api = f"{server}/api/runs/{run['id']}"
+    returned = httpx.get(f"{api}/confusion").json()
+    page.goto(f"/#/runs/{run['id']}")
+    view = page.locator("confusion-view")
+    expect(view).to_have_attribute("data-drawn", str(returned["epoch"]), timeout=30_000)
+    expect(page.locator("boundary-plot")).to_have_attribute("data-epoch", str(returned["epoch"]),
+                                                            timeout=30_000)
+    click_cell(page, "confusion-view", 0, 0)
+    expected = httpx.get(f"{api}/examples", params={"true": 0, "pred": 0, "limit": 20}, timeout=60).json()
+    expect(view).to_have_attribute("data-cell", "0,0")
+    expect(view).to_have_attribute("data-examples", str(len(expected)))
+    expect(view.locator(".confusion-point").first).to_have_text(
+        "(" + ", ".join(f"{v:.3f}" for v in expected[0]["input"]) + ")")
+    expect(page.locator("boundary-plot")).to_have_attribute("data-highlighted", str(len(expected)))
+    ring = next(t for t in plot_data(page, "boundary-plot") if t.get("name", "").startswith("true"))
+    assert ring["x"] == pytest.approx([e["input"][0] for e in expected])
+    assert ring["y"] == pytest.approx([e["input"][1] for e in expected])
