@@ -64,6 +64,10 @@ class Run(Base):
     # A random token drawn by each claim (backend/runs/lifecycle.py): every write of the
     # worker must name it, so a stale attempt writes nothing. Never shown by the API.
     token: Mapped[str | None] = mapped_column(String(32))
+    # "train", or "lr_range": an LR range test (worker/engine/lr_range.py) whose start, end,
+    # steps and seeds are ``options``.
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MetricPoint(Base):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, examples, service, whatif
+from backend.runs import blobs, control, examples, lr_range, service, whatif
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -74,7 +74,7 @@ def get_metrics(
         description="Downsample each series to at most this many points (each bucket keeps "
         "its min and max).")] = None,
 ) -> MetricsOut:
-    service.get_run(session=session, run_id=run_id)
+    run = service.get_run(session=session, run_id=run_id)
     if points is None:
         cap = get_settings().max_metric_points
         if service.count_points(session=session, run_id=run_id, after=after, keys=_keys(keys),
@@ -85,7 +85,7 @@ def get_metrics(
         series, cursor = service.get_points(
             session=session, run_id=run_id, after=after, keys=_keys(keys)
         )
-        return MetricsOut(series=series, cursor=cursor)
+        return MetricsOut(series=lr_range.eta_axis(run, series), cursor=cursor)
     cursor = service.last_cursor(session=session, run_id=run_id)
     series = {}
     requested = _keys(keys)
@@ -99,7 +99,7 @@ def get_metrics(
                 session=session, run_id=run_id, keys=[key], until=cursor)[0].get(key, [])
         if reduced:
             series[key] = reduced
-    return MetricsOut(series=series, cursor=cursor)
+    return MetricsOut(series=lr_range.eta_axis(run, series), cursor=cursor)
 
 
 @router.get("/{run_id}/metrics.csv", response_class=StreamingResponse)
