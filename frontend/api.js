@@ -93,6 +93,8 @@ export function listRuns({ studyId = null, status = null } = {}) {
 }
 export const getRun = (id) => request("GET", runPath(id));
 export const createRun = (spec) => request("POST", "/api/runs", spec);
+/** An LR range test of `spec`: {spec, start, end, steps} → the run (kind "lr_range"). */
+export const createLrRangeTest = (body) => request("POST", "/api/lr-range-tests", body);
 export const deleteRun = (id) => request("DELETE", runPath(id));
 export const cancelRun = (id) => request("POST", `${runPath(id)}/cancel`);
 export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr });

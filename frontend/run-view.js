@@ -11,6 +11,7 @@ import "./health-panel.js";
 import "./grad-noise.js";
 import "./boundary-plot.js";
 import "./confusion-view.js";
+import "./lr-range.js";
 import {
   FINISHED, el, formatDuration, formatNumber, formatPercent, formatTime, runTitle, statusBadge,
   useStyle,
@@ -222,6 +223,7 @@ class RunView extends HTMLElement {
     const byName = await kinds;
     if (this.gone) return;
     const dataset = this.run.spec?.data?.dataset;
+    if (this.run.kind === "lr_range") this.extraRow.hidden = !this.extraRow.appendChild(el("lr-range-finder", { "run-id": this.runId }));
     if (byName.get(dataset) === "2d" && this.run.spec?.diagnostics?.boundary !== "off") {
       this.boundary = el("boundary-plot", { "run-id": this.runId });
       this.extraRow.append(this.boundary);

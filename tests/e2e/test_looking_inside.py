@@ -3,13 +3,14 @@ its epoch slider and a clicked cell's examples, checked against the API's own nu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_lab import PLOT, plot_data, post_run, snap, wait_finished
+from tests.e2e.test_lab import PLOT, plot_data, plot_layout, post_run, snap, wait_finished
 
 pytestmark = pytest.mark.browser
 
@@ -112,3 +113,33 @@ def test_confusion_cell_of_a_2d_run_rings_its_points_on_the_boundary(page: Page,
     ring = next(t for t in plot_data(page, "boundary-plot") if t.get("name", "").startswith("true"))
     assert ring["x"] == pytest.approx([e["input"][0] for e in expected])
     assert ring["y"] == pytest.approx([e["input"][1] for e in expected])
+
+
+def test_lr_range_test_from_the_launch_form_fills_eta(page: Page, server: str, artifacts: Path) -> None:
+    page.goto("/#/launch")
+    page.get_by_label("max_epochs", exact=True).fill("3")  # the launch form's spec goes along
+    page.get_by_role("button", name="Find η (LR range test)").click()
+    finder = page.locator("lr-range-finder")
+    expect(finder).to_have_attribute("data-drawn", re.compile(r"\d+"), timeout=120_000)
+    run_id = finder.get_attribute("data-run")
+    run = httpx.get(f"{server}/api/runs/{run_id}").json()
+    assert run["kind"] == "lr_range" and run["spec"]["training"]["max_epochs"] == 3
+    assert run["options"] == {"start": 1e-6, "end": 10, "steps": 100, "seeds": 3}
+    found = run["result"]["lr_range"]
+    api = httpx.get(f"{server}/api/runs/{run_id}/metrics").json()["series"]
+    traces = plot_data(page, "lr-range-finder")
+    for trace in traces:
+        assert trace["x"] == [x for x, _ in api[trace["meta"]]]
+        assert trace["y"] == [y for _, y in api[trace["meta"]]]
+    layout = plot_layout(page, "lr-range-finder")
+    assert layout["xaxis"]["type"] == "log"
+    marks = {s["name"]: s["x0"] for s in layout["shapes"]}
+    assert marks == {"suggested": found["suggested_lr"], "alternative": found["alternative_lr"]}
+    assert found["rule"] in layout["annotations"][0]["text"]
+    expect(finder.locator(".lr-range-summary")).to_contain_text("Over 3 seeds")
+    finder.get_by_role("button", name="use this η").click()
+    expect(finder.locator(".lr-range-status")).to_contain_text("written into the form")
+    lr = page.get_by_label("lr", exact=True).input_value()
+    assert float(lr) == pytest.approx(float(f"{found['suggested_lr']:.3g}"), rel=1e-12)
+    assert f'"lr": {lr}' in page.locator(".spec-json").text_content()
+    snap(page, artifacts, "lr-range", docs=True, element=finder)
