@@ -124,6 +124,12 @@ export function getConfusion(id, epoch = null) {
   return request("GET", `${runPath(id)}/confusion${qs}`);
 }
 
+/** The loss landscape around the returned model: {status: "done", alphas, betas, loss, path,
+ * path_epochs, centre_loss, examples}, or (being computed, HTTP 202) {status, progress}. */
+export function getLandscape(id, resolution = 21) {
+  return request("GET", `${runPath(id)}/landscape?${new URLSearchParams({ resolution: String(resolution) })}`);
+}
+
 /** The validation examples of one confusion cell of the returned model:
  * [{index, label, pred, probabilities, spread, png, input}]. */
 export function getCellExamples(id, { trueClass, predClass, epoch = null, limit = 20 }) {

@@ -12,6 +12,7 @@ import "./grad-noise.js";
 import "./boundary-plot.js";
 import "./confusion-view.js";
 import "./lr-range.js";
+import "./loss-landscape.js";
 import {
   FINISHED, el, formatDuration, formatNumber, formatPercent, formatTime, runTitle, statusBadge,
   useStyle,
@@ -171,7 +172,7 @@ class RunView extends HTMLElement {
       el("div", { class: "chart-grid chart-grid-3" }, this.charts.lr, this.charts.weight, this.charts.speed),
       el("div", { class: "chart-grid" }, this.heatmaps.act, this.heatmaps.grad),
       el("div", { class: "chart-grid chart-grid-1" }, this.health),
-      el("div", { class: "chart-grid chart-grid-1" }, this.confusion),
+      el("div", { class: "chart-grid chart-grid-1" }, this.confusion, el("loss-landscape", { "run-id": this.runId })),
       this.stepRow,
       this.extraRow,
     );

@@ -21,7 +21,7 @@ import torch
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.broker import PACK_TASK, RUN_TASK
+from backend.broker import LANDSCAPE_TASK, PACK_TASK, RUN_TASK
 from backend.config import get_settings
 from backend.datasets.service import materialize
 from backend.db import new_session
@@ -37,12 +37,14 @@ from backend.runs.lifecycle import (
     record_epoch,
     unpack_runs,
 )
+from backend.runs.models import Run
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
+from worker.landscape_job import execute_landscape
 from worker.reporting import PackReporter, RunReporter
 from worker.timing import Clock, choose_threads, pack_pays
 
@@ -160,6 +162,8 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     (its result says so, for the lab)."""
     reporter = RunReporter(run.run_id, run.token)
     reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
+    if run.spec.ensemble.members == 1:
+        reporter.sketch_seed = run.spec.seed  # the loss landscape's path (engine/landscape.py)
     resume = None
     if run.stored is not None:
         epoch, blob = run.stored
@@ -329,6 +333,16 @@ def run_training(run_id: int) -> str:
 @app.task(name=PACK_TASK)
 def run_pack(run_ids: list[int]) -> list[str]:
     return execute_pack(run_ids)
+
+
+@app.task(name=LANDSCAPE_TASK)
+def run_landscape(run_id: int, resolution: int) -> str:
+    with new_session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return "skipped"
+        spec = parse_spec(run.spec)
+    return execute_landscape(run_id, resolution, prepare_data(spec))
 
 
 def _register() -> None:

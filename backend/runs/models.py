@@ -167,3 +167,33 @@ class MetricRollup(Base):
     min_v: Mapped[float] = mapped_column(Float)
     max_x: Mapped[int] = mapped_column(BigInteger)
     max_v: Mapped[float] = mapped_column(Float)
+
+
+
+class RunTrajectory(Base):
+    """Per epoch of a single-network run (epoch 0: z0), a sketch of its weights: for two
+    seeded random directions, each row's dot product with the weights' row
+    (worker/engine/landscape.py), from which the loss landscape projects the path exactly."""
+
+    __tablename__ = "run_trajectory"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sketch: Mapped[list[list[float]]] = mapped_column(JSON)
+
+
+class RunLandscape(Base):
+    """A loss landscape of a run's returned model at one resolution: queued, running (with its
+    progress, 0…1), done (its result) or failed (its error)."""
+
+    __tablename__ = "run_landscapes"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, examples, lr_range, service, whatif
+from backend.runs import blobs, control, examples, landscape, lr_range, service, whatif
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -229,3 +229,22 @@ def get_examples(
     spread: per class, the std across an ensemble's members or dropout masks (else null)."""
     return examples.cell_examples(session=session, run_id=run_id, true=true, pred=pred,
                                   epoch=epoch, limit=limit)
+
+
+@router.get("/{run_id}/landscape", responses={202: {"description": "Being computed: "
+                                                    "{status, progress (0…1), resolution}."}})
+def get_landscape(
+    run_id: RunId, session: SessionDep, response: Response,
+    resolution: Annotated[int, Query(ge=5, le=51, description=(
+        "Grid points per axis; odd, so that the grid passes through z*."))] = 21,
+) -> dict[str, Any]:
+    """The training loss on the plane through the returned model z* spanned by two
+    filter-normalised random directions (Li et al. 2018), with the optimiser's path projected
+    on it: {alphas, betas, loss (rows follow betas), path: [[a, b], …], path_epochs,
+    centre_loss, examples}. Computed on a worker on the first request (202 with its progress
+    until it is done)."""
+    if resolution % 2 == 0:
+        raise SpecInvalid.one("resolution", "must be odd, so that the grid passes through z*")
+    code, body = landscape.get_or_start(session=session, run_id=run_id, resolution=resolution)
+    response.status_code = code
+    return body

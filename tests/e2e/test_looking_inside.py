@@ -143,3 +143,23 @@ def test_lr_range_test_from_the_launch_form_fills_eta(page: Page, server: str, a
     assert float(lr) == pytest.approx(float(f"{found['suggested_lr']:.3g}"), rel=1e-12)
     assert f'"lr": {lr}' in page.locator(".spec-json").text_content()
     snap(page, artifacts, "lr-range", docs=True, element=finder)
+
+
+def test_loss_landscape_with_its_path(page: Page, server: str, artifacts: Path) -> None:
+    run = post_run(server, {"name": "digits, momentum", "model": {"hidden": [32]},
+                            "optim": {"momentum": 0.9, "lr": 0.05}, "training": {"max_epochs": 8}})
+    assert wait_finished(server, run["id"])["status"] == "succeeded"
+    page.goto(f"/#/runs/{run['id']}")
+    view = page.locator("loss-landscape")
+    view.get_by_role("button", name="Compute the loss landscape").click()
+    expect(view).to_have_attribute("data-drawn", "21", timeout=120_000)
+    found = httpx.get(f"{server}/api/runs/{run['id']}/landscape", params={"resolution": 21}).json()
+    assert found["status"] == "done"
+    traces = plot_data(page, "loss-landscape")
+    assert traces[0]["z"] == found["loss"] and traces[0]["x"] == found["alphas"]
+    path = next(t for t in traces if t.get("meta") == "path")
+    assert path["x"] == [p[0] for p in found["path"]] and path["y"] == [p[1] for p in found["path"]]
+    assert len(path["x"]) == 9  # z0 and 8 epochs
+    expect(view.locator(".landscape-status")).to_contain_text("Loss at z*")
+    view.scroll_into_view_if_needed()
+    snap(page, artifacts, "landscape", docs=True, element=view)
