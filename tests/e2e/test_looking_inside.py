@@ -163,3 +163,26 @@ def test_loss_landscape_with_its_path(page: Page, server: str, artifacts: Path) 
     expect(view.locator(".landscape-status")).to_contain_text("Loss at z*")
     view.scroll_into_view_if_needed()
     snap(page, artifacts, "landscape", docs=True, element=view)
+
+
+def test_confusion_cell_of_mnist1d_draws_each_signal(page: Page, server: str) -> None:
+    run = post_run(server, {"data": {"dataset": "mnist1d"}, "model": {"hidden": [16]},
+                            "training": {"max_epochs": 2}})
+    assert wait_finished(server, run["id"])["status"] == "succeeded"
+    returned = httpx.get(f"{server}/api/runs/{run['id']}/confusion").json()
+    page.goto(f"/#/runs/{run['id']}")
+    view = page.locator("confusion-view")
+    expect(view).to_have_attribute("data-drawn", str(returned["epoch"]), timeout=30_000)
+    t = max(range(10), key=lambda c: returned["matrix"][c][c])
+    click_cell(page, "confusion-view", t, t)
+    expected = httpx.get(f"{server}/api/runs/{run['id']}/examples",
+                         params={"true": t, "pred": t, "limit": 20}, timeout=60).json()
+    expect(view).to_have_attribute("data-examples", str(len(expected)))
+    first = expected[0]
+    assert len(first["input"]) == 40 and first["png"] is None
+    path = view.locator(".confusion-example").first.locator(".confusion-signal svg path")
+    vertices = re.findall(r"[ML]([-\d.]+),([-\d.]+)", path.get_attribute("d"))
+    assert len(vertices) == 40  # one vertex per sample of the signal
+    highest = min(range(40), key=lambda i: float(vertices[i][1]))  # SVG y grows downwards
+    top, span = max(first["input"]), max(first["input"]) - min(0, *first["input"])
+    assert first["input"][highest] >= top - 0.01 * span  # within the drawing's rounding
