@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from backend.db import new_session
+from backend.db import new_session, utcnow
 from backend.errors import DomainError
 from backend.public_text import public_error
 from backend.runs import landscape as store
@@ -29,7 +29,8 @@ PROGRESS_SECONDS = 0.5  # progress is written at most this often
 def _set(run_id: int, resolution: int, **values: Any) -> None:
     with new_session() as session:
         session.execute(update(RunLandscape).where(
-            RunLandscape.run_id == run_id, RunLandscape.resolution == resolution).values(**values))
+            RunLandscape.run_id == run_id, RunLandscape.resolution == resolution)
+            .values(updated_at=utcnow(), **values))
         session.commit()
 
 
@@ -38,7 +39,7 @@ def execute_landscape(run_id: int, resolution: int, data_root: Any) -> str:
         row = session.get(RunLandscape, (run_id, resolution))
         if row is None or row.status != "queued":
             return "skipped"  # deleted with its run, or another delivery already took it
-        row.status = "running"
+        row.status, row.updated_at = "running", utcnow()
         session.commit()
         try:
             blob = service.get_model(session=session, run_id=run_id)

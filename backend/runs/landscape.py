@@ -6,6 +6,7 @@ sketches the run stored per epoch (run_trajectory; worker/engine/landscape.py)."
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -18,6 +19,10 @@ from backend.runs import service
 from backend.runs.models import RunLandscape, RunTrajectory
 
 Sketch = list[list[float]]
+
+# A queued or running landscape not touched for this long lost its worker (its progress is
+# written at least every row of the grid): the next request queues it again.
+STALE_SECONDS = 600
 
 
 def log_trajectory(*, session: Session, run_id: int, sketches: Iterable[tuple[int, Sketch]]) -> None:
@@ -33,10 +38,12 @@ def trajectory(*, session: Session, run_id: int) -> list[tuple[int, Sketch]]:
         .order_by(RunTrajectory.epoch))]
 
 
-def get_or_start(*, session: Session, run_id: int, resolution: int) -> tuple[int, dict[str, Any]]:
+def get_or_start(*, session: Session, run_id: int, resolution: int,
+                 now: datetime | None = None) -> tuple[int, dict[str, Any]]:
     """(200, the landscape) once computed; else (202, {status, progress}), queuing it first if
-    nobody asked for it yet. A failed computation answers 409 with its reason, once: the next
-    GET starts it again."""
+    nobody asked for it yet, or again if it went stale (``now``: the clock, for tests). A failed
+    computation answers 409 with its reason, once: the next GET starts it again."""
+    now = now or utcnow()
     service.model_info(session=session, run_id=run_id)  # 409 while the run has no model
     run = service.get_run(session=session, run_id=run_id)
     if (run.spec.get("ensemble") or {}).get("members", 1) > 1:
@@ -50,10 +57,12 @@ def get_or_start(*, session: Session, run_id: int, resolution: int) -> tuple[int
         session.delete(row)
         session.commit()
         raise Conflict(f"the loss landscape of run {run_id} could not be computed: {error}")
-    if row is None:
-        row = RunLandscape(run_id=run_id, resolution=resolution, status="queued", progress=0.0,
-                           created_at=utcnow())
-        session.add(row)
+    stale = row is not None and now - row.updated_at > timedelta(seconds=STALE_SECONDS)
+    if row is None or stale:
+        if row is None:
+            row = RunLandscape(run_id=run_id, resolution=resolution, created_at=now)
+            session.add(row)
+        row.status, row.progress, row.updated_at = "queued", 0.0, now
         session.commit()
         try:
             enqueue_landscape(run_id, resolution, run.queue)

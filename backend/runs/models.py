@@ -197,3 +197,6 @@ class RunLandscape(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Every state change and progress write: a pending landscape untouched for
+    # landscape.STALE_SECONDS lost its worker and is queued again.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

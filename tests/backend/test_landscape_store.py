@@ -4,6 +4,8 @@ once (409) and then started again; no model or an ensemble: 409."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import update
 
@@ -40,6 +42,17 @@ def test_landscape_states(configure, db_url) -> None:
         session.expire_all()
         assert landscape.get_or_start(session=session, run_id=run_id, resolution=21)[1][
             "progress"] == pytest.approx(0.4)
+        # Untouched for longer than STALE_SECONDS: its worker is gone, it is queued again.
+        later = utcnow() + timedelta(seconds=landscape.STALE_SECONDS + 1)
+        assert landscape.get_or_start(session=session, run_id=run_id, resolution=21,
+                                      now=later)[1] == {"status": "queued", "progress": 0.0,
+                                                        "resolution": 21}
+        session.execute(update(RunLandscape).values(status="running", progress=0.4))
+        session.commit()
+        session.expire_all()
+        soon = utcnow() + timedelta(seconds=landscape.STALE_SECONDS - 60)
+        assert landscape.get_or_start(session=session, run_id=run_id, resolution=21,
+                                      now=soon)[1]["status"] == "running"
         session.execute(update(RunLandscape).values(status="failed", error="out of memory"))
         session.commit()
         session.expire_all()
