@@ -143,6 +143,11 @@ def test_lr_range_test_from_the_launch_form_fills_eta(page: Page, server: str, a
     assert float(lr) == pytest.approx(float(f"{found['suggested_lr']:.3g}"), rel=1e-12)
     assert f'"lr": {lr}' in page.locator(".spec-json").text_content()
     snap(page, artifacts, "lr-range", docs=True, element=finder)
+    # The test is a run of its own: its run view draws the same chart.
+    finder.get_by_role("link", name=f"LR range test #{run_id}").click()
+    shown = page.locator("run-view lr-range-finder")
+    expect(shown).to_have_attribute("data-drawn", run_id, timeout=30_000)
+    assert plot_data(page, "run-view lr-range-finder")[1]["y"] == [y for _, y in api["lr_range/smoothed_loss"]]
 
 
 def test_loss_landscape_with_its_path(page: Page, server: str, artifacts: Path) -> None:
