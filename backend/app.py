@@ -30,8 +30,8 @@ from backend.limits import BodyLimit
 from backend.presets import router as presets_router
 from backend.previews import router as previews_router
 from backend.public_text import public_text
+from backend.runs import lr_range_router, stream
 from backend.runs import router as runs_router
-from backend.runs import stream
 from backend.runs.recovery import recover_stale_runs
 from backend.sameorigin import SameOrigin
 from backend.spec_errors import SpecInvalid, request_errors
@@ -112,6 +112,7 @@ def create_app() -> FastAPI:
                   responses=COMMON_RESPONSES, dependencies=[Depends(strict_json_body)])
     app.include_router(system_router.router)
     app.include_router(runs_router.router)
+    app.include_router(lr_range_router.router)
     app.include_router(stream.router)
     app.include_router(studies_router.router)
     app.include_router(datasets_router.router)

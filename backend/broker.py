@@ -14,6 +14,7 @@ from backend.config import Settings, get_settings
 
 RUN_TASK = "epoque.run_training"
 PACK_TASK = "epoque.run_pack"  # runs that differ only in seed, trained as one stacked network
+LANDSCAPE_TASK = "epoque.landscape"  # a run's loss landscape (run id, resolution)
 QUEUES = ("cpu", "gpu")
 
 
@@ -61,6 +62,10 @@ def enqueue_class_run(run_id: int, class_id: int, queue: str) -> None:
 
 def enqueue_pack(run_ids: list[int], queue: str) -> None:
     celery_client().send_task(PACK_TASK, args=[run_ids], queue=queue)
+
+
+def enqueue_landscape(run_id: int, resolution: int, queue: str) -> None:
+    celery_client().send_task(LANDSCAPE_TASK, args=[run_id, resolution], queue=queue)
 
 
 def check_broker() -> str:

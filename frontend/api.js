@@ -103,6 +103,8 @@ export const getRun = (id) => request("GET", runPath(id));
 /** `preset`: with a class token, the class's lesson the spec is merged over. */
 export const createRun = (spec, preset = null) =>
   request("POST", preset ? `/api/runs?preset=${encodeURIComponent(preset)}` : "/api/runs", spec);
+/** An LR range test of `spec`: {spec, start, end, steps} → the run (kind "lr_range"). */
+export const createLrRangeTest = (body) => request("POST", "/api/lr-range-tests", body);
 export const deleteRun = (id) => request("DELETE", runPath(id));
 export const cancelRun = (id) => request("POST", `${runPath(id)}/cancel`);
 export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr });
@@ -124,6 +126,28 @@ export function getEarlyStopping(id, patiences) {
 
 /** The training-health diagnosis: {rules, diagnoses: [{layer, key, rule, since, value, message}]}. */
 export const getRunHealth = (id) => request("GET", `${runPath(id)}/health`);
+
+/** The confusion matrix on S_v: {epoch, epochs, classes, matrix}; of `epoch`, else the
+ * returned model's (the newest while running). */
+export function getConfusion(id, epoch = null) {
+  const qs = epoch === null || epoch === undefined ? "" : `?epoch=${encodeURIComponent(epoch)}`;
+  return request("GET", `${runPath(id)}/confusion${qs}`);
+}
+
+/** The loss landscape around the returned model: {status: "done", alphas, betas, loss, path,
+ * path_epochs, centre_loss, examples}, or (being computed, HTTP 202) {status, progress}. */
+export function getLandscape(id, resolution = 21) {
+  return request("GET", `${runPath(id)}/landscape?${new URLSearchParams({ resolution: String(resolution) })}`);
+}
+
+/** The validation examples of one confusion cell of the returned model:
+ * [{index, label, pred, probabilities, spread, png, input}]. */
+export function getCellExamples(id, { trueClass, predClass, epoch = null, limit = 20 }) {
+  const query = new URLSearchParams({ split: "val", true: String(trueClass), pred: String(predClass),
+    limit: String(limit) });
+  if (epoch !== null && epoch !== undefined) query.set("epoch", String(epoch));
+  return request("GET", `${runPath(id)}/examples?${query}`);
+}
 
 const studyPath = (id) => `/api/studies/${encodeURIComponent(id)}`;
 export const listStudies = () => request("GET", "/api/studies");

@@ -31,12 +31,21 @@ class BoundaryPlot extends HTMLElement {
       el("div", { class: "chart-body" }, this.plot, this.placeholder));
     this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.sizer = watchWidth(this.plot, () => this.grid && this.show(this.grid));
+    // A confusion cell's validation points (confusion-view.js), ringed over the map.
+    this.onExamples = (event) => {
+      if (String(event.detail?.runId) !== String(this.runId)) return;
+      this.highlight = event.detail.points.length ? event.detail : null;
+      this.dataset.highlighted = String(event.detail.points.length);
+      if (this.grid) this.show(this.grid);
+    };
+    document.addEventListener("confusion-examples", this.onExamples);
     // No request yet: the run's stream announces every grid, the newest one first (newer()),
     // so a run without a grid so far is never asked for one (that would be a 404).
   }
 
   disconnectedCallback() {
     this.sizer?.disconnect();
+    document.removeEventListener("confusion-examples", this.onExamples);
     this.gone = true;
     const plot = this.plot;
     this.plot = null;
@@ -126,6 +135,12 @@ class BoundaryPlot extends HTMLElement {
         marker: { size: 5, color: pts.label.map((c) => CLASS_COLORS[c % CLASS_COLORS.length]),
           line: { color: "#1d2433", width: 0.6 } },
         hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<extra>training example</extra>", showlegend: false });
+    }
+    if (this.highlight) {
+      const shown = this.highlight.points;
+      traces.push({ type: "scatter", mode: "markers", x: shown.map((p) => p[0]), y: shown.map((p) => p[1]),
+        name: this.highlight.label, marker: { size: 13, color: "rgba(0,0,0,0)", line: { color: "#d1242f", width: 2.5 } },
+        hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<extra>validation example</extra>", showlegend: true });
     }
     this.placeholder.hidden = true;
     const plot = this.plot;

@@ -4,6 +4,7 @@
 import { ApiError, createRun, createStudy, getRun, getSpecSchema } from "./api.js";
 import { applyLesson } from "./class-launch.js";
 import "./schedule-editor.js";
+import "./lr-range.js";
 import { buildForm, readSpec, writeSpec } from "./schema-fields.js";
 import { el, runTitle, useStyle } from "./ui.js";
 
@@ -67,7 +68,8 @@ class LaunchForm extends HTMLElement {
         el("button", { type: "button", text: "Reset to defaults", onclick: () => this.reset() }),
         el("a", { href: "#/", text: "Back to the lab" })),
       el("details", { class: "spec-preview" },
-        el("summary", { text: "The spec this form sends (JSON)" }), this.preview));
+        el("summary", { text: "The spec this form sends (JSON)" }), this.preview),
+      Object.assign(el("lr-range-finder"), { launchForm: this })); // reads the spec, writes optim.lr
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();

@@ -10,6 +10,9 @@ import "./layer-heatmap.js";
 import "./health-panel.js";
 import "./grad-noise.js";
 import "./boundary-plot.js";
+import "./confusion-view.js";
+import "./lr-range.js";
+import "./loss-landscape.js";
 import {
   FINISHED, el, formatDuration, formatNumber, formatPercent, formatTime, runTitle, statusBadge,
   useStyle,
@@ -141,6 +144,7 @@ class RunView extends HTMLElement {
     };
     this.gradNoise = el("grad-noise", { hidden: true });
     this.health = el("health-panel", { "run-id": this.runId }); // hidden until health figures come
+    this.confusion = el("confusion-view", { "run-id": this.runId }); // hidden until a matrix exists
     this.stepRow = el("div", { class: "chart-grid chart-grid-1", hidden: true }, this.stepChart);
     this.extraRow = el("div", { class: "chart-grid", hidden: true }, this.gradNoise);
 
@@ -168,6 +172,7 @@ class RunView extends HTMLElement {
       el("div", { class: "chart-grid chart-grid-3" }, this.charts.lr, this.charts.weight, this.charts.speed),
       el("div", { class: "chart-grid" }, this.heatmaps.act, this.heatmaps.grad),
       el("div", { class: "chart-grid chart-grid-1" }, this.health),
+      el("div", { class: "chart-grid chart-grid-1" }, this.confusion, el("loss-landscape", { "run-id": this.runId })),
       this.stepRow,
       this.extraRow,
     );
@@ -219,6 +224,7 @@ class RunView extends HTMLElement {
     const byName = await kinds;
     if (this.gone) return;
     const dataset = this.run.spec?.data?.dataset;
+    if (this.run.kind === "lr_range") this.extraRow.hidden = !this.extraRow.appendChild(el("lr-range-finder", { "run-id": this.runId }));
     if (byName.get(dataset) === "2d" && this.run.spec?.diagnostics?.boundary !== "off") {
       this.boundary = el("boundary-plot", { "run-id": this.runId });
       this.extraRow.append(this.boundary);
@@ -259,6 +265,7 @@ class RunView extends HTMLElement {
     for (const c of Object.values(this.charts)) c.add(series);
     for (const h of Object.values(this.heatmaps)) h.add(series);
     this.health.add(series);
+    this.confusion.add(series);
     if (series.step_loss) {
       this.stepChart.add(series);
       this.stepRow.hidden = false;

@@ -10,6 +10,7 @@ one that took t seconds, the next waits WRITE_SHARE·t. The pacing reads ``clock
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from backend.config import get_settings
 from backend.db import new_session
 from backend.notify import publish
+from backend.runs.landscape import log_trajectory
 from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
 from backend.runs.service import Point, log_confusions
 from worker.engine import Callbacks
@@ -26,6 +28,7 @@ from worker.testhold import hold_here
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
+TRAJECTORY_BUDGET = 4 << 20  # bytes of weight sketches kept per run (later epochs: none)
 WRITE_SHARE = 20
 
 Clock = Callable[[], float]
@@ -47,12 +50,18 @@ class RunReporter:
         self.checkpoint: bytes | None = None
         self.last_checkpoint = clock()
         self.checkpoint_cost = 0.0  # seconds the last checkpoint took to serialise and write
+        # The loss landscape's path: a sketch of the weights per epoch, for a single network
+        # (sketch_seed: its run's seed; None: none kept), within TRAJECTORY_BUDGET bytes.
+        self.sketch_seed: int | None = None
+        self.directions: list[dict[str, Any]] | None = None
+        self.sketches: list[tuple[int, list[list[float]]]] = []
+        self.sketch_bytes = 0
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
                          current_lr=self.current_lr, on_step=self.on_step,
                          on_boundary=self.on_boundary, on_checkpoint=self.on_checkpoint,
-                         on_confusion=self.on_confusion)
+                         on_confusion=self.on_confusion, on_weights=self.on_weights)
 
     def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.points.extend((key, epoch, value) for key, value in metrics.items())
@@ -74,6 +83,26 @@ class RunReporter:
         self.flush()
         self.last_checkpoint = self.clock()
         self.checkpoint_cost = self.last_checkpoint - t0
+
+    def on_weights(self, epoch: int, weights: Callable[[], dict[str, Any]]) -> None:
+        if self.sketch_seed is None:
+            return
+        from worker.engine.landscape import path_sketch, raw_directions, sketchable
+
+        state = weights()
+        if self.directions is None:
+            if not sketchable(state):
+                self.sketch_seed = None  # too large for a landscape: nothing to keep
+                return
+            self.directions = raw_directions(state, self.sketch_seed)
+        sketch = path_sketch(state, self.directions)
+        if not all(math.isfinite(v) for row in sketch for v in row):
+            return  # a diverged epoch: no point on the path
+        self.sketch_bytes += 20 * sum(len(row) for row in sketch)  # about 20 bytes a number
+        if self.sketch_bytes > TRAJECTORY_BUDGET:
+            self.sketch_seed = None
+            return
+        self.sketches.append((epoch, sketch))
 
     def on_boundary(self, epoch: int, grid: dict[str, Any]) -> None:
         self.boundaries.append((epoch, grid))
@@ -101,8 +130,12 @@ class RunReporter:
                 session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
                 points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
             write_confusions(session, [self])
+            if self.sketches:
+                log_trajectory(session=session, run_id=self.run_id, sketches=self.sketches)
+                session.commit()
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint, self.confusions = [], [], None, []
+        self.sketches = []
         self.last_flush = self.clock()
 
 

@@ -21,7 +21,7 @@ import torch
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.broker import PACK_TASK, RUN_TASK
+from backend.broker import LANDSCAPE_TASK, PACK_TASK, RUN_TASK
 from backend.classes import fairqueue
 from backend.config import get_settings
 from backend.datasets.service import materialize
@@ -35,14 +35,17 @@ from backend.runs.lifecycle import (
     claim_run,
     finish_run,
     load_checkpoint,
+    record_epoch,
     unpack_runs,
 )
+from backend.runs.models import Run
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
+from worker.landscape_job import execute_landscape
 from worker.reporting import PackReporter, RunReporter
 from worker.timing import Clock, choose_threads, pack_pays
 
@@ -111,6 +114,8 @@ class Claimed:
     stored: tuple[int, bytes] | None  # (epoch, snapshot) to take over from, on attempt 2+
     requested_lr: float | None = None  # η set by hand, possibly while the run was queued
     token: str = ""  # this claim's token: every write names it (backend/runs/lifecycle.py)
+    kind: str = "train"  # or "lr_range": an LR range test, whose settings are ``options``
+    options: dict[str, Any] | None = None
 
 
 def prepare_data(spec: Spec) -> Path:
@@ -136,7 +141,7 @@ def _claim(run_id: int, class_id: int | None = None, queue: str = "cpu") -> Clai
         attempt, run_id = run.attempt, run.id
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
         return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
-                       run.token)
+                       run.token, run.kind or "train", run.options)
 
 
 def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
@@ -162,6 +167,8 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     (its result says so, for the lab)."""
     reporter = RunReporter(run.run_id, run.token)
     reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
+    if run.spec.ensemble.members == 1:
+        reporter.sketch_seed = run.spec.seed  # the loss landscape's path (engine/landscape.py)
     resume = None
     if run.stored is not None:
         epoch, blob = run.stored
@@ -247,7 +254,54 @@ def execute_run(run_id: int, class_id: int | None = None, queue: str = "cpu") ->
     if run is None:
         return "skipped"
     with WORKER.holding([(run.run_id, run.token)]):
+        if run.kind == "lr_range":
+            return _lr_range(run)
         return _train_alone(run)
+
+
+def _lr_range(run: Claimed) -> str:
+    """An LR range test: one sweep per seed (seed, seed + 1, …); the first seed's curves are
+    the run's series (x = minibatch i; the API shows η_i), each sweep's suggestion goes in
+    the result with their spread. Progress counts sweeps; a cancel stops between them."""
+    from worker.engine.lr_range import lr_range_test, spread
+
+    o, spec = run.options or {}, run.spec
+    status, result, error, sweeps = "failed", None, None, []
+    try:
+        data_root = prepare_data(spec)
+        run_threads(spec, data_root)
+        for k in range(int(o.get("seeds", 3))):
+            sweep = lr_range_test(spec, start=o["start"], end=o["end"], steps=o["steps"],
+                                  seed=spec.seed + k, device=_device(spec), data_root=data_root)
+            sweeps.append(sweep)
+            points = [] if k else [
+                (key, i, value) for key in ("loss", "smoothed_loss", "lrs")
+                for i, value in enumerate(sweep[key])]
+            points = [(f"lr_range/{'lr' if key == 'lrs' else key}", i, v) for key, i, v in points]
+            with new_session() as session:
+                cancel, _ = record_epoch(session=session, run_id=run.run_id, token=run.token,
+                                         epoch=k + 1, points=points)
+            publish(run.run_id)
+            if cancel:
+                break
+        first = sweeps[0]
+        rules = ("suggested_lr", "rule", "min_lr", "alternative_lr", "alternative_rule")
+        result = {"lr_range": {
+            **{key: first[key] for key in rules},
+            "start": o["start"], "end": o["end"], "steps": o["steps"],
+            "seeds": [{"seed": s["seed"], "suggested_lr": s["suggested_lr"],
+                       "alternative_lr": s["alternative_lr"], "steps_run": len(s["lrs"]),
+                       "stopped_early": s["stopped_early"]} for s in sweeps],
+            "spread": spread([s["suggested_lr"] for s in sweeps]),
+            "alternative_spread": spread([s["alternative_lr"] for s in sweeps])}}
+        status = "succeeded" if len(sweeps) == int(o.get("seeds", 3)) else "cancelled"
+    except (RunGone, LeaseLost) as exc:
+        log.info("run %s: stopping this attempt: %s", run.run_id, exc)
+        return "abandoned"
+    except Exception as exc:
+        log.exception("LR range test %s failed", run.run_id)
+        error = public_error(exc)
+    return _finish(run.run_id, run.token, status, result, error, None)
 
 
 def execute_pack(run_ids: list[int]) -> list[str]:
@@ -285,6 +339,16 @@ def run_training(run_id: int, class_id: int | None = None, queue: str = "cpu") -
 @app.task(name=PACK_TASK)
 def run_pack(run_ids: list[int]) -> list[str]:
     return execute_pack(run_ids)
+
+
+@app.task(name=LANDSCAPE_TASK)
+def run_landscape(run_id: int, resolution: int) -> str:
+    with new_session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return "skipped"
+        spec = parse_spec(run.spec)
+    return execute_landscape(run_id, resolution, prepare_data(spec))
 
 
 def _register() -> None:

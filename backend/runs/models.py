@@ -71,6 +71,10 @@ class Run(Base):
     student: Mapped[int | None] = mapped_column(Integer)
     class_seq: Mapped[int | None] = mapped_column(Integer)
     class_preset: Mapped[str | None] = mapped_column(String(64))  # the lesson it was launched for
+    # "train", or "lr_range": an LR range test (worker/engine/lr_range.py) whose start, end,
+    # steps and seeds are ``options``.
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MetricPoint(Base):
@@ -170,3 +174,36 @@ class MetricRollup(Base):
     min_v: Mapped[float] = mapped_column(Float)
     max_x: Mapped[int] = mapped_column(BigInteger)
     max_v: Mapped[float] = mapped_column(Float)
+
+
+
+class RunTrajectory(Base):
+    """Per epoch of a single-network run (epoch 0: z0), a sketch of its weights: for two
+    seeded random directions, each row's dot product with the weights' row
+    (worker/engine/landscape.py), from which the loss landscape projects the path exactly."""
+
+    __tablename__ = "run_trajectory"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sketch: Mapped[list[list[float]]] = mapped_column(JSON)
+
+
+class RunLandscape(Base):
+    """A loss landscape of a run's returned model at one resolution: queued, running (with its
+    progress, 0…1), done (its result) or failed (its error)."""
+
+    __tablename__ = "run_landscapes"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Every state change and progress write: a pending landscape untouched for
+    # landscape.STALE_SECONDS lost its worker and is queued again.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

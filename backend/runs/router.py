@@ -13,7 +13,7 @@ from backend import heavy
 from backend.classes.service import submit_class_run, visible_to
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, examples, service, whatif
+from backend.runs import blobs, control, examples, landscape, lr_range, service, whatif
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -92,7 +92,7 @@ def get_metrics(
         description="Downsample each series to at most this many points (each bucket keeps "
         "its min and max).")] = None,
 ) -> MetricsOut:
-    service.get_run(session=session, run_id=run_id)
+    run = service.get_run(session=session, run_id=run_id)
     if points is None:
         cap = get_settings().max_metric_points
         if service.count_points(session=session, run_id=run_id, after=after, keys=_keys(keys),
@@ -103,7 +103,7 @@ def get_metrics(
         series, cursor = service.get_points(
             session=session, run_id=run_id, after=after, keys=_keys(keys)
         )
-        return MetricsOut(series=series, cursor=cursor)
+        return MetricsOut(series=lr_range.eta_axis(run, series), cursor=cursor)
     cursor = service.last_cursor(session=session, run_id=run_id)
     series = {}
     requested = _keys(keys)
@@ -117,7 +117,7 @@ def get_metrics(
                 session=session, run_id=run_id, keys=[key], until=cursor)[0].get(key, [])
         if reduced:
             series[key] = reduced
-    return MetricsOut(series=series, cursor=cursor)
+    return MetricsOut(series=lr_range.eta_axis(run, series), cursor=cursor)
 
 
 @router.get("/{run_id}/metrics.csv", response_class=StreamingResponse)
@@ -248,7 +248,27 @@ def get_examples(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[dict[str, Any]]:
     """The examples of one confusion cell (true class, predicted class) of the returned model:
-    [{index, label, pred, probabilities, spread, png}], png base64 for image data, else null;
+    [{index, label, pred, probabilities, spread, png, input}], png base64 for image data, else
+    null; input: the (flattened) input of other data (a 1-D signal, a standardised 2-D point);
     spread: per class, the std across an ensemble's members or dropout masks (else null)."""
     return examples.cell_examples(session=session, run_id=run_id, true=true, pred=pred,
                                   epoch=epoch, limit=limit)
+
+
+@router.get("/{run_id}/landscape", responses={202: {"description": "Being computed: "
+                                                    "{status, progress (0…1), resolution}."}})
+def get_landscape(
+    run_id: RunId, session: SessionDep, response: Response,
+    resolution: Annotated[int, Query(ge=5, le=51, description=(
+        "Grid points per axis; odd, so that the grid passes through z*."))] = 21,
+) -> dict[str, Any]:
+    """The training loss on the plane through the returned model z* spanned by two
+    filter-normalised random directions (Li et al. 2018), with the optimiser's path projected
+    on it: {alphas, betas, loss (rows follow betas), path: [[a, b], …], path_epochs,
+    centre_loss, examples}. Computed on a worker on the first request (202 with its progress
+    until it is done)."""
+    if resolution % 2 == 0:
+        raise SpecInvalid.one("resolution", "must be odd, so that the grid passes through z*")
+    code, body = landscape.get_or_start(session=session, run_id=run_id, resolution=resolution)
+    response.status_code = code
+    return body

@@ -38,6 +38,8 @@ class RunOut(BaseModel):
     # Classrooms: the class and student (id; None: the teacher) it was launched for.
     class_id: int | None = None
     student: int | None = None
+    kind: str = "train"  # or "lr_range": an LR range test (options: start, end, steps, seeds)
+    options: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, run: Run, served: set[str] | None = None) -> RunOut:
@@ -51,6 +53,7 @@ class RunOut(BaseModel):
             error=run.error and public_text(run.error), progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
             result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
             waiting=waiting, class_id=run.class_id, student=run.student,
+            kind=run.kind or "train", options=run.options,
         )
 
 

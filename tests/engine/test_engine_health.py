@@ -271,3 +271,6 @@ def test_cell_examples_with_their_spread_across_members_or_masks():
                         "training": {"max_epochs": 1}})
     points = cell_examples(returned(plain), plain, true=None, pred=None, limit=2)
     assert [(e["spread"], e["png"]) for e in points] == [(None, None)] * 2  # 2-D: no image
+    X_moons = load_dataset(plain).X_val
+    assert [e["input"] for e in points] == [X_moons[e["index"]].tolist() for e in points]
+    assert all(len(e["input"]) == 2 for e in points) and found[0]["input"] is None

@@ -1,6 +1,7 @@
 """The examples of one confusion-matrix cell (SPEC.md "Looking inside"): the validation
 examples of a true class that a model predicts as a class, with its probabilities and, for
-image data, a PNG. The prediction is the one the confusion matrix counts (evaluate.py): the
+image data, a PNG; for other data (a 1-D signal, a 2-D point) the input itself, as the model
+sees it (2-D sets standardised, as the decision-boundary grid is). The prediction is the one the confusion matrix counts (evaluate.py): the
 argmax of the (members' mean) probability, or an ensemble's vote when it combines by vote.
 
 ``spread`` is the uncertainty of those probabilities, per class: the std across an ensemble's
@@ -30,7 +31,8 @@ def cell_examples(
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` examples of S_v (rebuilt from ``spec``: same seed, same split) with
     label ``true`` and prediction ``pred`` (None: any), in S_v's order: {index (in S_v),
-    label, pred, probabilities, spread, png (bytes, image data only; else None)}."""
+    label, pred, probabilities, spread, png (bytes, image data only; else None), input (the
+    flattened input, non-image data only; else None)}."""
     data = load_dataset(spec, data_root)
     model.eval()
     stacked = getattr(model, "members", None) is not None
@@ -55,7 +57,8 @@ def cell_examples(
         out.append({"index": i, "label": int(y[i]), "pred": int(predicted[i]),
                     "probabilities": p[i].tolist(),
                     "spread": None if spread is None else spread[j].tolist(),
-                    "png": to_png(data.X_val[i].reshape(data.input_shape)) if image else None})
+                    "png": to_png(data.X_val[i].reshape(data.input_shape)) if image else None,
+                    "input": None if image else data.X_val[i].flatten().tolist()})
     return out
 
 

@@ -71,6 +71,10 @@ def _no_confusion(epoch: int, matrix: list[list[int]]) -> None:
     pass
 
 
+def _no_weights(epoch: int, weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+    pass
+
+
 @dataclass
 class Callbacks:
     # After each epoch: epoch from 1 and {metric key: value}; values may be NaN or inf.
@@ -91,6 +95,10 @@ class Callbacks:
     # After each epoch: (epoch, the current model's confusion matrix on S_v), rows the true
     # class, columns the predicted one, in the order of the outcome's ``classes``.
     on_confusion: Callable[[int, list[list[int]]], None] = _no_confusion
+    # A single network only (not an ensemble's or a pack's stack): (epoch, weights) for z0
+    # (epoch 0, unless resumed) and after each epoch; weights() gives the model's state_dict,
+    # detached (a thunk: a caller who keeps nothing pays nothing). The loss landscape's path.
+    on_weights: Callable[[int, Callable[[], dict[str, torch.Tensor]]], None] = _no_weights
 
 
 @dataclass
@@ -590,6 +598,12 @@ def run(
         if on_member_done is not None:
             on_member_done(i, outcomes[i])
 
+    def weights() -> dict[str, torch.Tensor]:
+        return {k: v.detach() for k, v in model.state_dict().items()}
+
+    single = not stack.stacked and not stack.own_data
+    if single and resume is None:
+        members[0].callbacks.on_weights(0, weights)
     for epoch in range(first_epoch, max_epochs + 1):
         active = [i for i, mb in enumerate(members) if mb.active]
         if not active:
@@ -640,6 +654,8 @@ def run(
             member.history.append(metrics)
             cb.on_epoch(epoch, metrics)
             cb.on_confusion(epoch, member.confusion)
+            if single:
+                cb.on_weights(epoch, weights)
             stop = epoch == max_epochs
             if not math.isfinite(metrics["train_loss"]):
                 member.status, member.diverged_epoch = "diverged", epoch
