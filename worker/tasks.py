@@ -113,7 +113,8 @@ class Claimed:
 
 
 def prepare_data(spec: Spec) -> Path:
-    """The worker's dataset folder; an uploaded dataset is unpacked there from the database."""
+    """The worker's dataset folder; an uploaded dataset's processed images are unpacked there
+    from the database (DatasetUnavailable when it was deleted or is not ready)."""
     root = get_settings().data_dir / "datasets"
     dataset = spec.data.dataset
     if dataset.startswith("folder:"):
@@ -123,15 +124,23 @@ def prepare_data(spec: Spec) -> Path:
 
 
 def _claim(run_id: int) -> Claimed | None:
+    """The run, claimed; None when it cannot be claimed, or when what it stored cannot be read
+    (then it has failed at once with the reason, never by a heartbeat timeout)."""
     with new_session() as session:
         run = claim_run(session=session, run_id=run_id, worker=WORKER.name)
         if run is None:
             log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
             return None
-        attempt = run.attempt
-        stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
-        return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
-                       run.token)
+        attempt, token = run.attempt, run.token
+        try:
+            stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
+            return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
+                           token)
+        except Exception as exc:
+            log.exception("run %s cannot start", run_id)
+            error = public_error(exc)
+    _finish(run_id, token, "failed", None, error, None)
+    return None
 
 
 def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
@@ -158,15 +167,17 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     reporter = RunReporter(run.run_id, run.token)
     reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
     resume = None
-    if run.stored is not None:
-        epoch, blob = run.stored
-        resume = Snapshot.loads(blob)
-        # Marked on the charts: where this attempt took the run over.
-        reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
-        log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
     spec = run.spec
     status, result, error, model = "failed", None, None, None
     try:
+        # Everything before training is inside the try: any failure ends the run at once with
+        # its own message (an unreadable checkpoint, a deleted dataset, the thread timing).
+        if run.stored is not None:
+            epoch, blob = run.stored
+            resume = Snapshot.loads(blob)
+            # Marked on the charts: where this attempt took the run over.
+            reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
+            log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
         data_root = prepare_data(spec)
         # After the data is there (an upload's classes size the timed network); inside the
         # try, so that a failure to choose fails the run with its message.

@@ -71,7 +71,7 @@ def test_zip_of_class_folders_is_accepted(client: TestClient) -> None:
         ({"cats/notes.txt": b"hello", **GOOD}, 422, "cats/notes.txt"),
         ({"cats/broken.png": png()[:40], **GOOD}, 422, "cats/broken.png is not a readable image"),
         ({"cats/huge.png": png((300, 300)), **GOOD}, 413, "max_image_pixels"),
-        ({"cats/bomb.png": b"\0" * (3 * 2**20), **GOOD}, 413, "max_uncompressed_bytes"),
+        ({"cats/bomb.png": b"\0" * (3 * 2**20), **GOOD}, 413, "max_upload_uncompressed_bytes"),
         ({"cats/a.png": png()}, 422, "at least 2"),
         ({"loose.png": png(), **GOOD}, 422, "one folder per class"),
     ],
@@ -80,12 +80,13 @@ def test_hostile_or_broken_uploads_are_refused_and_nothing_is_kept(
     client: TestClient, entries: dict[str, bytes], status: int, reason: str
 ) -> None:
     data_dir = get_settings().data_dir
-    before = _files_under(data_dir / "uploads")
+    before = _files_under(data_dir / "datasets")
     response = _upload(client, make_zip(entries))
     assert response.status_code == status, response.text
     assert reason in response.json()["detail"]
     assert _uploaded(client) == []
-    assert _files_under(data_dir / "uploads") == before
+    assert _files_under(data_dir / "datasets") == before
+    assert _files_under(data_dir / "tmp") == set()  # the received zip is removed
     assert not (data_dir.parent / "evil.png").exists()
 
 
