@@ -111,11 +111,14 @@ def check_directory(path: Path, limits: Limits) -> Listing:
         label, filename = nfc(parts[strip]), nfc(parts[-1])
         written = class_of.setdefault(label, parts[strip])
         if written != parts[strip]:
-            raise UploadRejected(f"class folders {written!r} and {parts[strip]!r} are the same "
+            raise UploadRejected(f"class folders {written!r} and {parts[strip]!r} (written "
+                                 f"{written!a} and {parts[strip]!a}) are the same "
                                  "name once Unicode-normalised (NFC); rename one")
         if (label, filename) in seen:
-            raise UploadRejected(f"zip entries {seen[label, filename]!r} and {info.filename!r} "
-                                 "are the same file once Unicode-normalised (NFC); rename one")
+            first = seen[label, filename]
+            raise UploadRejected(f"zip entries {first!r} and {info.filename!r} (written "
+                                 f"{first!a} and {info.filename!a}) are the same file "
+                                 "once Unicode-normalised (NFC); rename one")
         seen[label, filename] = info.filename
         images.append((label, filename, info.filename))
     classes = sorted(class_of)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -96,3 +98,94 @@ def test_not_a_zip_and_too_big(client: TestClient) -> None:
     response = _upload(client, b"\0" * (4 * 2**20 + 10))
     assert response.status_code == 413 and "max_upload_bytes" in response.json()["detail"]
     assert _uploaded(client) == []
+
+
+def image(fmt: str, colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (12, 12),
+          **save: object) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format=fmt, **save)
+    return out.getvalue()
+
+
+def test_names_are_kept_as_unicode_nfc(client: TestClient) -> None:
+    """Before: 猫 and 犬 both became `_` (training failed), été and ôté one class `_t_`, and
+    é/è/ê.png one file. Now every name is kept as written (NFC)."""
+    nfd = unicodedata.normalize("NFD", "été")
+    entries = {f"猫/{i}.png": png() for i in range(2)} | {f"犬/{i}.png": png() for i in range(2)}
+    entries |= {f"{nfd}/{c}.png": png() for c in "éèê"} | {"ôté/a.png": png()}
+    response = _upload(client, make_zip(entries))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["classes"] == sorted(["猫", "犬", "été", "ôté"])  # NFD été stored as NFC
+    assert body["counts"] == {"猫": 2, "犬": 2, "été": 3, "ôté": 1}
+    assert body["n_images"] == 8
+
+
+@pytest.mark.parametrize(
+    ("entries", "first", "second"),
+    [
+        # Two class folders, one name once normalised: "é" as one code point and as e + accent.
+        ({"\u00e9t\u00e9/a.png": png(), "e\u0301te\u0301/b.png": png(), "x/c.png": png()},
+         "\u00e9t\u00e9", "e\u0301te\u0301"),
+        # Two files of one class, one name once normalised.
+        ({"cats/\u00e9.png": png(), "cats/e\u0301.png": png(), "dogs/a.png": png()},
+         "cats/\u00e9.png", "cats/e\u0301.png"),
+    ],
+)
+def test_names_that_collide_once_normalised_are_refused_naming_both(
+    client: TestClient, entries: dict[str, bytes], first: str, second: str
+) -> None:
+    response = _upload(client, make_zip(entries))
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "same" in detail and "NFC" in detail
+    # Both named, and told apart by their code points.
+    assert ascii(first) in detail and ascii(second) in detail
+    assert _uploaded(client) == []
+
+
+def test_pillow_formats_are_accepted_and_a_gif_gives_its_first_frame(client: TestClient) -> None:
+    """Before: a class of .gif files was accepted and then could not be read."""
+    frames = [Image.new("RGB", (12, 12), c) for c in ((250, 0, 0), (0, 0, 250))]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    entries = {"gifs/anim.gif": gif.getvalue(), "gifs/still.gif": image("GIF"),
+               "mixed/a.jpg": image("JPEG"), "mixed/b.bmp": image("BMP"),
+               "mixed/c.webp": image("WEBP"), "mixed/d.png": image("PNG", (0, 200, 0))}
+    response = _upload(client, make_zip(entries))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["counts"] == {"gifs": 2, "mixed": 4} and body["input_shape"] == [3, 32, 32]
+    samples = client.get(f"/api/datasets/{body['id']}/samples").json()
+    [first, _] = samples["classes"][0]["samples"]  # gifs: anim.gif, then still.gif
+    pixel = Image.open(io.BytesIO(base64.b64decode(first))).convert("RGB").getpixel((5, 5))
+    assert pixel[0] > 200 and pixel[2] < 50  # the first frame (red), not the second (blue)
+
+
+@pytest.mark.parametrize(
+    ("entries", "named"),
+    [
+        ({"cats/scan.tif": image("TIFF"), **GOOD}, "cats/scan.tif"),
+        ({"cats/photo.png": image("TIFF"), **GOOD}, "cats/photo.png"),  # a TIFF named .png
+        ({"cats/icon.ico": image("ICO"), **GOOD}, "cats/icon.ico"),
+    ],
+)
+def test_other_formats_are_refused_naming_the_file(
+    client: TestClient, entries: dict[str, bytes], named: str
+) -> None:
+    response = _upload(client, make_zip(entries))
+    assert response.status_code == 422, response.text
+    assert named in response.json()["detail"] and "PNG, JPEG, BMP, GIF or WebP" in response.json()["detail"]
+    assert _uploaded(client) == []
+
+
+def test_long_names_are_handled(client: TestClient) -> None:
+    """Before: a 300-character file name was accepted and failed at unpacking."""
+    long_file, long_class = "f" * 296 + ".png", "c" * 300
+    response = _upload(client, make_zip({f"cats/{long_file}": png(), f"{long_class}/a.png": png(),
+                                         **GOOD}))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["counts"] == {"cats": 4, long_class: 1, "dogs": 3}
+    samples = client.get(f"/api/datasets/{body['id']}/samples").json()
+    assert [len(c["samples"]) for c in samples["classes"]] == [4, 1, 3]
