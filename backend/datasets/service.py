@@ -332,8 +332,10 @@ def delete_dataset(*, session: Session, dataset_id: str, settings: Settings | No
     if session.get_bind().dialect.name == "sqlite":
         try:
             with session.get_bind().connect() as conn:
-                conn.exec_driver_sql("PRAGMA incremental_vacuum")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                raw = conn.connection.driver_connection
+                # Each step of this pragma frees one page, and the driver's execute() steps
+                # once: executescript (sqlite3_exec) steps it to the end.
+                raw.executescript("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
         except Exception:  # best effort: space is reused by later writes anyway
             log.warning("freeing SQLite pages after a dataset's deletion failed", exc_info=True)
 
