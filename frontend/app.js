@@ -1,6 +1,6 @@
 // Hash routing: #/ the lessons and runs, #/launch the form, #/runs/<id> one run, #/studies/<id>
 // one study, #/compare?runs=… overlaid runs, #/augment the augmentation lab, #/guides/<n> a
-// lesson's guide. Each route mounts one custom element into <main>; leaving a route removes it,
+// lesson's guide, #/datasets[/<id>] uploads. Each route mounts one custom element into <main>; leaving a route removes it,
 // which stops its timers and streams.
 import { getHealth } from "./api.js";
 import { el } from "./ui.js";
@@ -12,14 +12,18 @@ import "./study-view.js";
 import "./compare-view.js";
 import "./augment-lab.js";
 import "./guide-view.js";
+import "./datasets-view.js";
 import "./metric-chart.js";
 
 const routes = [
   { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el("home-view") },
   {
-    pattern: /^#\/launch\/?(?:\?from=([^&]+))?$/,
+    pattern: /^#\/launch\/?(?:\?(.*))?$/,
     title: "New run",
-    make: (from) => el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
+    make: (query) => {
+      const params = new URLSearchParams(query || "");
+      return el("launch-form", { "from-run": params.get("from"), "with-dataset": params.get("dataset") });
+    },
   },
   {
     pattern: /^#\/runs\/([^/?]+)\/?$/,
@@ -41,6 +45,12 @@ const routes = [
     },
   },
   { pattern: /^#\/augment\/?$/, title: "Augmentation lab", nav: "#/augment", make: () => el("augment-lab") },
+  {
+    pattern: /^#\/datasets(?:\/([^/?]+))?\/?$/,
+    title: "Datasets",
+    nav: "#/datasets",
+    make: (id) => el("datasets-view", { "dataset-id": id ? decodeURIComponent(id) : null }),
+  },
   { pattern: /^#\/guides\/(\d+)\/?$/, title: "Guide", make: (lesson) => el("guide-view", { lesson }) },
 ];
 
