@@ -264,3 +264,19 @@ def test_deleting_a_dataset_shrinks_the_sqlite_file(client: TestClient) -> None:
     after, free = pages()
     assert free == 0 and after - before < 20  # the pages went back to the file system
     assert not (get_settings().data_dir / "datasets" / "uploads" / body["id"]).exists()
+
+
+def test_previews_of_an_upload_in_the_augmentation_lab(client: TestClient) -> None:
+    """Your own dataset's flips and ColorJitter, from its processed images."""
+    body = _upload(client, make_zip(GOOD)).json()
+    flipped = client.post("/api/previews/augment", json={
+        "dataset": body["name"], "index": 0, "n": 2, "seed": 0,
+        "augment": [{"op": "random_horizontal_flip", "p": 1.0}]})
+    assert flipped.status_code == 200, flipped.text
+    out = flipped.json()
+    assert out["label"] in ("cats", "dogs") and len(out["samples"]) == 2
+    original = Image.open(io.BytesIO(base64.b64decode(out["original"])))
+    assert original.size[0] >= 32  # the 32×32 training image (maybe enlarged for display)
+    jitter = client.post("/api/previews/jitter", json={"dataset": body["name"], "index": 1,
+                                                       "trials": 2})
+    assert jitter.status_code == 200, jitter.text
