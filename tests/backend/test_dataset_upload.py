@@ -280,3 +280,32 @@ def test_previews_of_an_upload_in_the_augmentation_lab(client: TestClient) -> No
     jitter = client.post("/api/previews/jitter", json={"dataset": body["name"], "index": 1,
                                                        "trials": 2})
     assert jitter.status_code == 200, jitter.text
+
+
+def test_a_worker_elsewhere_unpacks_an_upload_from_the_database(
+    configure, db_url: str, tmp_path: Path
+) -> None:
+    """A worker on another machine has no copy under its data root: it writes one from the
+    chunk rows, identical to the API's; once the dataset is deleted, the rows are gone too."""
+    from backend.datasets.service import chunk_count, materialize
+    from backend.db import new_session
+    from worker.engine.datasets import dataset_info, load_raw
+
+    configure(database_url=db_url)
+    with TestClient(create_app()) as client:
+        body = _upload(client, make_zip(GOOD)).json()
+        elsewhere = tmp_path / "other-machine"
+        with new_session() as session:
+            path = materialize(session=session, dataset_id=body["id"], data_root=elsewhere)
+        local = get_settings().data_dir / "datasets" / "uploads" / body["id"]
+        assert (path / "data.npz").read_bytes() == (local / "data.npz").read_bytes()
+        info = dataset_info(body["name"], elsewhere)
+        assert info.classes == ("cats", "dogs") and info.input_shape == (3, 32, 32)
+        assert info.default_counts == (6, None)
+        raw = load_raw(body["name"], data_root=elsewhere)
+        assert raw.X.shape == (6, 3, 32, 32) and sorted(raw.y.tolist()) == [0, 0, 0, 1, 1, 1]
+        # cats are red, dogs blue: the first channel tells them apart
+        assert all((x[0].mean() > x[2].mean()) == (y == 0) for x, y in zip(raw.X, raw.y, strict=True))
+        assert client.delete(f"/api/datasets/{body['id']}").status_code == 204
+        with new_session() as session:
+            assert chunk_count(session=session, dataset_id=body["id"]) == 0
