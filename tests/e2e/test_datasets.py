@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -34,7 +37,6 @@ def test_upload_a_zip_see_its_card_and_train_on_it(page: Page, server: str, arti
     archive.write_bytes(pattern_zip(per_class=30))
     page.goto("/#/datasets")
     expect(page.get_by_role("heading", name="Datasets", exact=True)).to_be_visible()
-    expect(page.locator(".dataset-list")).to_contain_text("None yet.")
     page.evaluate(RECORD_STATES)
     page.locator("#dataset-zip").set_input_files(str(archive))
 
@@ -85,3 +87,45 @@ def test_upload_a_zip_see_its_card_and_train_on_it(page: Page, server: str, arti
     assert run["result"]["test_accuracy"] >= 0.9, run["result"]
     expect(page.locator('.figure[data-figure="test_accuracy"] dd')).to_have_text(
         percent(run["result"]["test_accuracy"]))
+
+
+# A zip dropped on the page: the DataTransfer a user's drag would carry.
+DROP_ZIP = """async ([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type: "application/zip" }));
+  const zone = document.querySelector(".drop-zone");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def test_drop_a_zip_or_pick_a_folder_then_delete(page: Page, server: str, tmp_path: Path) -> None:
+    data = pattern_zip(per_class=4, seed=1)
+    page.goto("/#/datasets")
+    page.evaluate(DROP_ZIP, [base64.b64encode(data).decode(), "dropped.zip"])
+    card = page.locator(".dataset-card")
+    expect(card.get_by_role("heading", name="dropped")).to_be_visible(timeout=60_000)
+    expect(card.locator(".class-row")).to_have_count(3)
+
+    # A folder of class folders, zipped by the page (names as written, UTF-8).
+    folder = tmp_path / "my pictures"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(folder)
+    page.locator("#dataset-folder").set_input_files(folder)
+    expect(card.get_by_role("heading", name="my pictures")).to_be_visible(timeout=60_000)
+    rows = card.locator(".class-row")
+    expect(rows).to_have_count(3)
+    expect(rows.locator(".class-name")).to_have_text(sorted(CLASSES))
+    expect(rows.locator(".class-count")).to_have_text(["4 images"] * 3)
+
+    uploads = page.locator(".upload-rows li")
+    expect(uploads).to_have_count(2)
+    page.get_by_role("button", name="Delete my pictures").click()
+    expect(uploads).to_have_count(1)
+    expect(card).to_have_count(0)
+    names = [d["title"] for d in httpx.get(f"{server}/api/datasets").json() if d.get("uploaded")]
+    assert names == ["dropped"]
+    page.get_by_role("button", name="Delete dropped").click()
+    expect(page.locator(".dataset-list")).to_have_text("None yet.")
