@@ -205,6 +205,7 @@ async def process(*, dataset_id: str, path: Path, listing: Listing, settings: Se
         await asyncio.to_thread(_store, dataset_id, X, y, settings)
     except Gone:
         log.info("dataset %s was deleted while it was processed", dataset_id)
+        raise UploadRejected("the dataset was deleted while its images were processed") from None
     except UploadRejected as exc:
         await asyncio.to_thread(_fail, dataset_id, exc.message)
         raise

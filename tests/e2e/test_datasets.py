@@ -129,3 +129,20 @@ def test_drop_a_zip_or_pick_a_folder_then_delete(page: Page, server: str, tmp_pa
     assert names == ["dropped"]
     page.get_by_role("button", name="Delete dropped").click()
     expect(page.locator(".dataset-list")).to_have_text("None yet.")
+
+
+@pytest.mark.console_422
+def test_a_refused_zip_says_which_file(page: Page, tmp_path: Path) -> None:
+    data = io.BytesIO(pattern_zip(per_class=2))
+    with zipfile.ZipFile(data, "a") as archive:
+        archive.writestr("horizontal/notes.txt", "not an image")
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(data.getvalue())
+    page.goto("/#/datasets")
+    page.locator("#dataset-zip").set_input_files(str(bad))
+    notice = page.locator("datasets-view .notice-error")
+    expect(notice).to_be_visible(timeout=30_000)
+    expect(notice).to_contain_text("Not uploaded: not images of an accepted format")
+    expect(notice).to_contain_text("horizontal/notes.txt")
+    expect(page.locator(".dataset-card")).to_have_count(0)
+    expect(page.locator(".upload-progress")).to_be_hidden()
