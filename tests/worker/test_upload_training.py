@@ -118,3 +118,21 @@ def test_upload_deleted_after_submit_fails_its_run_at_once(configure, start_work
         assert final["error"] == (f"DatasetUnavailable: dataset '{dataset['name']}' does not "
                                   "exist (deleted, or never uploaded here)")
         assert final["attempt"] == 1  # failed by the worker itself, not by a lost heartbeat
+
+
+def test_a_run_that_cannot_start_fails_at_once_with_its_reason(configure, start_worker) -> None:
+    """A stored spec this worker cannot read (say, written by a newer lab): the claim fails the
+    run with the reason, instead of leaving it 'running' until the heartbeat timeout."""
+    from backend.runs.models import Run
+
+    env = configure()
+    with TestClient(create_app()) as client:
+        run = client.post("/api/runs", json={"training": {"max_epochs": 1}}).json()
+        with new_session() as session:
+            stored = session.get(Run, run["id"])
+            stored.spec = {**stored.spec, "model": {**stored.spec["model"], "arch": "transformer"}}
+            session.commit()
+        start_worker(env)
+        final = _final(client, run["id"], timeout=120)
+        assert final["status"] == "failed" and final["attempt"] == 1
+        assert final["error"].startswith("ValidationError") and "model.arch" in final["error"]
