@@ -287,7 +287,26 @@ def materialize(*, session: Session, dataset_id: str, data_root: Path) -> Path:
         pieces = session.scalars(select(DatasetChunk.data).where(
             DatasetChunk.dataset_id == dataset_id).order_by(DatasetChunk.seq))
         _unpack(dataset, b"".join(pieces), target)
+        sweep_unpacked(session=session, data_root=data_root)
     return target
+
+
+def sweep_unpacked(*, session: Session, data_root: Path) -> list[str]:
+    """Remove the unpacked copies of datasets deleted since (a worker on another machine keeps
+    one per dataset it trained on; the API deletes only its own). Folders being written
+    (hidden, '.<id>-…') and folders put there by hand (no meta.json) are left alone."""
+    folder = data_root / "uploads"
+    try:
+        unpacked = [p for p in folder.iterdir()
+                    if p.is_dir() and not p.name.startswith(".") and (p / "meta.json").is_file()]
+    except OSError:
+        return []
+    known = set(session.scalars(select(UploadedDataset.id).where(
+        UploadedDataset.id.in_([p.name for p in unpacked]))))
+    gone = [p for p in unpacked if p.name not in known]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    return sorted(p.name for p in gone)
 
 
 @lru_cache(maxsize=8)

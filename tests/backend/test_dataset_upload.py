@@ -309,3 +309,9 @@ def test_a_worker_elsewhere_unpacks_an_upload_from_the_database(
         assert client.delete(f"/api/datasets/{body['id']}").status_code == 204
         with new_session() as session:
             assert chunk_count(session=session, dataset_id=body["id"]) == 0
+        # The next dataset that worker unpacks sweeps the deleted one's copy away.
+        assert path.is_dir()
+        other = _upload(client, make_zip(GOOD)).json()
+        with new_session() as session:
+            materialize(session=session, dataset_id=other["id"], data_root=elsewhere)
+        assert not path.exists() and (elsewhere / "uploads" / other["id"]).is_dir()
