@@ -14,6 +14,7 @@ from PIL import Image
 
 from backend.app import create_app
 from backend.config import get_settings
+from backend.db import engine_for as get_engine_for
 from backend.db import get_engine
 from tests.conftest import wait_for
 
@@ -315,3 +316,28 @@ def test_a_worker_elsewhere_unpacks_an_upload_from_the_database(
         with new_session() as session:
             materialize(session=session, dataset_id=other["id"], data_root=elsewhere)
         assert not path.exists() and (elsewhere / "uploads" / other["id"]).is_dir()
+
+
+def test_uploads_of_version_1_are_marked_failed_by_the_migration(configure, db_url: str) -> None:
+    """They kept only their zip (never processed, they could not train): the migration frees
+    it and says why; downgrading works."""
+    from alembic import command
+
+    from backend.migrate import alembic_config
+
+    command.upgrade(alembic_config(db_url), "0010")
+    with get_engine_for(db_url).begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO datasets (id, name, classes, counts, n_images, size_bytes, created_at, "
+            "archive) VALUES ('old1', 'pets', '[\"a\", \"b\"]', '{\"a\": 1, \"b\": 1}', 2, 100, "
+            "'2026-01-01', NULL)")
+    configure(database_url=db_url)  # upgrades to head
+    with TestClient(create_app()) as client:
+        [old] = _uploaded(client)
+        assert old["status"] == "failed" and old["available"] is False
+        assert "upload it again" in old["reason"]
+        response = client.post("/api/runs", json={"data": {"dataset": "folder:old1"}})
+        assert response.status_code == 422 and "upload it again" in response.json()["detail"][0]["msg"]
+    command.downgrade(alembic_config(db_url), "0010")
+    command.upgrade(alembic_config(db_url), "head")
+    get_engine_for(db_url).dispose()
