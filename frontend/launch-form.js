@@ -77,11 +77,28 @@ class LaunchForm extends HTMLElement {
     this.scheduleEditor.bind(this.byKey);
     this.fillSweepFields();
 
+    this.offerUploads();
     const from = this.getAttribute("from-run");
     const dataset = this.getAttribute("with-dataset");
     if (from) await this.copyFrom(from);
     else if (dataset) await this.startOn(dataset);
     this.updatePreview();
+  }
+
+  /** The dataset field's suggestions also name this lab's uploads (folder:<id>, by title). */
+  async offerUploads() {
+    const list = this.querySelector("datalist[id$='data-dataset-options']");
+    if (!list) return;
+    let all = [];
+    try {
+      all = await listDatasets();
+    } catch {
+      return; // the field still takes any name; launching says what is wrong
+    }
+    if (this.gone) return;
+    for (const d of all.filter((x) => x.uploaded && x.available)) {
+      list.append(el("option", { value: d.name, label: `${d.title} (uploaded)` }));
+    }
   }
 
   /** "Train on this" from the Datasets page: the upload chosen, and a small CNN for its size. */
