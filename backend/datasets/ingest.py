@@ -48,10 +48,16 @@ def _decode(blob: bytes, name: str, shape: tuple[int, int, int], max_pixels: int
             img.draft("RGB", (w, h))  # decodes at 1/2..1/8 scale, never below (w, h)
         img.seek(0)  # a GIF's (or animated WebP's) first frame
         frame = img
-        if frame.mode not in ("RGB", "RGBA", "L", "LA"):
+        if frame.mode.startswith("I"):  # 16-bit grey levels: the top 8 bits, not clipped
+            frame = Image.fromarray(
+                (np.asarray(frame, dtype=np.float32) / 256).clip(0, 255).astype(np.uint8), "L")
+        elif frame.mode not in ("RGB", "RGBA", "L", "LA"):
             frame = frame.convert("RGBA" if "transparency" in frame.info else "RGB")
         # Squashed to h×w (aspect ratio not kept), as the training images are.
         small = frame.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
+        if small.mode in ("RGBA", "LA"):  # transparent parts on white, as a viewer shows them
+            small = Image.alpha_composite(Image.new("RGBA", small.size, (255, 255, 255, 255)),
+                                          small.convert("RGBA"))
         rgb = small.convert("RGB" if c == 3 else "L")
         out = np.asarray(rgb, dtype=np.uint8)
     return out.reshape(h, w, c).transpose(2, 0, 1)

@@ -341,3 +341,37 @@ def test_uploads_of_version_1_are_marked_failed_by_the_migration(configure, db_u
     command.downgrade(alembic_config(db_url), "0010")
     command.upgrade(alembic_config(db_url), "head")
     get_engine_for(db_url).dispose()
+
+
+def _decoded(tmp_path: Path, img: Image.Image, fmt: str, **save: object) -> list[int]:
+    """The centre pixel of ``img`` as ingestion stores it (3×32×32 RGB)."""
+    import numpy as np
+
+    from backend.datasets.ingest import decode_batch
+
+    blob = io.BytesIO()
+    img.save(blob, format=fmt, **save)
+    path = tmp_path / "one.zip"
+    path.write_bytes(make_zip({"a/x": blob.getvalue()}))
+    batch = decode_batch(str(path), ["a/x"], (3, 32, 32), 10**8, 10**9)
+    assert batch.error is None, batch.error
+    return np.frombuffer(batch.pixels, dtype=np.uint8).reshape(3, 32, 32)[:, 16, 16].tolist()
+
+
+def test_image_modes_are_converted_to_rgb(tmp_path: Path) -> None:
+    import numpy as np
+
+    # 16-bit grey levels keep their top 8 bits (40000 / 256 = 156.25), not clipped to 255.
+    grey16 = Image.fromarray(np.full((40, 40), 40000, dtype=np.uint16))
+    assert _decoded(tmp_path, grey16, "PNG") == [156] * 3
+    # Transparency goes on white: 128 at alpha 200/255 over 255 is 128·200/255 + 255·55/255.
+    assert _decoded(tmp_path, Image.new("LA", (40, 40), (128, 200)), "PNG") == [155] * 3
+    clear = Image.new("P", (40, 40), 0)
+    clear.putpalette([255, 0, 0] * 256)
+    assert _decoded(tmp_path, clear, "GIF", transparency=0) == [255, 255, 255]
+    # A palette image and a CMYK JPEG become their RGB colours.
+    palette = Image.new("P", (40, 40), 5)
+    palette.putpalette([0, 0, 0] * 5 + [10, 200, 10] + [0, 0, 0] * 250)
+    assert _decoded(tmp_path, palette, "PNG") == [10, 200, 10]
+    red = _decoded(tmp_path, Image.new("CMYK", (40, 40), (0, 255, 255, 0)), "JPEG", quality=95)
+    assert red[0] > 240 and red[1] < 15 and red[2] < 15
