@@ -23,6 +23,7 @@ from backend.classes import router as classes_router
 from backend.classes.guard import ClassGuard
 from backend.config import get_settings
 from backend.datasets import router as datasets_router
+from backend.datasets import service as datasets_service
 from backend.db import new_session
 from backend.errors import DomainError, TooMany
 from backend.guides import router as guides_router
@@ -99,11 +100,16 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     # which a stream replay of 10,000 points triggers, took 270 ms here and now takes about
     # 5 ms (measured with torch loaded).
     gc.freeze()
+    try:
+        await run_in_threadpool(datasets_service.fail_interrupted)
+    except Exception:  # no tables yet (migrations not applied): nothing was being processed
+        log.warning("could not look for interrupted uploads", exc_info=True)
     task = asyncio.create_task(_recovery_loop())
     try:
         yield
     finally:
         task.cancel()
+        datasets_service.shutdown_pool()
 
 
 def create_app() -> FastAPI:

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         500 * 2**20, ge=1, description="Most bytes a dataset zip may decompress to."
     )
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest image (w×h) in a zip.")
+    max_datasets: int = Field(
+        50, ge=1, description="Most uploaded datasets kept at once; past it, uploads answer 409 "
+        "until one is deleted.")
+    max_dataset_bytes: int = Field(
+        2 * 2**30, ge=1, description="Most bytes all uploaded datasets' processed images may "
+        "take together (3×32×32 bytes per image); past it, uploads answer 413.")
+    dataset_processes: int = Field(
+        1, ge=1, description="Processes that decode uploaded images (outside the API "
+        "process); uploads beyond them wait their turn.")
     stream_poll_seconds: float = Field(
         0.1, gt=0, description="How often a stream looks for new points in the database."
     )

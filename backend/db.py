@@ -22,6 +22,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the API read while the worker writes; the busy timeout makes writers queue
     # instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()
+    # A new database frees deleted pages on request (PRAGMA incremental_vacuum, after a
+    # dataset's deletion): the file shrinks. Takes effect only before the first table exists.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")

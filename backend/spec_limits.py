@@ -10,8 +10,15 @@ import math
 from typing import Any
 
 from backend.config import Settings
+from backend.db import new_session
 from backend.runs.admission import check_admission
 from backend.spec_errors import SpecInvalid
+from worker.engine.datasets.catalog import (
+    FOLDER_PREFIX,
+    DatasetInfo,
+    DatasetUnavailable,
+    upload_info,
+)
 from worker.engine.spec import Spec
 
 
@@ -42,4 +49,21 @@ def check_spec_limits(spec: Spec, settings: Settings) -> None:
             raise SpecInvalid.one(field,
                                   f"{value} is over the limit {name} = {limit} of this lab")
     # Each limit alone is sane; together they multiply: the whole run must fit in memory.
-    check_admission(spec, settings.max_run_memory_mb)
+    check_admission(spec, settings.max_run_memory_mb, upload_of(spec))
+
+
+def upload_of(spec: Spec) -> DatasetInfo | None:
+    """The catalog row of the uploaded dataset ``spec`` names (from its database row), None
+    for a built-in one; 422 on data.dataset when it is missing, deleted, failed or still
+    being processed (a run on it could only fail)."""
+    dataset = spec.data.dataset
+    if not dataset.startswith(FOLDER_PREFIX):
+        return None
+    from backend.datasets.service import usable  # the datasets' service imports the engine
+
+    with new_session() as session:
+        try:
+            row = usable(session=session, dataset_id=dataset.removeprefix(FOLDER_PREFIX))
+        except DatasetUnavailable as exc:
+            raise SpecInvalid.one("data.dataset", str(exc)) from None
+        return upload_info(dataset, row.classes, row.n_images)

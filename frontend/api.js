@@ -165,6 +165,55 @@ export const getGuide = (lesson) => request("GET", `/api/guides/${encodeURICompo
 export const launchPreset = (id) => request("POST", `/api/presets/${encodeURIComponent(id)}/launch`);
 
 export const listDatasets = () => request("GET", "/api/datasets");
+const datasetPath = (id) => `/api/datasets/${encodeURIComponent(id)}`;
+/** An upload: {id, name: "folder:<id>", status: processing | ready | failed, progress: {done, total}, …}. */
+export const getDataset = (id) => request("GET", datasetPath(id));
+export const deleteDataset = (id) => request("DELETE", datasetPath(id));
+/** {id, input_shape, classes: [{name, count, samples: [png base64]}]}: images as the network sees them. */
+export const getDatasetSamples = (id, perClass = 8) => request("GET", `${datasetPath(id)}/samples?per_class=${perClass}`);
+
+/**
+ * Send a zip of class folders; the server answers 202 at once and processes the images after
+ * (follow it with getDataset). XMLHttpRequest rather than fetch: only it reports upload
+ * progress, as onProgress(sentBytes, totalBytes).
+ */
+export function uploadDataset(file, { name = null, onProgress } = {}) {
+  const form = new FormData();
+  form.append("file", file, file.name || "dataset.zip");
+  if (name) form.append("name", name);
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/datasets?wait=false");
+    xhr.setRequestHeader("Accept", "application/json");
+    const token = storedToken();
+    if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress?.(event.loaded, event.total);
+    });
+    xhr.addEventListener("error", () => reject(new ApiError("Cannot reach the Époque server. Is `epoque serve` still running?")));
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(data);
+        return;
+      }
+      if (xhr.status === 401 && askForToken()) {
+        uploadDataset(file, { name, onProgress }).then(resolve, reject);
+        return;
+      }
+      const detail = data && data.detail;
+      const said = describeDetail(detail);
+      reject(new ApiError(said || `The server answered ${xhr.status}.`,
+        { status: xhr.status, details: Array.isArray(detail) ? detail : [] }));
+    });
+    xhr.send(form);
+  });
+}
 /** {dataset, index, augment, n, seed} → {original, samples: [{seed, png}]} (base64 PNGs). */
 export const previewAugment = (body) => request("POST", "/api/previews/augment", body);
 /** {dataset, index, brightness, contrast, saturation, hue, trials, seed} → {original, components}. */

@@ -1,6 +1,6 @@
 // Hash routing: #/ the lessons and runs, #/launch the form, #/runs/<id> one run, #/studies/<id>
 // one study, #/compare?runs=… overlaid runs, #/augment the augmentation lab, #/guides/<n> a
-// lesson's guide. Each route mounts one custom element into <main>; leaving a route removes it,
+// lesson's guide, #/datasets[/<id>] uploads. Each route mounts one custom element into <main>; leaving a route removes it,
 // which stops its timers and streams.
 import { getHealth } from "./api.js";
 import { joinedClass } from "./classes-api.js";
@@ -13,6 +13,7 @@ import "./study-view.js";
 import "./compare-view.js";
 import "./augment-lab.js";
 import "./guide-view.js";
+import "./datasets-view.js";
 import "./metric-chart.js";
 import "./classes-view.js";
 import "./class-board.js";
@@ -22,10 +23,13 @@ const routes = [
   // A student (this browser joined a class) sees the class's lessons instead of the lab's.
   { pattern: /^#?\/?$/, title: "Lab", nav: "#/", make: () => el(joinedClass() ? "class-home" : "home-view") },
   {
-    pattern: /^#\/launch\/?(?:\?from=([^&]+))?$/,
+    pattern: /^#\/launch\/?(?:\?(.*))?$/,
     title: "New run",
-    make: (from) => joinedClass() ? el("class-home")
-      : el("launch-form", { "from-run": from ? decodeURIComponent(from) : null }),
+    make: (query) => {
+      const params = new URLSearchParams(query || "");
+      return joinedClass() ? el("class-home")
+        : el("launch-form", { "from-run": params.get("from"), "with-dataset": params.get("dataset") });
+    },
   },
   {
     pattern: /^#\/runs\/([^/?]+)\/?$/,
@@ -47,6 +51,12 @@ const routes = [
     },
   },
   { pattern: /^#\/augment\/?$/, title: "Augmentation lab", nav: "#/augment", make: () => el("augment-lab") },
+  {
+    pattern: /^#\/datasets(?:\/([^/?]+))?\/?$/,
+    title: "Datasets",
+    nav: "#/datasets",
+    make: (id) => el("datasets-view", { "dataset-id": id ? decodeURIComponent(id) : null }),
+  },
   { pattern: /^#\/guides\/(\d+)\/?$/, title: "Guide", make: (lesson) => el("guide-view", { lesson }) },
   // Classrooms: classes-view.js, join-view.js, class-board.js, class-launch.js.
   { pattern: /^#\/classes\/?$/, title: "Classes", nav: "#/classes", make: () => el("classes-view") },

@@ -1,7 +1,7 @@
-// <launch-form [from-run="id"]>: the experiment spec as a form, generated from the server's
+// <launch-form [from-run="id"] [with-dataset="folder:<id>"]>: the experiment spec as a form, generated from the server's
 // JSON Schema. Launch posts the spec; a 422 puts each message next to the field it names and
 // leaves every value as the user typed it.
-import { ApiError, createRun, createStudy, getRun, getSpecSchema } from "./api.js";
+import { ApiError, createRun, createStudy, getRun, getSpecSchema, listDatasets } from "./api.js";
 import { applyLesson } from "./class-launch.js";
 import "./schedule-editor.js";
 import "./lr-range.js";
@@ -80,11 +80,54 @@ class LaunchForm extends HTMLElement {
     this.scheduleEditor.bind(this.byKey);
     this.fillSweepFields();
 
+    this.offerUploads();
     const from = this.getAttribute("from-run");
+    const dataset = this.getAttribute("with-dataset");
     if (from) await this.copyFrom(from);
+    else if (dataset) await this.startOn(dataset);
     const lesson = this.getAttribute("lesson"); // a class's lesson: class-launch.js
     if (lesson) await applyLesson(this, lesson).catch((err) => this.fail(err.message));
     this.updatePreview();
+  }
+
+  /** The dataset field's suggestions also name this lab's uploads (folder:<id>, by title). */
+  async offerUploads() {
+    const list = this.querySelector("datalist[id$='data-dataset-options']");
+    if (!list) return;
+    let all = [];
+    try {
+      all = await listDatasets();
+    } catch {
+      return; // the field still takes any name; launching says what is wrong
+    }
+    if (this.gone) return;
+    for (const d of all.filter((x) => x.uploaded && x.available)) {
+      list.append(el("option", { value: d.name, label: `${d.title} (uploaded)` }));
+    }
+  }
+
+  /** "Train on this" from the Datasets page: the upload chosen, and a small CNN for its size. */
+  async startOn(name) {
+    let described = null;
+    try {
+      described = (await listDatasets()).find((d) => d.name === name) || null;
+    } catch {
+      described = null; // the form still opens with the name; launching says what is wrong
+    }
+    const n = described?.n_images || 0;
+    const big = n > 5000;
+    writeSpec(this.fields, {
+      name: `CNN on ${described?.title || name}`,
+      data: { dataset: name },
+      model: { arch: "cnn", hidden: big ? [32, 64] : [16, 32] },
+      optim: { lr: 0.05 },
+      training: { max_epochs: big ? 10 : 20 },
+    });
+    const shape = described?.input_shape;
+    const size = Array.isArray(shape) ? ` resized to ${shape[1]}×${shape[2]}` : "";
+    this.info.textContent = `Training on your dataset “${described?.title || name}” (${n} images${size}): `
+      + "a small CNN to start with. Change what you want, then launch.";
+    this.info.hidden = false;
   }
 
   async copyFrom(id) {

@@ -119,7 +119,8 @@ class Claimed:
 
 
 def prepare_data(spec: Spec) -> Path:
-    """The worker's dataset folder; an uploaded dataset is unpacked there from the database."""
+    """The worker's dataset folder; an uploaded dataset's processed images are unpacked there
+    from the database (DatasetUnavailable when it was deleted or is not ready)."""
     root = get_settings().data_dir / "datasets"
     dataset = spec.data.dataset
     if dataset.startswith("folder:"):
@@ -129,7 +130,9 @@ def prepare_data(spec: Spec) -> Path:
 
 
 def _claim(run_id: int, class_id: int | None = None, queue: str = "cpu") -> Claimed | None:
-    """``class_id``: the message is a claim on that class's fair queue (any of its runs)."""
+    """The run, claimed; None when it cannot be claimed, or when what it stored cannot be read
+    (then it has failed at once with the reason, never by a heartbeat timeout). ``class_id``:
+    the message is a claim on that class's fair queue (any of its runs)."""
     with new_session() as session:
         run = claim_run(session=session, run_id=run_id, worker=WORKER.name) \
             if class_id is None else \
@@ -138,10 +141,16 @@ def _claim(run_id: int, class_id: int | None = None, queue: str = "cpu") -> Clai
         if run is None:
             log.info("run %s not claimable (deleted, cancelled, or taken by another attempt)", run_id)
             return None
-        attempt, run_id = run.attempt, run.id
-        stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
-        return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
-                       run.token, run.kind or "train", run.options)
+        attempt, run_id, token = run.attempt, run.id, run.token
+        try:
+            stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
+            return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
+                           token, run.kind or "train", run.options)
+        except Exception as exc:
+            log.exception("run %s cannot start", run_id)
+            error = public_error(exc)
+    _finish(run_id, token, "failed", None, error, None)
+    return None
 
 
 def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
@@ -170,15 +179,17 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     if run.spec.ensemble.members == 1:
         reporter.sketch_seed = run.spec.seed  # the loss landscape's path (engine/landscape.py)
     resume = None
-    if run.stored is not None:
-        epoch, blob = run.stored
-        resume = Snapshot.loads(blob)
-        # Marked on the charts: where this attempt took the run over.
-        reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
-        log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
     spec = run.spec
     status, result, error, model = "failed", None, None, None
     try:
+        # Everything before training is inside the try: any failure ends the run at once with
+        # its own message (an unreadable checkpoint, a deleted dataset, the thread timing).
+        if run.stored is not None:
+            epoch, blob = run.stored
+            resume = Snapshot.loads(blob)
+            # Marked on the charts: where this attempt took the run over.
+            reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
+            log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
         data_root = prepare_data(spec)
         # After the data is there (an upload's classes size the timed network); inside the
         # try, so that a failure to choose fails the run with its message.

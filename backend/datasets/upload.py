@@ -1,26 +1,30 @@
-"""Check an uploaded zip of class folders before anything is written anywhere.
+"""Check an uploaded zip's directory before any image in it is decoded.
 
 Refused, each with a message that names the entry or the limit: entries with absolute paths
-or '..' (zip slip), symlinks, too many files, too large once decompressed (bombs, judged from
-the real decompressed bytes, not the header's claims), files that are not images, images that
-are truncated or larger than the pixel limit, and folders that do not form classes.
+or '..' (zip slip), symlinks, too many files, files that are not of an accepted image format,
+folders that do not form classes, and names that coincide once normalised (Unicode NFC: "é"
+written as one code point or as e + combining accent is one name). Decompressed sizes (bombs),
+pixel counts and readability are judged while the images are decoded (ingest.py), from the
+real bytes, not the headers' claims.
 """
 
 from __future__ import annotations
 
-import io
 import posixpath
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+# What Pillow reads and we accept (a GIF's first frame); named by suffix here and checked
+# again by the decoder's own format detection.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+FORMATS_TEXT = "PNG, JPEG, BMP, GIF or WebP"
+IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
 
 
 class UploadRejected(ValueError):
-    def __init__(self, message: str, *, too_large: bool = False) -> None:
+    def __init__(self, message: str, too_large: bool = False) -> None:
         super().__init__(message)
         self.message, self.too_large = message, too_large
 
@@ -35,11 +39,17 @@ class Limits:
 
 
 @dataclass
-class CheckedArchive:
+class Listing:
+    """The images of a checked zip, in a stable order (class, then file name)."""
+
     classes: list[str]
     counts: dict[str, int]
-    # (class name, file name, bytes) of every image, ready to be written by whoever stores it.
-    images: list[tuple[str, str, bytes]] = field(repr=False)
+    # (zip entry name, class index) per image.
+    entries: list[tuple[str, int]] = field(repr=False)
+
+
+def nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def _safe_parts(name: str) -> list[str]:
@@ -51,24 +61,16 @@ def _safe_parts(name: str) -> list[str]:
     return parts
 
 
-def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
-    """Decompress at most ``budget`` bytes: a bomb's header may lie about its size."""
-    with archive.open(info) as f:
-        data = f.read(budget + 1)
-    if len(data) > budget:
-        raise UploadRejected("the archive decompresses to more than the limit of "
-                             "max_uncompressed_bytes", too_large=True)
-    return data
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
 
 
-def check_archive(data: bytes, limits: Limits) -> CheckedArchive:
-    if len(data) > limits.max_bytes:
-        raise UploadRejected(f"upload is {len(data)} bytes; the limit max_upload_bytes is "
-                             f"{limits.max_bytes}", too_large=True)
+def check_directory(path: Path, limits: Limits) -> Listing:
+    """The zip at ``path`` (already on disk, at most max_upload_bytes) as classes and images."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UploadRejected(f"not a readable zip archive: {exc}") from None
     entries = []
     for info in infos:
@@ -93,36 +95,41 @@ def check_archive(data: bytes, limits: Limits) -> CheckedArchive:
     not_images = [info.filename for info, parts in entries
                   if posixpath.splitext(parts[-1])[1].lower() not in IMAGE_SUFFIXES]
     if not_images:
-        shown = ", ".join(not_images[:10]) + (" …" if len(not_images) > 10 else "")
-        raise UploadRejected(f"not image files: {shown}")
+        raise UploadRejected(f"not images of an accepted format ({FORMATS_TEXT}): "
+                             f"{_shown(not_images)}")
     misplaced = [info.filename for info, parts in entries if len(parts) - strip != 2]
     if misplaced:
         raise UploadRejected("expected <class>/<image> entries (one folder per class), got: "
-                             + ", ".join(misplaced[:10]))
+                             + _shown(misplaced))
 
-    budget = limits.max_uncompressed_bytes
-    images, counts = [], {}
+    # Names as Unicode NFC: two entries that are one name once normalised are refused by name
+    # (one would silently replace the other).
+    class_of: dict[str, str] = {}  # NFC class -> the folder name as written
+    seen: dict[tuple[str, str], str] = {}  # (NFC class, NFC file) -> entry name
+    images: list[tuple[str, str, str]] = []
     for info, parts in entries:
-        blob = _read_limited(archive, info, budget)
-        budget -= len(blob)
-        label, filename = parts[strip], parts[-1]
-        try:
-            with Image.open(io.BytesIO(blob)) as img:
-                width, height = img.size
-                if width * height > limits.max_image_pixels:
-                    raise UploadRejected(
-                        f"{info.filename} is {width}×{height} pixels; the limit max_image_pixels "
-                        f"is {limits.max_image_pixels}", too_large=True)
-                img.load()  # decodes fully: truncated files fail here
-        except UploadRejected:
-            raise
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-                Image.DecompressionBombError) as exc:
-            raise UploadRejected(f"{info.filename} is not a readable image: {exc}") from None
-        images.append((label, filename, blob))
-        counts[label] = counts.get(label, 0) + 1
-    if len(counts) < 2:
-        raise UploadRejected(f"found {len(counts)} class folder(s); a dataset needs at least 2")
-    if len(counts) > limits.max_classes:
-        raise UploadRejected(f"{len(counts)} classes; the limit is {limits.max_classes}")
-    return CheckedArchive(classes=sorted(counts), counts=counts, images=images)
+        label, filename = nfc(parts[strip]), nfc(parts[-1])
+        written = class_of.setdefault(label, parts[strip])
+        if written != parts[strip]:
+            raise UploadRejected(f"class folders {written!r} and {parts[strip]!r} (written "
+                                 f"{written!a} and {parts[strip]!a}) are the same "
+                                 "name once Unicode-normalised (NFC); rename one")
+        if (label, filename) in seen:
+            first = seen[label, filename]
+            raise UploadRejected(f"zip entries {first!r} and {info.filename!r} (written "
+                                 f"{first!a} and {info.filename!a}) are the same file "
+                                 "once Unicode-normalised (NFC); rename one")
+        seen[label, filename] = info.filename
+        images.append((label, filename, info.filename))
+    classes = sorted(class_of)
+    if len(classes) < 2:
+        raise UploadRejected(f"found {len(classes)} class folder(s); a dataset needs at least 2")
+    if len(classes) > limits.max_classes:
+        raise UploadRejected(f"{len(classes)} classes; the limit is {limits.max_classes}")
+    index = {c: i for i, c in enumerate(classes)}
+    images.sort()
+    counts = {c: 0 for c in classes}
+    for label, _, _ in images:
+        counts[label] += 1
+    return Listing(classes=classes, counts=counts,
+                   entries=[(entry, index[label]) for label, _, entry in images])

@@ -12,12 +12,8 @@ from dataclasses import dataclass
 
 from backend.spec_errors import SpecInvalid
 from worker.engine import footprint
-from worker.engine.datasets.catalog import dataset_info
+from worker.engine.datasets.catalog import DatasetInfo, dataset_info
 from worker.engine.spec import Spec
-
-# An uploaded image dataset's size and classes are unknown before it is unpacked: counted as
-# this many examples (the upload limit's default file count) of at least two classes.
-FOLDER_EXAMPLES_GUESS = 20_000
 
 
 @dataclass(frozen=True)
@@ -38,12 +34,15 @@ class Estimate:
         return max(terms, key=terms.__getitem__)
 
 
-def estimate_bytes(spec: Spec) -> Estimate:
-    folder = spec.data.dataset.startswith("folder:")
-    classes = len(dataset_info(spec.data.dataset).classes)
-    bytes_ = footprint.estimate_bytes(
-        spec, n_examples=FOLDER_EXAMPLES_GUESS if folder else None,
-        n_classes=max(classes, 2) if folder or not classes else None)
+def estimate_bytes(spec: Spec, upload: DatasetInfo | None = None) -> Estimate:
+    """``upload``: an uploaded dataset's row (its classes and image count, stored at
+    ingestion), for ``folder:<id>``."""
+    if upload is not None:
+        bytes_ = footprint.estimate_bytes(spec, n_examples=max(upload.default_counts[0], 1),
+                                          n_classes=max(len(upload.classes), 2))
+    else:
+        classes = len(dataset_info(spec.data.dataset).classes)
+        bytes_ = footprint.estimate_bytes(spec, n_classes=None if classes else 2)
     return Estimate(weights=bytes_["model"], activations=bytes_["activations"],
                     dataset=bytes_["data"])
 
@@ -52,9 +51,10 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:,.0f} MB"
 
 
-def check_admission(spec: Spec, max_run_memory_mb: int) -> None:
+def check_admission(spec: Spec, max_run_memory_mb: int,
+                    upload: DatasetInfo | None = None) -> None:
     """422 (on the dominant field) when the estimate is over EPOQUE_MAX_RUN_MEMORY_MB."""
-    estimate = estimate_bytes(spec)
+    estimate = estimate_bytes(spec, upload)
     limit = max_run_memory_mb * 2**20
     if estimate.total > limit:
         raise SpecInvalid.one(estimate.field, (

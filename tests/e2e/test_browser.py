@@ -254,7 +254,7 @@ def test_every_control_has_a_label(page: Page, server: str) -> None:
                                                    "training": {"max_epochs": 5}}).json()
     for route, ready in (("/#/launch", "launch-form form"), (f"/#/runs/{run['id']}", "run-view metric-chart"),
                          ("/#/augment", "augment-lab"), ("/#/compare", "compare-view"),
-                         ("/#/", "home-view .lesson-card")):
+                         ("/#/", "home-view .lesson-card"), ("/#/datasets", "datasets-view .drop-zone")):
         page.goto(route)
         expect(page.locator(ready).first).to_be_visible()
         page.wait_for_timeout(300)  # controls that are built after the first data arrives

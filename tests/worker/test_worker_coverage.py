@@ -112,7 +112,7 @@ def test_training_on_an_uploaded_dataset(configure, start_worker, monkeypatch) -
 
         failed = _final(client, orphan["id"])
         assert failed["status"] == "failed" and failed["result"] is None
-        assert gone["id"] in failed["error"] and "not found" in failed["error"]
+        assert gone["id"] in failed["error"] and "does not exist" in failed["error"]
         assert "Traceback" not in failed["error"]
 
 

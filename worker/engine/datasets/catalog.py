@@ -18,7 +18,7 @@ float32 in [0, 1].
 | xor | 2d | four Gaussian blobs at (±1, ±1), label = sign(x)·sign(y) < 0 | carved |
 | shapes | image 3×16×16 | procedural coloured shapes, 6 classes (synthetic.py) | carved |
 | mnist, fashion_mnist, cifar10 | image | torchvision's readers, from files under ``data_root`` | official |
-| folder:<id> | image 3×32×32 | ``<data_root>/uploads/<id>/<class>/<image>``, read by ImageFolder | carved |
+| folder:<id> | image 3×32×32 | an upload, processed at ingestion: ``<data_root>/uploads/<id>/data.npz`` and ``meta.json`` | carved |
 """
 
 from __future__ import annotations
@@ -155,20 +155,36 @@ def is_folder(dataset: str) -> bool:
     return dataset.startswith(FOLDER_PREFIX)
 
 
+def upload_info(dataset: str, classes: tuple[str, ...] | list[str], n_examples: int
+                ) -> DatasetInfo:
+    """The row of an uploaded dataset ``folder:<id>`` from what was stored at its ingestion:
+    its classes and image count (its images were resized to FOLDER_IMAGE_SHAPE then)."""
+    return _entry(dataset, "image", FOLDER_IMAGE_SHAPE, tuple(classes), "files:load_folder",
+                  f"Uploaded images: {n_examples} in {len(classes)} classes, resized to "
+                  f"{FOLDER_IMAGE_SHAPE[1]}×{FOLDER_IMAGE_SHAPE[2]} RGB.", (n_examples, None))
+
+
 def folder_info(dataset: str, data_root: str | Path | None = None) -> DatasetInfo:
-    """The row of an uploaded folder ``folder:<id>``. Its classes are its folders' names, read
-    when it is unpacked under ``data_root``: a network built from this row (the thread timing's)
-    needs their number before the data is loaded."""
-    classes: tuple[str, ...] = ()
+    """The row of an uploaded folder ``folder:<id>``, from ``meta.json`` beside its processed
+    images under ``data_root/uploads/<id>`` (written at ingestion; a worker unpacks it before
+    training). A folder of class folders put there by hand has its folders' names as classes.
+    Without either, the row has no classes: loading it says why."""
+    import json
+
     ident = dataset.removeprefix(FOLDER_PREFIX)
     if data_root is not None and FOLDER_ID.match(ident):
         path = Path(data_root) / "uploads" / ident
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            return upload_info(dataset, meta["classes"], int(meta["n"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
         try:  # sorted folder names, as torchvision's find_classes has them
             classes = tuple(sorted(e.name for e in path.iterdir() if e.is_dir()))
+            return upload_info(dataset, classes, 0)
         except OSError:  # not unpacked (yet): loading it says so
             pass
-    return _entry(dataset, "image", FOLDER_IMAGE_SHAPE, classes, "files:load_folder",
-                  "Uploaded images (class folders), resized to 32×32 RGB.", (0, None))
+    return upload_info(dataset, (), 0)
 
 
 def dataset_info(dataset: str, data_root: str | Path | None = None) -> DatasetInfo:

@@ -84,7 +84,9 @@ def _describe_tv(name: str, root_str: str, signature: tuple) -> dict:
 
 @lru_cache(maxsize=64)
 def _describe_folder(dataset: str, path_str: str, signature: tuple) -> dict:
-    info = folder_info(dataset)
+    info = folder_info(dataset, Path(path_str).parent.parent)
+    if info.default_counts[0] and (Path(path_str) / "meta.json").is_file():  # processed upload
+        return _entry(info, info.classes, info.default_counts, len(info.classes) >= 2, None)
     try:
         classes, samples = folder_samples(Path(path_str))
     except (OSError, ValueError) as e:  # FileNotFoundError: no class folder or empty class

@@ -289,9 +289,33 @@ def _folder_arrays(path_str: str, signature: tuple) -> tuple[np.ndarray, np.ndar
     return np.ascontiguousarray(X.transpose(0, 3, 1, 2)), y, tuple(ds.classes)
 
 
+@lru_cache(maxsize=2)
+def _processed_arrays(path_str: str, signature: tuple) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """An upload's images as processed at ingestion (uint8, FOLDER_IMAGE_SHAPE) and classes."""
+    import json
+
+    import numpy as np
+
+    path = Path(path_str)
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        with np.load(path / "data.npz") as data:
+            X, y = data["X"], data["y"].astype(np.int64)
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetUnavailable(f"the processed images of {path.name} cannot be read ({e})") from e
+    if X.shape[1:] != FOLDER_IMAGE_SHAPE or len(X) != len(y):
+        raise DatasetUnavailable(f"the processed images of {path.name} have shape {X.shape}")
+    return X, y, tuple(meta["classes"])
+
+
 def load_folder(data: DataSpec, seed: int, root: Path | None) -> RawData:
     path = folder_path(data.dataset, root)
     if not path.is_dir():
-        raise DatasetUnavailable(f"dataset {data.dataset!r}: no folder {path}")
+        raise DatasetUnavailable(f"dataset {data.dataset!r} is not unpacked here (no folder "
+                                 f"{path})")
+    if (path / "meta.json").is_file():
+        stat = (path / "data.npz").stat()
+        X, y, classes = _processed_arrays(str(path), (stat.st_size, stat.st_mtime_ns))
+        return RawData(X=_to_unit(X), y=y, classes=classes)
     X, y, classes = _folder_arrays(str(path), folder_signature(path))
     return RawData(X=_to_unit(X), y=y, classes=classes)
