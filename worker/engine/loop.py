@@ -30,7 +30,7 @@ import torch
 
 from . import diagnostics
 from . import ensemble as ens
-from .augment import make_augmenter
+from .augment import make_augmenter, make_pack_augmenter
 from .boundary import boundary_grid, wants_boundary
 from .datasets import Splits, derive_seed, load_dataset
 from .diagnostics import distinct_units, grad_stds, member_weight_norms, weight_norm
@@ -254,7 +254,9 @@ class Stack:
             self.offsets = torch.arange(self.K, device=dev)[:, None] * n
         else:
             self.flat_X, self.flat_y, self.offsets = self.X_train, self.y_train, None
-        self.augment = make_augmenter(spec, data.input_shape, dev)  # None = off
+        # None = off. A pack's members each draw from their own seed's stream.
+        self.augment = (make_pack_augmenter(specs, data.input_shape) if own_data
+                        else make_augmenter(spec, data.input_shape, dev))
 
         # Network: member k initialised on the CPU from its seed (same z0 on any device),
         # without disturbing the caller's global RNG.
@@ -266,11 +268,16 @@ class Stack:
         self.weights = [p for g in self.optimizer.param_groups if g["kind"] == "weights"
                         for p in g["params"]]
         # Own generators: a CPU one per stack row for the minibatch order (the same order on
-        # any device); dropout masks on the device, one stream for the stack.
+        # any device); dropout masks on the device, one stream for a run or an ensemble, one
+        # per member for a pack (each member's masks are its run's alone, layers.Dropout).
         self.orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
         self.dropout = bool(model.dropouts())
         self.dropout_gen = torch.Generator(dev).manual_seed(derive_seed(spec.seed, "dropout"))
-        if self.dropout:
+        self.dropout_gens = [torch.Generator(dev).manual_seed(derive_seed(s, "dropout"))
+                             for s in seeds] if own_data else []
+        if self.dropout and own_data:
+            model.set_dropout(generators=self.dropout_gens)
+        elif self.dropout:
             model.set_dropout(generator=self.dropout_gen)
         noise_seeds = seeds if own_data else [spec.seed]
         self.noise_gens = [torch.Generator().manual_seed(derive_seed(s, "grad_noise"))
@@ -335,9 +342,8 @@ class Stack:
             stoppers=[{f: getattr(t.stopper, f) for f in Snapshot.STOPPER_FIELDS}
                       for t in member.trackers],
             orders=[g.get_state() for g in (self.orders if k is None else self.orders[k:k + 1])],
-            # A pack has no dropout; its member's stream is the one its run alone would have.
-            dropout_gen=(self.dropout_gen.get_state() if k is None else torch.Generator(
-                self.dev).manual_seed(derive_seed(self.seeds[k], "dropout")).get_state()),
+            # A pack member's stream is its own, the one its run alone would be at.
+            dropout_gen=(self.dropout_gen if k is None else self.dropout_gens[k]).get_state(),
             dropout_device=self.dev.type,
             noise_gen=self.noise_gens[k or 0].get_state(),
             initial=self.initial_of(member),

@@ -12,9 +12,11 @@ their own data instead of one. A member that stops (early stopping, divergence, 
 reporting and keeps its z*; the stack trains on while any member is active. η is the schedule's, shared by the pack: a hand-set
 η (``Callbacks.current_lr``) is not consulted, and the API refuses one for a packed run.
 
-``pack_reason`` says why a spec cannot be packed: dropout and augmentation draw their random
-numbers for the whole stack, so a member would no longer be its run; an ensemble is a stack
-already; full-pass batchnorm statistics are measured on one shared set.
+Dropout and augmentation pack too: member k draws its masks from its own generator, in the
+shape its run alone draws them (layers.Dropout's per-member streams), and its augmentation
+parameters from its own seed's stream (augment.PackAugmenter), so its random draws are bit for
+bit those of its run alone. ``pack_reason`` says why a spec cannot be packed: an ensemble is a
+stack already; full-pass batchnorm statistics are measured on one shared set.
 """
 
 from __future__ import annotations

@@ -314,10 +314,6 @@ def pack_reason(spec: Spec) -> str | None:
     """Why runs of this spec cannot be packed, or None when they can."""
     if spec.ensemble.members > 1:
         return "an ensemble is a stacked network already"
-    if spec.model.dropout.p_inc_input < 1 or spec.model.dropout.p_inc_hidden < 1:
-        return "dropout masks would be drawn for the whole stack, not per run"
-    if spec.augment:
-        return "augmentation would be drawn for the whole stack, not per run"
     if spec.model.batchnorm and spec.model.batchnorm_eval == "full_pass":
         return "full-pass batchnorm statistics are measured on one shared training set"
     return None
