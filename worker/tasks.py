@@ -39,6 +39,7 @@ from backend.runs.lifecycle import (
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
+from worker.engine.data_cache import DATA_CACHE
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
@@ -309,6 +310,7 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     # skip them (270 ms each in the API process before, about 5 ms after).
     gc.freeze()
     WORKER.threads = configure_threads()
+    DATA_CACHE.max_bytes = get_settings().data_cache_mb << 20
     WORKER.queues = ",".join(sorted(q.name for q in app.amqp.queues.consume_from.values()))
     try:
         _register()

@@ -32,6 +32,7 @@ from . import diagnostics
 from . import ensemble as ens
 from .augment import make_augmenter, make_pack_augmenter
 from .boundary import boundary_grid, wants_boundary
+from .data_cache import DATA_CACHE, DataCache
 from .datasets import Splits, derive_seed, load_dataset
 from .diagnostics import distinct_units, grad_stds, member_weight_norms, weight_norm
 from .early_stopping import EarlyStopping
@@ -221,12 +222,14 @@ class Stack:
 
     def __init__(self, specs: Sequence[Spec], seeds: list[int], dev: torch.device,
                  data_root: PathLike | str | None, own_data: bool,
-                 memory_limit: int | None = None) -> None:
+                 memory_limit: int | None = None, cache: DataCache | None = DATA_CACHE) -> None:
         spec = self.spec = specs[0]
         self.dev, self.own_data, self.seeds = dev, own_data, seeds
         splits, size = [], 0
         for s in (specs if own_data else specs[:1]):
-            d = load_dataset(s, data_root)
+            # On the device already, and kept there for the worker's next runs (data_cache.py).
+            d = (cache.splits(s, data_root, dev) if cache is not None
+                 else load_dataset(s, data_root))
             size += sum(t.numel() * t.element_size() for t in (d.X_train, d.X_val, d.X_test))
             if memory_limit is not None and size > memory_limit:
                 raise PackTooLarge(f"{len(specs)} runs' datasets exceed "
