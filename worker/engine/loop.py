@@ -38,13 +38,15 @@ from .diagnostics import distinct_units, grad_stds, member_weight_norms, weight_
 from .early_stopping import EarlyStopping
 from .evaluate import EVAL_CHUNK, evaluate, evaluate_mc, evaluate_members, read
 from .gradnoise import grad_variance
+from .graph import GraphStep, uses_graph
 from .layers import full_pass_statistics
 from .models import build_network
 from .optim import build_optimizer, set_lr
 from .pack import PackTooLarge
 from .schedules import lr_at
 from .spec import Spec
-from .speed import apply_speed
+from .speed import apply_speed, resolve_speed
+from .speed_trial import speed_trial
 from .step import STEPS_REGION, epoch_rows, run_epoch
 
 # Gradient noise and decision boundary: at epoch 1, then every max(1, T // N) epochs.
@@ -265,7 +267,19 @@ class Stack:
         # without disturbing the caller's global RNG.
         model, self.init_report = build_network(spec, data.input_shape, len(data.classes), seeds)
         self.model = model.to(dev).train()
-        apply_speed(model, spec.speed, dev)  # bfloat16 autocast, torch.compile: spec.speed
+        # spec.speed (bfloat16 autocast, torch.compile, a captured step), or on a GPU with
+        # speed.auto the fastest way of running this step, timed on throwaway copies.
+        speed, self.speed_report = resolve_speed(
+            spec, dev, spec.training.max_epochs * self.n_batches,
+            lambda choice: speed_trial(spec, self.K, data.input_shape, len(data.classes),
+                                       m, dev, choice))
+        apply_speed(model, speed, dev)
+        self.use_graph, why_not = uses_graph(spec, dev, speed.cuda_graph)
+        if speed.cuda_graph:
+            self.speed_report["cuda_graph"] = self.use_graph
+            if why_not:
+                self.speed_report["cuda_graph_off"] = why_not
+        self.graph: GraphStep | None = None  # built at the first epoch (after any resume)
         self.stacked = getattr(model, "members", None) is not None
         self.optimizer = build_optimizer(spec.optim, model)
         self.weights = [p for g in self.optimizer.param_groups if g["kind"] == "weights"
@@ -554,6 +568,7 @@ def result_of(stack: Stack, member: Member) -> TrainOutcome:
         "dropout": dropout_result,
         "kept": kept,
         "initial": stack.initial_of(member),
+        "speed": stack.speed_report,
         **{which: {"epoch": epochs[which],
                    "val_loss": _finite(vals[which]["loss"]),
                    "val_accuracy": _finite(vals[which]["accuracy"]),
@@ -632,11 +647,19 @@ def run(
             rows = epoch_rows(spec.optim.sampling, n, m, n_b, stack.orders).to(stack.dev)
             if stack.offsets is not None:
                 rows = rows + stack.offsets
-            loss_sum, correct = run_epoch(
-                model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
-                augment=stack.augment, step0=step0, log_every=log_every, log_step=log_step,
-                lr_of_step=lr_of if per_step and override is None else None,
-                before_last_update=keep_weights if wants_ratio else None)
+            step_options = {
+                "step0": step0, "log_every": log_every, "log_step": log_step,
+                "lr_of_step": lr_of if per_step and override is None else None,
+                "before_last_update": keep_weights if wants_ratio else None}
+            if stack.use_graph:  # the step captured once and replayed (graph.py)
+                if stack.graph is None:
+                    stack.graph = GraphStep(model, optimizer, stack.flat_X, stack.flat_y,
+                                            rows.shape[0], m)
+                loss_sum, correct = stack.graph.run_epoch(rows, n_b, **step_options)
+            else:
+                loss_sum, correct = run_epoch(
+                    model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
+                    augment=stack.augment, **step_options)
             if stack.dev.type == "cuda":
                 torch.cuda.synchronize(stack.dev)  # once per epoch: honest throughput
         train_seconds = time.perf_counter() - t0

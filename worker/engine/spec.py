@@ -241,6 +241,21 @@ class SpeedSpec(_Strict):
         description="torch.compile the network: a slower first epoch (compiling), faster steps "
         "after it, mostly on a GPU; the same figures up to float rounding.",
     )
+    auto: bool = Field(
+        True,
+        description="On a GPU, with precision float32 and compile off (the defaults), time a "
+        "few throwaway training steps of float32 eager, bfloat16, compiled (long runs only) "
+        "and CUDA-graph captured, and keep the fastest (at least 5 % faster than float32 "
+        "eager, else float32 eager); result.speed says which. On the CPU nothing is timed: "
+        "the options stay as set. false: run exactly as set.",
+    )
+    cuda_graph: bool = Field(
+        False,
+        description="On a GPU, capture the fixed-shape training step (forward, backward, "
+        "optimiser) once in a CUDA graph and replay it: the same computation without "
+        "per-operation launch costs. Ignored on the CPU (result.speed says so) and for what "
+        "cannot be captured (the step's reasons are in result.speed).",
+    )
 
 
 class Spec(_Strict):
