@@ -18,7 +18,7 @@ def test_gpu_check_runs_its_lab_part_on_the_cpu(tmp_path: Path) -> None:
     env.update({"EPOQUE_BENCH_DEVICE": "cpu", "OUT": str(tmp_path), "PY": sys.executable,
                 "E2E_SEEDS": "2", "E2E_EPOCHS": "2", "T_E2E": "300"})
     done = subprocess.run([str(ROOT / "scripts" / "gpu_check.sh"), "tests", "e2e"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=400)
+                          cwd=ROOT, capture_output=True, text=True, timeout=400, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = (tmp_path / "summary.txt").read_text()
     assert "ok tests" in summary and "ok e2e" in summary
