@@ -143,7 +143,9 @@ def test_a_captured_pack_equals_its_runs_alone_on_cuda() -> None:
 
 
 def test_speed_auto_on_cuda_chooses_and_says_which() -> None:
-    out = train(parse_spec({**CNN, "speed": {}}), device="cuda")
+    # 80 steps an epoch × 13: over speed.AUTO_MIN_RUN_STEPS, so the options are timed.
+    out = train(parse_spec({**CNN, "optim": {"batch_size": 16},
+                            "training": {"max_epochs": 13}, "speed": {}}), device="cuda")
     speed = out.result["speed"]
     print(f"\n[gpu] speed.auto on the shapes CNN: {speed}")
     assert speed["chosen_by"] == "auto"

@@ -12,6 +12,7 @@ import torch
 from worker.engine import parse_spec, train
 from worker.engine.speed import (
     AUTO_COMPILE_MIN_STEPS,
+    AUTO_MIN_RUN_STEPS,
     AUTO_STEPS,
     AUTO_WARMUP,
     BASELINE,
@@ -99,14 +100,15 @@ def test_a_failed_trial_is_never_kept_and_is_reported() -> None:
 @pytest.mark.parametrize("spec_data, steps, expected", [
     ({}, 1_000, [BASELINE, "bfloat16", "cuda graph"]),
     ({}, AUTO_COMPILE_MIN_STEPS, [BASELINE, "bfloat16", "compiled", "cuda graph"]),
-    ({"optim": {"method": "adam"}}, 10, [BASELINE, "bfloat16"]),
-    ({"model": {"dropout": {"p_inc_hidden": 0.5}}}, 10, [BASELINE, "bfloat16"]),
-    ({"data": {"dataset": "shapes"}, "augment": [{"op": "random_horizontal_flip"}]}, 10,
+    ({"optim": {"method": "adam"}}, 1_000, [BASELINE, "bfloat16"]),
+    ({"model": {"dropout": {"p_inc_hidden": 0.5}}}, 1_000, [BASELINE, "bfloat16"]),
+    ({"data": {"dataset": "shapes"}, "augment": [{"op": "random_horizontal_flip"}]}, 1_000,
      [BASELINE, "bfloat16"]),
-    ({"speed": {"precision": "bfloat16"}}, 10, []),  # asked for: run as set
-    ({"speed": {"compile": True}}, 10, []),
-    ({"speed": {"cuda_graph": True}}, 10, []),
-    ({"speed": {"auto": False}}, 10, []),
+    ({}, AUTO_MIN_RUN_STEPS - 1, []),  # too short to pay for the timing
+    ({"speed": {"precision": "bfloat16"}}, 1_000, []),  # asked for: run as set
+    ({"speed": {"compile": True}}, 1_000, []),
+    ({"speed": {"cuda_graph": True}}, 1_000, []),
+    ({"speed": {"auto": False}}, 1_000, []),
 ])
 def test_what_auto_times(spec_data: dict, steps: int, expected: list[str]) -> None:
     names, _ = auto_candidates(parse_spec(spec_data), CUDA, steps)
@@ -120,7 +122,7 @@ def test_options_set_in_the_spec_are_run_as_set_without_timing() -> None:
     def trial(choice):
         raise AssertionError("not timed")
 
-    speed, report = resolve_speed(spec, CUDA, 10, trial, clock=_Clock())
+    speed, report = resolve_speed(spec, CUDA, 10_000, trial, clock=_Clock())
     assert speed.precision == "bfloat16" and report["chosen_by"] == "spec"
 
 

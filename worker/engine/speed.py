@@ -64,6 +64,9 @@ AUTO_MIN_GAIN = 1.05
 # torch.compile takes seconds to tens of seconds per network (26.7 s for a compiled shapes CNN's
 # 3 epochs against 2.2 s eager on the H200, issue 19): only a run this long may pay it back.
 AUTO_COMPILE_MIN_STEPS = 5000
+# Timing costs some (AUTO_WARMUP + AUTO_STEPS) × 4 throwaway steps: a run shorter than this is
+# not timed (what the timing costs would be a sizeable part of the run; under 5 % from here).
+AUTO_MIN_RUN_STEPS = 1000
 
 BASELINE = "float32 eager"
 
@@ -102,6 +105,9 @@ def auto_candidates(spec: Spec, device: torch.device, total_steps: int) -> tuple
         return [], "on the CPU nothing is timed: the options stay as set"
     if speed.precision != "float32" or speed.compile or speed.cuda_graph:
         return [], "speed options set in the spec: run as set"
+    if total_steps < AUTO_MIN_RUN_STEPS:
+        return [], (f"a run of {total_steps} steps is too short to pay for timing: "
+                    "float32 eager")
     names = [BASELINE, "bfloat16"]
     if total_steps >= AUTO_COMPILE_MIN_STEPS:
         names.append("compiled")
