@@ -123,3 +123,67 @@ def test_a_dropout_pack_members_checkpoint_resumes_on_its_own_stream() -> None:
     for p, a in zip(resumed.metrics, straight.metrics[2:], strict=True):
         _close(p, a, "resumed")
     _close(resumed.result, straight.result, "resumed result")
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch, run) -> list:
+    """Every dropout mask drawn by a training step while ``run()`` trains, and every batch the
+    network is given in training mode, in order (copies)."""
+    from worker.engine import layers, models
+
+    seen: list = []
+    real_mask = layers.Dropout._mask
+
+    def mask(self, x):
+        out = real_mask(self, x)
+        if self.training:  # training steps (not the Monte-Carlo evaluation of the result)
+            seen.append(("mask", self.layout, len(self.generators or []), out.clone()))
+        return out
+
+    monkeypatch.setattr(layers.Dropout, "_mask", mask)
+    real_forward = models.CNN.forward
+
+    def forward(self, x):
+        if self.training:
+            seen.append(("input", None, self.members or 0, x.detach().clone()))
+        return real_forward(self, x)
+
+    monkeypatch.setattr(models.CNN, "forward", forward)
+    run()
+    monkeypatch.undo()
+    return seen
+
+
+def _member_view(kind: str, layout: str | None, stacked: torch.Tensor, k: int,
+                 members: int) -> torch.Tensor:
+    if kind == "input":
+        return stacked[k]
+    if layout == "features":
+        return stacked[k].T
+    c = stacked.shape[1] // members
+    return stacked[:, k * c:(k + 1) * c]
+
+
+def test_in_training_each_member_gets_its_runs_batches_and_masks_bit_for_bit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The augmented minibatches and the dropout masks of a packed member, step by step through
+    real training, are exactly those its run alone draws (the network's outputs then differ
+    only by the round-off of stacked products)."""
+    data = {"data": {"dataset": "shapes", "n_samples": 160},
+            "model": {"arch": "cnn", "hidden": [4],
+                      "dropout": {"p_inc_input": 0.9, "p_inc_hidden": 0.6}},
+            "optim": {"batch_size": 16},
+            "augment": [{"op": "random_horizontal_flip", "p": 0.5},
+                        {"op": "random_crop", "size": 16, "padding": 2},
+                        {"op": "color_jitter", "brightness": 0.3, "hue": 0.05}],
+            "training": {"max_epochs": 2}}
+    specs = _specs(data, SEEDS)
+    packed = _recorded(monkeypatch, lambda: train_pack(specs, device="cpu"))
+    assert sum(kind == "mask" for kind, *_ in packed) >= 2 * 2 * 6  # 2 layers, 2 epochs
+    for k, spec in enumerate(specs):
+        alone = _recorded(monkeypatch, lambda spec=spec: train(spec, device="cpu"))
+        assert [kind for kind, *_ in alone] == [kind for kind, *_ in packed]
+        for (kind, layout, members, stacked), (_, _, _, single) in zip(packed, alone,
+                                                                      strict=True):
+            assert members == len(SEEDS)
+            assert torch.equal(_member_view(kind, layout, stacked, k, members), single), (
+                k, kind)

@@ -153,14 +153,16 @@ class Dropout(nn.Module):
         on = self.training if self.active is None else self.active
         if not on or self.p_inc == 1.0:
             return x
+        return x * self._mask(x).div_(self.p_inc)
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor:
+        """The 0/1 mask for x: per member (a pack) or from the one generator."""
         if self.generators is not None and self.generator is None:
-            mask = self._member_masks(x)
-        else:
-            # A contiguous mask in x's shape (what empty_like gives for the contiguous
-            # activations a network makes), so the per-member masks can be drawn alike.
-            mask = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(
-                self.p_inc, generator=self.generator)
-        return x * mask.div_(self.p_inc)
+            return self._member_masks(x)
+        # A contiguous mask in x's shape (what empty_like gives for the contiguous activations
+        # a network makes), so the per-member masks can be drawn alike.
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(
+            self.p_inc, generator=self.generator)
 
     def _member_masks(self, x: torch.Tensor) -> torch.Tensor:
         gens = self.generators
