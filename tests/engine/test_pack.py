@@ -168,3 +168,11 @@ def test_a_pack_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("worker.engine.pack.PACK_MEMORY_BYTES", 100_000)
     with pytest.raises(PackTooLarge, match="exceed"):
         train_pack(_specs({"training": {"max_epochs": 1}}, [0, 1]), device="cpu")
+
+
+def test_the_pack_memory_budget_is_a_quarter_of_a_gpu() -> None:
+    from worker.engine.pack import PACK_MEMORY_BYTES, pack_memory_budget
+
+    assert pack_memory_budget("cpu") == PACK_MEMORY_BYTES
+    assert pack_memory_budget("cuda", total_bytes=140 << 30) == 35 << 30  # an H200
+    assert pack_memory_budget("cuda:1", total_bytes=2 << 30) == PACK_MEMORY_BYTES  # at least
