@@ -78,3 +78,18 @@ def test_uploaded_folders_are_never_kept(tmp_path) -> None:
     second = cache.splits(spec, tmp_path, CPU)
     assert (cache.loads, cache.hits, len(cache)) == (2, 0, 0)
     assert torch.equal(first.X_train, second.X_train) and first.X_train is not second.X_train
+
+
+def test_the_worker_sizes_its_cache_from_the_setting(monkeypatch) -> None:
+    from backend.config import get_settings
+    from worker.engine.data_cache import DATA_CACHE, DEFAULT_MAX_BYTES
+    from worker.tasks import configure_data_cache
+
+    monkeypatch.setattr(DATA_CACHE, "max_bytes", DATA_CACHE.max_bytes)  # restored after
+    assert configure_data_cache() == DEFAULT_MAX_BYTES == 256 << 20  # the default: 256 MiB
+    monkeypatch.setenv("EPOQUE_DATA_CACHE_MB", "0")
+    get_settings.cache_clear()
+    assert configure_data_cache() == 0
+    cache_off = DataCache(max_bytes=0)  # 0 keeps nothing
+    cache_off.splits(parse_spec({}), None, CPU)
+    assert len(cache_off) == 0 and cache_off.loads == 1
