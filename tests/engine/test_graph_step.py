@@ -119,3 +119,26 @@ def test_a_captured_pack_trains_as_its_runs(replayed: list[EagerReplay]) -> None
         mp.setattr(loop_module, "uses_graph", lambda spec, dev, chosen: (False, None))
         for spec, outcome in zip(specs, packed, strict=True):
             _close_runs(outcome, train(spec, device="cpu"), rel=2e-4, abs_=2e-5)
+
+
+class _RefusingReplay(EagerReplay):
+    def capture(self, body) -> None:
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+
+def test_a_capture_that_fails_leaves_the_run_eager_and_says_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = loop_module.GraphStep
+    monkeypatch.setattr(loop_module, "uses_graph", lambda spec, dev, chosen: (True, None))
+    monkeypatch.setattr(loop_module, "GraphStep",
+                        lambda *a, **k: real(*a, replay=_RefusingReplay(), **k))
+    spec_data = {"model": {"hidden": [16]}, "training": {"max_epochs": 2},
+                 "speed": {"cuda_graph": True}}
+    out = train(parse_spec(spec_data), device="cpu")
+    assert out.status == "succeeded"
+    assert out.result["speed"]["cuda_graph"] is False
+    assert out.result["speed"]["cuda_graph_off"] == (
+        "the capture failed (RuntimeError: operation not permitted when stream is capturing): "
+        "the step ran eagerly")
+    monkeypatch.setattr(loop_module, "uses_graph", lambda spec, dev, chosen: (False, None))
+    _close_runs(out, train(parse_spec(spec_data), device="cpu"))

@@ -22,7 +22,8 @@ graph needs, and how this one provides it:
 What is not captured (``graph_reason`` says why, and the run trains eagerly): anything off a
 CUDA device; Adam (its step counter lives on the host); augmentation (its parameters are drawn
 on the host each step); dropout (its masks come from the run's own generators, which a graph
-would have to register); torch.compile (a second way to do the same).
+would have to register); torch.compile (a second way to do the same). A capture that fails
+on the GPU leaves the run going with the same step run eagerly, and result.speed says why.
 
 On the CPU the same step body runs through ``EagerReplay``, a stand-in that calls the body
 where a graph would replay it, so the buffers, accumulators and tensor-η update are tested
@@ -125,6 +126,7 @@ class GraphStep:
                 state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         self.steps_done = 0
         self.captured = False
+        self.failed: str | None = None  # why the capture failed, if it did
 
     # -- the step body: what the graph records ---------------------------------------------
 
@@ -185,6 +187,21 @@ class GraphStep:
         else:
             self._body()
 
+    def _capture(self) -> None:
+        """Record the step (not run: the replay runs it). If the capture fails, the run goes
+        on with the same step run eagerly, and ``failed`` says why (result.speed)."""
+        try:
+            self.replayer.capture(self._body)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the eager step still works
+            lines = str(exc).strip().splitlines()
+            self.failed = f"the capture failed ({type(exc).__name__}" + (
+                f": {lines[0]}" if lines else "") + "): the step ran eagerly"
+            for p in self.params:
+                p.grad = None
+            return
+        self.static_grads = [p.grad for p in self.params]
+        self.captured = True
+
     # -- an epoch ----------------------------------------------------------------------------
 
     def run_epoch(self, rows: torch.Tensor, n_batches: int, *, step0: int = 0,
@@ -212,14 +229,11 @@ class GraphStep:
             self.idx.copy_(rows[:, i * m:(i + 1) * m].reshape(-1))
             if before_last_update is not None and i == n_batches - 1:
                 before_last_update()  # the weights before this step's update: before it runs
-            if self.steps_done < WARMUP_STEPS:
+            if not self.captured and self.failed is None and self.steps_done >= WARMUP_STEPS:
+                self._capture()
+            if not self.captured:  # warming up, or the capture failed: the same step, eagerly
                 self._eager_step()
             else:
-                if not self.captured:
-                    # Capturing records the step without running it: the replay runs it.
-                    self.replayer.capture(self._body)
-                    self.static_grads = [p.grad for p in self.params]
-                    self.captured = True
                 self.replayer.replay()
                 if self.replayer.runs_body:
                     self.static_grads = [p.grad for p in self.params]

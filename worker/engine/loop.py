@@ -656,6 +656,9 @@ def run(
                     stack.graph = GraphStep(model, optimizer, stack.flat_X, stack.flat_y,
                                             rows.shape[0], m)
                 loss_sum, correct = stack.graph.run_epoch(rows, n_b, **step_options)
+                if stack.graph.failed:
+                    stack.speed_report.update(cuda_graph=False,
+                                              cuda_graph_off=stack.graph.failed)
             else:
                 loss_sum, correct = run_epoch(
                     model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
