@@ -127,6 +127,7 @@ class GraphStep:
         self.steps_done = 0
         self.captured = False
         self.failed: str | None = None  # why the capture failed, if it did
+        self._side: torch.cuda.Stream | None = None  # the warm-up's side stream (a GPU)
 
     # -- the step body: what the graph records ---------------------------------------------
 
@@ -179,7 +180,9 @@ class GraphStep:
     def _eager_step(self) -> None:
         """A warm-up step: the same body, run directly (on a side stream on a GPU)."""
         if self.X.device.type == "cuda":
-            side = torch.cuda.Stream(self.X.device)
+            if self._side is None:
+                self._side = torch.cuda.Stream(self.X.device)
+            side = self._side
             side.wait_stream(torch.cuda.current_stream(self.X.device))
             with torch.cuda.stream(side):
                 self._body()
