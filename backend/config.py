@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         "show it faster than its runs one by one (worker/timing.py); always: stacked anyway; "
         "never: one by one."
     )
+    data_cache_mb: int = Field(
+        256, ge=0, description="Datasets a worker keeps on its device across runs, in MiB "
+        "(worker/engine/data_cache.py); 0 keeps none."
+    )
     max_n_samples: int = Field(200_000, ge=10, description="Most examples a synthetic set has.")
     max_grid_points: int = Field(256, ge=1, description="Most runs one study may create.")
     max_body_bytes: int = Field(

@@ -42,6 +42,7 @@ from backend.runs.models import Run
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
+from worker.engine.data_cache import DATA_CACHE
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
@@ -384,12 +385,20 @@ def _heartbeat(stop: threading.Event) -> None:
             log.warning("heartbeat failed", exc_info=True)
 
 
+def configure_data_cache() -> int:
+    """The bytes this process keeps of datasets on its device across runs
+    (EPOQUE_DATA_CACHE_MB, engine/data_cache.py)."""
+    DATA_CACHE.max_bytes = get_settings().data_cache_mb << 20
+    return DATA_CACHE.max_bytes
+
+
 @worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
     # The imports (torch, the engine) are there for good: frozen, the collector's full passes
     # skip them (270 ms each in the API process before, about 5 ms after).
     gc.freeze()
     WORKER.threads = configure_threads()
+    configure_data_cache()
     WORKER.queues = ",".join(sorted(q.name for q in app.amqp.queues.consume_from.values()))
     try:
         _register()

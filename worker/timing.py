@@ -107,11 +107,12 @@ def timing_batch(spec: Spec) -> int:
     return FULL_BATCH_GUESS if batch == "full" else min(batch, FULL_BATCH_GUESS)
 
 
-def throwaway_step(spec: Spec, members: int) -> Callable[[], None]:
+def throwaway_step(spec: Spec, members: int, *, pack: bool = False) -> Callable[[], None]:
     """One step of the engine (``run_epoch`` over one minibatch) for ``spec``'s network with
     ``members`` stacked (1: the network alone), each member its own order over m random rows;
-    learning rate 0, so every step does the same work. Draws from torch's global generator:
-    callers fork it."""
+    learning rate 0, so every step does the same work. ``pack``: the stack draws its dropout
+    masks per member, as a pack does (one generator each), so their cost is timed too. Draws
+    from torch's global generator: callers fork it."""
     info = dataset_info(spec.data.dataset)
     # An uploaded folder's classes are known once it is loaded; the head's width barely
     # matters to the time of a step.
@@ -121,6 +122,8 @@ def throwaway_step(spec: Spec, members: int) -> Callable[[], None]:
         "ensemble": spec.ensemble.model_copy(update={"members": members}),
         "optim": spec.optim.model_copy(update={"lr": 0.0})})
     model = build_model(one, shape, classes).train()
+    if pack and members > 1 and model.dropouts():
+        model.set_dropout(generators=[torch.Generator().manual_seed(k) for k in range(members)])
     optimizer = build_optimizer(one.optim, model)
     X, y = torch.rand(m, *shape), torch.randint(classes, (m,))
     rows = torch.stack([torch.randperm(m) for _ in range(members)])
@@ -197,7 +200,7 @@ def pack_pays(spec: Spec, k: int, device: str, mode: str = "timed",
                               budget=TIMING_SECONDS)
         if single > COMPUTE_BOUND_SECONDS:
             return False, f"a step alone takes {single * 1e3:.0f} ms: nothing for a stack to save"
-        stacked = step_seconds(throwaway_step(spec, k), clock, steps=PACK_STEPS,
+        stacked = step_seconds(throwaway_step(spec, k, pack=True), clock, steps=PACK_STEPS,
                                budget=TIMING_SECONDS)
     speedup = k * single / stacked
     return speedup >= PAYS, f"{k} runs stacked stepped {speedup:.2f}× as fast as one by one"

@@ -150,19 +150,29 @@ def test_cancelling_one_member_leaves_the_others_training() -> None:
 def test_what_cannot_be_packed_is_refused_with_the_reason() -> None:
     base = parse_spec({})
     assert pack_reason(base) is None
-    assert "dropout" in pack_reason(parse_spec({"model": {"dropout": {"p_inc_hidden": 0.5}}}))
-    assert "augmentation" in pack_reason(parse_spec({
-        "augment": [{"op": "random_rotation", "degrees": 10}]}))
+    # Dropout and augmentation pack: each member draws from its own streams (tests below).
+    assert pack_reason(parse_spec({"model": {"dropout": {"p_inc_hidden": 0.5}}})) is None
+    assert pack_reason(parse_spec({"augment": [{"op": "random_rotation", "degrees": 10}]})) is None
     assert "ensemble" in pack_reason(parse_spec({"ensemble": {"members": 2}}))
+    assert "full-pass" in pack_reason(parse_spec({"model": {"batchnorm": True,
+                                                            "batchnorm_eval": "full_pass"}}))
     assert pack_key(parse_spec({"seed": 1, "name": "a"})) == pack_key(parse_spec({"seed": 2}))
     assert pack_key(parse_spec({"optim": {"lr": 0.2}})) != pack_key(base)
     with pytest.raises(ValueError, match="differ only in seed"):
         train_pack([base, parse_spec({"optim": {"lr": 0.2}})], device="cpu")
-    with pytest.raises(ValueError, match="dropout"):
-        train_pack(_specs({"model": {"dropout": {"p_inc_hidden": 0.5}}}, [0, 1]), device="cpu")
+    with pytest.raises(ValueError, match="ensemble"):
+        train_pack(_specs({"ensemble": {"members": 2}}, [0, 1]), device="cpu")
 
 
 def test_a_pack_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("worker.engine.pack.PACK_MEMORY_BYTES", 100_000)
     with pytest.raises(PackTooLarge, match="exceed"):
         train_pack(_specs({"training": {"max_epochs": 1}}, [0, 1]), device="cpu")
+
+
+def test_the_pack_memory_budget_is_a_quarter_of_a_gpu() -> None:
+    from worker.engine.pack import PACK_MEMORY_BYTES, pack_memory_budget
+
+    assert pack_memory_budget("cpu") == PACK_MEMORY_BYTES
+    assert pack_memory_budget("cuda", total_bytes=140 << 30) == 35 << 30  # an H200
+    assert pack_memory_budget("cuda:1", total_bytes=2 << 30) == PACK_MEMORY_BYTES  # at least

@@ -158,7 +158,9 @@ def test_bfloat16_ensemble_with_dropout_runs_and_resumes_exactly() -> None:
 def test_speed_defaults_leave_runs_as_they_were() -> None:
     spec = parse_spec({})
     assert spec.speed == SpeedSpec(precision="float32", compile=False)
-    assert spec.model_dump()["speed"] == {"precision": "float32", "compile": False}
+    # auto (the GPU's choice) and cuda_graph (GPU only) leave a CPU run as it was.
+    assert spec.model_dump()["speed"] == {"precision": "float32", "compile": False,
+                                          "auto": True, "cuda_graph": False}
     schema = Spec.model_json_schema()
     assert schema["properties"]["speed"]["description"]
     for name, prop in schema["$defs"]["SpeedSpec"]["properties"].items():

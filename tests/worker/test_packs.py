@@ -224,6 +224,10 @@ def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
     lrs = [parse_spec({"seed": s, "optim": {"lr": lr}}) for lr in (0.1, 0.2) for s in range(3)]
     dropout = [parse_spec({"seed": s, "model": {"dropout": {"p_inc_hidden": 0.5}}})
                for s in range(2)]
+    ensembles = [parse_spec({"seed": s, "ensemble": {"members": 2}}) for s in range(2)]
+    # A study mixing shapes: the runs of each shape stack together, one pack per shape.
+    shapes = [parse_spec({"seed": s, "model": {"hidden": h}})
+              for h in ([16], [32, 32], [16]) for s in range(2)]
 
     def plan(specs, workers=1, max_members=64):
         runs = [_Run(i) for i in range(len(specs))]
@@ -235,7 +239,9 @@ def test_plan_packs_groups_seeds_splits_for_workers_and_limits() -> None:
     assert plan(seeds, max_members=4) == [[0, 2, 4], [1, 3, 5]]
     assert plan(seeds, workers=8) == [[0, 3], [1, 4], [2, 5]]  # two runs or more per pack
     assert plan(lrs, workers=2) == [[0, 1, 2], [3, 4, 5]]  # one pack per learning rate
-    assert plan(dropout) == [[0], [1]]  # not packable: each alone
+    assert plan(dropout) == [[0, 1]]  # per-member masks: dropout runs pack
+    assert plan(ensembles) == [[0], [1]]  # not packable: each alone
+    assert plan(shapes) == [[0, 1, 4, 5], [2, 3]]
 
 
 class _Clock:

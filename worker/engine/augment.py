@@ -475,6 +475,54 @@ class Augmenter:
         return x.reshape(*lead, *self.shape)
 
 
+class PackAugmenter:
+    """``augmenter(batch, step)`` for a pack: batch (K, m, C, H, W), member k's m images drawn
+    from member k's own stream, (its seed, step), exactly as its run alone draws them; the
+    ops then run once on all K·m images (every op treats each image on its own), so a pack's
+    augmentation costs one op call per op, not K."""
+
+    def __init__(self, ops: Sequence[_Op], seeds: Sequence[int],
+                 shape: tuple[int, int, int]) -> None:
+        self.ops = list(ops)
+        self.members = [Augmenter(ops, seed, shape) for seed in seeds]
+        self.shape = shape
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, step: int) -> Tensor:
+        k = len(self.members)
+        if x.dim() != 5 or x.shape[0] != k or tuple(x.shape[-3:]) != self.shape:
+            raise ValueError(f"pack augment: batch of shape {tuple(x.shape)}, expected "
+                             f"({k}, m, *{self.shape})")
+        m = x.shape[1]
+        x = x.reshape(-1, *self.shape)
+        gens = [a.generator(step) for a in self.members]
+        for op in self.ops:
+            # Each member's draws in its run's order (op by op, from its own generator).
+            drawn = [op.sample(m, g) for g in gens]
+            x = op.apply(x, {name: torch.cat([d[name] for d in drawn]) for name in drawn[0]})
+        return x.reshape(k, m, *self.shape)
+
+
+def make_pack_augmenter(
+    specs: Sequence[Spec], input_shape: Sequence[int],
+) -> Callable[[Tensor, int], Tensor] | None:
+    """The pack's training-batch augmenter: ``specs`` differ only in seed; member k draws as
+    ``make_augmenter(specs[k], …)`` would."""
+    spec = specs[0]
+    if not spec.augment:
+        return None
+    shape = _image_shape(input_shape)
+    return PackAugmenter([_build_op(op, shape) for op in spec.augment],  # type: ignore[arg-type]
+                         [derive_seed(s.seed, "augment") for s in specs], shape)
+
+
+def _image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"augmentation needs images (C, H, W); this dataset's inputs are {shape}")
+    return shape  # type: ignore[return-value]
+
+
 def make_augmenter(
     spec: Spec, input_shape: Sequence[int], device: torch.device | str | None = None
 ) -> Callable[[Tensor, int], Tensor] | None:
@@ -485,9 +533,7 @@ def make_augmenter(
     parameters are drawn on the CPU, so results do not depend on the device)."""
     if not spec.augment:
         return None
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) != 3:
-        raise ValueError(f"augmentation needs images (C, H, W); this dataset's inputs are {shape}")
+    shape = _image_shape(input_shape)
     return Augmenter([_build_op(op, shape) for op in spec.augment],  # type: ignore[arg-type]
                      derive_seed(spec.seed, "augment"), shape)  # type: ignore[arg-type]
 

@@ -128,26 +128,64 @@ class Dropout(nn.Module):
     the full network's, so at inference keeping every unit unscaled *is* the course's strategy B
     (keep all units, weight their outgoing connections by p_inc, for a net trained unscaled).
     ``active``: None follows train/eval; True forces masks in eval mode (strategy A, Monte-Carlo
-    averaging); False turns them off (gradient-noise diagnostics)."""
+    averaging); False turns them off (gradient-noise diagnostics).
 
-    def __init__(self, p_inc: float) -> None:
+    Per-member streams (a pack, whose member k must be its run alone): with ``generators``
+    (K of them) and no ``generator``, member k's mask is drawn from ``generators[k]`` in the
+    shape and layout its run alone draws it — (B, d) for an MLP, (B, C, …) for a CNN — and
+    placed in the stacked layout ``layout`` names: ``features`` (K, d, B) or ``channels``
+    (B, K·C, …). So member k gets bit for bit the masks of its run alone."""
+
+    def __init__(self, p_inc: float, layout: str = "features") -> None:
         super().__init__()
         if not 0 < p_inc <= 1:
             raise ValueError(f"inclusion probability must be in (0, 1], got {p_inc}")
-        self.p_inc = p_inc
+        if layout not in ("features", "channels"):
+            raise ValueError(f"unknown dropout layout {layout!r}")
+        self.p_inc, self.layout = p_inc, layout
         self.active: bool | None = None
         # Masks come from this generator (the trainer seeds one per run); None: global RNG.
         self.generator: torch.Generator | None = None
+        # A pack's per-member generators (see above); used only while ``generator`` is None.
+        self.generators: list[torch.Generator] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         on = self.training if self.active is None else self.active
         if not on or self.p_inc == 1.0:
             return x
-        mask = torch.empty_like(x).bernoulli_(self.p_inc, generator=self.generator)
-        return x * mask.div_(self.p_inc)
+        return x * self._mask(x).div_(self.p_inc)
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor:
+        """The 0/1 mask for x: per member (a pack) or from the one generator."""
+        if self.generators is not None and self.generator is None:
+            return self._member_masks(x)
+        # A contiguous mask in x's shape (what empty_like gives for the contiguous activations
+        # a network makes), so the per-member masks can be drawn alike.
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(
+            self.p_inc, generator=self.generator)
+
+    def _member_masks(self, x: torch.Tensor) -> torch.Tensor:
+        gens = self.generators
+        assert gens is not None
+        k = len(gens)
+
+        def draw(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+            return torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(
+                self.p_inc, generator=gen)
+
+        if self.layout == "features":  # x (K, d, B); the run alone draws (B, d)
+            if x.ndim != 3 or x.shape[0] != k:
+                raise ValueError(f"per-member dropout: {k} members, activations {tuple(x.shape)}")
+            d, b = x.shape[1], x.shape[2]
+            return torch.stack([draw((b, d), g).T for g in gens])
+        # channels: x (B, K·C, …); the run alone draws (B, C, …)
+        if x.shape[1] % k:
+            raise ValueError(f"per-member dropout: {k} members, activations {tuple(x.shape)}")
+        shape = (x.shape[0], x.shape[1] // k, *x.shape[2:])
+        return torch.cat([draw(shape, g) for g in gens], dim=1)
 
     def extra_repr(self) -> str:
-        return f"p_inc={self.p_inc}"
+        return f"p_inc={self.p_inc}, layout={self.layout}"
 
 
 class StackedLinear(nn.Module):

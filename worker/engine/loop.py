@@ -30,20 +30,23 @@ import torch
 
 from . import diagnostics
 from . import ensemble as ens
-from .augment import make_augmenter
+from .augment import make_augmenter, make_pack_augmenter
 from .boundary import boundary_grid, wants_boundary
+from .data_cache import DATA_CACHE, DataCache
 from .datasets import Splits, derive_seed, load_dataset
 from .diagnostics import distinct_units, grad_stds, member_weight_norms, weight_norm
 from .early_stopping import EarlyStopping
 from .evaluate import EVAL_CHUNK, evaluate, evaluate_mc, evaluate_members, read
 from .gradnoise import grad_variance
+from .graph import GraphStep, uses_graph
 from .layers import full_pass_statistics
 from .models import build_network
 from .optim import build_optimizer, set_lr
 from .pack import PackTooLarge
 from .schedules import lr_at
 from .spec import Spec
-from .speed import apply_speed
+from .speed import apply_speed, resolve_speed
+from .speed_trial import speed_trial
 from .step import STEPS_REGION, epoch_rows, run_epoch
 
 # Gradient noise and decision boundary: at epoch 1, then every max(1, T // N) epochs.
@@ -229,12 +232,14 @@ class Stack:
 
     def __init__(self, specs: Sequence[Spec], seeds: list[int], dev: torch.device,
                  data_root: PathLike | str | None, own_data: bool,
-                 memory_limit: int | None = None) -> None:
+                 memory_limit: int | None = None, cache: DataCache | None = DATA_CACHE) -> None:
         spec = self.spec = specs[0]
         self.dev, self.own_data, self.seeds = dev, own_data, seeds
         splits, size = [], 0
         for s in (specs if own_data else specs[:1]):
-            d = load_dataset(s, data_root)
+            # On the device already, and kept there for the worker's next runs (data_cache.py).
+            d = (cache.splits(s, data_root, dev) if cache is not None
+                 else load_dataset(s, data_root))
             size += sum(t.numel() * t.element_size() for t in (d.X_train, d.X_val, d.X_test))
             if memory_limit is not None and size > memory_limit:
                 raise PackTooLarge(f"{len(specs)} runs' datasets exceed "
@@ -262,23 +267,42 @@ class Stack:
             self.offsets = torch.arange(self.K, device=dev)[:, None] * n
         else:
             self.flat_X, self.flat_y, self.offsets = self.X_train, self.y_train, None
-        self.augment = make_augmenter(spec, data.input_shape, dev)  # None = off
+        # None = off. A pack's members each draw from their own seed's stream.
+        self.augment = (make_pack_augmenter(specs, data.input_shape) if own_data
+                        else make_augmenter(spec, data.input_shape, dev))
 
         # Network: member k initialised on the CPU from its seed (same z0 on any device),
         # without disturbing the caller's global RNG.
         model, self.init_report = build_network(spec, data.input_shape, len(data.classes), seeds)
         self.model = model.to(dev).train()
-        apply_speed(model, spec.speed, dev)  # bfloat16 autocast, torch.compile: spec.speed
+        # spec.speed (bfloat16 autocast, torch.compile, a captured step), or on a GPU with
+        # speed.auto the fastest way of running this step, timed on throwaway copies.
+        speed, self.speed_report = resolve_speed(
+            spec, dev, spec.training.max_epochs * self.n_batches,
+            lambda choice: speed_trial(spec, self.K, data.input_shape, len(data.classes),
+                                       m, dev, choice))
+        apply_speed(model, speed, dev)
+        self.use_graph, why_not = uses_graph(spec, dev, speed.cuda_graph)
+        if speed.cuda_graph:
+            self.speed_report["cuda_graph"] = self.use_graph
+            if why_not:
+                self.speed_report["cuda_graph_off"] = why_not
+        self.graph: GraphStep | None = None  # built at the first epoch (after any resume)
         self.stacked = getattr(model, "members", None) is not None
         self.optimizer = build_optimizer(spec.optim, model)
         self.weights = [p for g in self.optimizer.param_groups if g["kind"] == "weights"
                         for p in g["params"]]
         # Own generators: a CPU one per stack row for the minibatch order (the same order on
-        # any device); dropout masks on the device, one stream for the stack.
+        # any device); dropout masks on the device, one stream for a run or an ensemble, one
+        # per member for a pack (each member's masks are its run's alone, layers.Dropout).
         self.orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
         self.dropout = bool(model.dropouts())
         self.dropout_gen = torch.Generator(dev).manual_seed(derive_seed(spec.seed, "dropout"))
-        if self.dropout:
+        self.dropout_gens = [torch.Generator(dev).manual_seed(derive_seed(s, "dropout"))
+                             for s in seeds] if own_data else []
+        if self.dropout and own_data:
+            model.set_dropout(generators=self.dropout_gens)
+        elif self.dropout:
             model.set_dropout(generator=self.dropout_gen)
         noise_seeds = seeds if own_data else [spec.seed]
         self.noise_gens = [torch.Generator().manual_seed(derive_seed(s, "grad_noise"))
@@ -343,9 +367,8 @@ class Stack:
             stoppers=[{f: getattr(t.stopper, f) for f in Snapshot.STOPPER_FIELDS}
                       for t in member.trackers],
             orders=[g.get_state() for g in (self.orders if k is None else self.orders[k:k + 1])],
-            # A pack has no dropout; its member's stream is the one its run alone would have.
-            dropout_gen=(self.dropout_gen.get_state() if k is None else torch.Generator(
-                self.dev).manual_seed(derive_seed(self.seeds[k], "dropout")).get_state()),
+            # A pack member's stream is its own, the one its run alone would be at.
+            dropout_gen=(self.dropout_gen if k is None else self.dropout_gens[k]).get_state(),
             dropout_device=self.dev.type,
             noise_gen=self.noise_gens[k or 0].get_state(),
             initial=self.initial_of(member),
@@ -553,6 +576,7 @@ def result_of(stack: Stack, member: Member) -> TrainOutcome:
         "dropout": dropout_result,
         "kept": kept,
         "initial": stack.initial_of(member),
+        "speed": stack.speed_report,
         **{which: {"epoch": epochs[which],
                    "val_loss": _finite(vals[which]["loss"]),
                    "val_accuracy": _finite(vals[which]["accuracy"]),
@@ -637,11 +661,22 @@ def run(
             rows = epoch_rows(spec.optim.sampling, n, m, n_b, stack.orders).to(stack.dev)
             if stack.offsets is not None:
                 rows = rows + stack.offsets
-            loss_sum, correct = run_epoch(
-                model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
-                augment=stack.augment, step0=step0, log_every=log_every, log_step=log_step,
-                lr_of_step=lr_of if per_step and override is None else None,
-                before_last_update=keep_weights if wants_ratio else None)
+            step_options = {
+                "step0": step0, "log_every": log_every, "log_step": log_step,
+                "lr_of_step": lr_of if per_step and override is None else None,
+                "before_last_update": keep_weights if wants_ratio else None}
+            if stack.use_graph:  # the step captured once and replayed (graph.py)
+                if stack.graph is None:
+                    stack.graph = GraphStep(model, optimizer, stack.flat_X, stack.flat_y,
+                                            rows.shape[0], m)
+                loss_sum, correct = stack.graph.run_epoch(rows, n_b, **step_options)
+                if stack.graph.failed:
+                    stack.speed_report.update(cuda_graph=False,
+                                              cuda_graph_off=stack.graph.failed)
+            else:
+                loss_sum, correct = run_epoch(
+                    model, optimizer, stack.flat_X, stack.flat_y, rows, m, n_b,
+                    augment=stack.augment, **step_options)
             if stack.dev.type == "cuda":
                 torch.cuda.synchronize(stack.dev)  # once per epoch: honest throughput
         train_seconds = time.perf_counter() - t0

@@ -49,9 +49,14 @@ class _Net(nn.Module):
     def dropouts(self) -> list[Dropout]:
         return [m for m in self.modules() if isinstance(m, Dropout)]
 
-    def set_dropout(self, *, generator: torch.Generator | None = None) -> None:
+    def set_dropout(self, *, generator: torch.Generator | None = None,
+                    generators: list[torch.Generator] | None = None) -> None:
+        """Where masks come from: one ``generator`` for the whole network (a run, an
+        ensemble), or, stacked, ``generators[k]`` for member k (a pack, layers.Dropout)."""
+        if generators is not None and len(generators) != self.members:
+            raise ValueError(f"{len(generators)} dropout generators for {self.members} members")
         for d in self.dropouts():
-            d.generator = generator
+            d.generator, d.generators = generator, generators
 
     def member(self, k: int) -> _Net:
         """Member k of a stacked network as a network of its own (a copy)."""
@@ -197,7 +202,7 @@ class CNN(_Net):
         conv_cls = nn.Conv2d if dims == 2 else nn.Conv1d
         pool_cls = nn.MaxPool2d if dims == 2 else nn.MaxPool1d
 
-        self.drop_in = Dropout(p_inc_input) if p_inc_input < 1 else None
+        self.drop_in = Dropout(p_inc_input, "channels") if p_inc_input < 1 else None
         spatial = list(input_shape[1:])
         c_in = input_shape[0]
         self._blocks = []
@@ -211,7 +216,7 @@ class CNN(_Net):
             pool = pool_cls(2) if min(spatial) >= 2 else None
             if pool is not None:
                 spatial = [s // 2 for s in spatial]
-            drop = Dropout(p_inc_hidden) if p_inc_hidden < 1 else None
+            drop = Dropout(p_inc_hidden, "channels") if p_inc_hidden < 1 else None
             if drop is not None:
                 self.add_module(f"drop{i}", drop)
             self._blocks.append((conv, bn, pool, drop))

@@ -12,9 +12,11 @@ their own data instead of one. A member that stops (early stopping, divergence, 
 reporting and keeps its z*; the stack trains on while any member is active. η is the schedule's, shared by the pack: a hand-set
 η (``Callbacks.current_lr``) is not consulted, and the API refuses one for a packed run.
 
-``pack_reason`` says why a spec cannot be packed: dropout and augmentation draw their random
-numbers for the whole stack, so a member would no longer be its run; an ensemble is a stack
-already; full-pass batchnorm statistics are measured on one shared set.
+Dropout and augmentation pack too: member k draws its masks from its own generator, in the
+shape its run alone draws them (layers.Dropout's per-member streams), and its augmentation
+parameters from its own seed's stream (augment.PackAugmenter), so its random draws are bit for
+bit those of its run alone. ``pack_reason`` says why a spec cannot be packed: an ensemble is a
+stack already; full-pass batchnorm statistics are measured on one shared set.
 """
 
 from __future__ import annotations
@@ -28,8 +30,23 @@ from .spec import Spec, pack_key, pack_reason
 if TYPE_CHECKING:  # the loop (and torch) load when a pack trains, not when one is planned
     from .loop import Callbacks, TrainOutcome
 
-# The K members' datasets live side by side on the device; past this a pack is refused.
+# The K members' datasets live side by side on the device; past this a pack is refused (on a
+# GPU: a quarter of its memory, if more; pack_memory_budget).
 PACK_MEMORY_BYTES = 1 << 30
+GPU_PACK_SHARE = 0.25
+
+
+def pack_memory_budget(device: str, total_bytes: int | None = None) -> int:
+    """Bytes the members' datasets may take side by side: PACK_MEMORY_BYTES on the CPU; on a
+    GPU a quarter of its memory (``total_bytes``, else what torch reports), at least that; the
+    rest is for the stacked network, its activations and the worker's data cache."""
+    if not device.startswith("cuda"):
+        return PACK_MEMORY_BYTES
+    if total_bytes is None:
+        import torch
+
+        total_bytes = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return max(PACK_MEMORY_BYTES, int(total_bytes * GPU_PACK_SHARE))
 
 
 class PackTooLarge(ValueError):
@@ -58,7 +75,8 @@ def train_pack(
     if (reason := pack_reason(spec)) is not None:
         raise ValueError(f"these runs cannot be packed: {reason}")
     cbs = list(callbacks) if callbacks is not None else [Callbacks() for _ in specs]
-    stack = Stack(specs, [s.seed for s in specs], resolve_device(device or spec.device),
-                  data_root, own_data=True, memory_limit=PACK_MEMORY_BYTES)
+    dev = resolve_device(device or spec.device)
+    stack = Stack(specs, [s.seed for s in specs], dev, data_root, own_data=True,
+                  memory_limit=pack_memory_budget(str(dev)))
     members = make_members(stack, specs, cbs, stack.start())
     return run(stack, members, after_epoch=after_epoch, on_member_done=on_member_done)
