@@ -1,0 +1,78 @@
+"""Forks: a run that reproduces another's first epochs, then goes on with changed
+optimisation knobs (SPEC.md "Forks and controlled comparisons").
+
+Where a fork starts is the parent's snapshot after its epoch e (loop.Snapshot: weights,
+optimiser state, z*, the early-stopping deadline and every random stream). A finished run keeps
+no checkpoint, so the snapshot is got by replay: training the parent's spec from z0 to epoch e
+with the same seed is deterministic on one device, so it lands on the parent's state exactly.
+The snapshot is then given the child's knobs (``with_knobs``) and training resumes from it:
+epoch e+1 on is what a run given the new knobs from epoch e+1 on would do.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any
+
+from .loop import Callbacks, Snapshot
+from .spec import Spec
+from .train import train
+
+
+class ForkUnavailable(Exception):
+    """The parent cannot be brought to that epoch (it diverged or stopped before it)."""
+
+
+class _Reached(Exception):
+    pass
+
+
+def replay(spec: Spec, epoch: int, *, device: str | None = None,
+           data_root: PathLike | str | None = None,
+           start: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
+    """(the snapshot of ``spec``'s run after ``epoch``, the last global step it logged, 0 if
+    none). ``start``: a snapshot of that run at an earlier epoch to replay from, else z0."""
+    got: dict[str, Any] = {}
+    last_step = [0]
+
+    def on_checkpoint(e: int, snapshot: Any) -> None:
+        if e == epoch:
+            got["snapshot"] = snapshot()
+            raise _Reached
+
+    def on_step(step: int, metrics: dict[str, float]) -> None:
+        last_step[0] = step
+
+    if start is not None and start["epoch"] == epoch:
+        return start, 0
+    try:
+        train(spec, Callbacks(on_checkpoint=on_checkpoint, on_step=on_step), device=device,
+              data_root=data_root, resume=start)
+    except _Reached:
+        return got["snapshot"], last_step[0]
+    raise ForkUnavailable(f"the run stops (or diverges) before epoch {epoch}")
+
+
+def with_knobs(snapshot: dict[str, Any], spec: Spec) -> dict[str, Any]:
+    """The snapshot as a run of ``spec`` would hold it: the optimiser's momentum and λ (η is
+    set before every epoch from the schedule), and each tracker's deadline from its z*'s epoch
+    and the new patience p (T = best epoch − 1 + p, or p while z* is z0: EarlyStopping)."""
+    snap = Snapshot.from_dict(snapshot).to_dict()
+    optim = spec.optim
+    for group in snap["optimizer"]["param_groups"]:
+        group["weight_decay"] = optim.weight_decay if group.get("kind") == "weights" else 0.0
+        if "momentum" in group:
+            group["momentum"] = optim.momentum
+    p = spec.training.early_stopping.patience
+    for stopper in snap["stoppers"]:
+        best = stopper["best_epoch"]
+        stopper["deadline"] = None if p is None else (p if best == 0 else best - 1 + p)
+    return snap
+
+
+def start_of_fork(parent: Spec, child: Spec, epoch: int, *, device: str | None = None,
+                  data_root: PathLike | str | None = None) -> tuple[dict[str, Any], int]:
+    """(the snapshot ``train(child, resume=…)`` forks from, the parent's last logged step by
+    then): the parent replayed to ``epoch``, with the child's knobs."""
+    snapshot, last_step = replay(parent, epoch, device=device, data_root=data_root)
+    return with_knobs(snapshot, child), last_step
