@@ -19,7 +19,7 @@ def _strip(metrics: list[dict]) -> list[dict]:
 
 def _fork(parent: dict, change: dict, epoch: int):
     p, c = parse_spec(parent), parse_spec(merged(parent, change))
-    snapshot, _ = start_of_fork(p, c, epoch, device="cpu")
+    snapshot, _ = start_of_fork([(p, epoch)], c, device="cpu")
     return train(c, resume=snapshot, device="cpu")
 
 
@@ -116,3 +116,15 @@ def test_which_changes_are_knobs() -> None:
         other = parse_spec(merged(BASE, change))
         assert not_knobs(a, other) == [path]
         assert not same_start_and_order(a, other)
+
+
+def test_a_fork_of_a_fork_replays_both_segments() -> None:
+    """Run A (η 0.2) forked at 2 to B (η 0.1), B forked at 4 to C (η 0.05): C is the run whose
+    schedule is 0.2, 0.2, 0.1, 0.1, 0.05, 0.05."""
+    a = merged(BASE, {"optim": {"momentum": 0.5, "lr": 0.2}})
+    b, c = (parse_spec(merged(a, {"optim": {"lr": lr}})) for lr in (0.1, 0.05))
+    snapshot, _ = start_of_fork([(parse_spec(a), 2), (b, 4)], c, device="cpu")
+    fork = train(c, resume=snapshot, device="cpu")
+    fresh = train(parse_spec(merged(a, {"optim": {"schedule": {
+        "kind": "piecewise", "table": [[0, 0.2], [2, 0.1], [4, 0.05]]}}})), device="cpu")
+    assert _strip(fork.metrics) == _strip(fresh.metrics[4:])

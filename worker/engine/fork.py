@@ -70,9 +70,18 @@ def with_knobs(snapshot: dict[str, Any], spec: Spec) -> dict[str, Any]:
     return snap
 
 
-def start_of_fork(parent: Spec, child: Spec, epoch: int, *, device: str | None = None,
+def start_of_fork(path: list[tuple[Spec, int]], child: Spec, *, device: str | None = None,
                   data_root: PathLike | str | None = None) -> tuple[dict[str, Any], int]:
     """(the snapshot ``train(child, resume=…)`` forks from, the parent's last logged step by
-    then): the parent replayed to ``epoch``, with the child's knobs."""
-    snapshot, last_step = replay(parent, epoch, device=device, data_root=data_root)
+    then). ``path``: how the parent reached the fork's epoch, as (spec, until epoch) segments:
+    one, (parent spec, e), for a parent trained from z0; a fork of a fork first replays its
+    own parent's segments, each later segment resuming the one before with its knobs."""
+    snapshot: dict[str, Any] | None = None
+    last_step = 0
+    for spec, until in path:
+        start = None if snapshot is None else with_knobs(snapshot, spec)
+        snapshot, step = replay(spec, until, device=device, data_root=data_root, start=start)
+        last_step = max(last_step, step)
+    if snapshot is None:
+        raise ForkUnavailable("nothing to replay")
     return with_knobs(snapshot, child), last_step
