@@ -27,6 +27,7 @@ from backend.datasets.service import materialize
 from backend.db import new_session
 from backend.notify import publish
 from backend.public_text import public_error
+from backend.runs.fork import parent_step_points
 from backend.runs.lifecycle import (
     LeaseLost,
     RunGone,
@@ -39,6 +40,7 @@ from backend.runs.lifecycle import (
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
+from worker.engine.fork import start_of_fork
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
@@ -110,6 +112,7 @@ class Claimed:
     stored: tuple[int, bytes] | None  # (epoch, snapshot) to take over from, on attempt 2+
     requested_lr: float | None = None  # η set by hand, possibly while the run was queued
     token: str = ""  # this claim's token: every write names it (backend/runs/lifecycle.py)
+    forked_from: dict[str, Any] | None = None  # a fork's {run, epoch, path} (runs/fork.py)
 
 
 def prepare_data(spec: Spec) -> Path:
@@ -131,7 +134,7 @@ def _claim(run_id: int) -> Claimed | None:
         attempt = run.attempt
         stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
         return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
-                       run.token)
+                       run.token, run.forked_from)
 
 
 def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
@@ -172,6 +175,8 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
         # try, so that a failure to choose fails the run with its message.
         threads = run_threads(spec, data_root)
         log.info("run %s: %d torch thread(s) on %s", run.run_id, threads, _device(spec))
+        if resume is None and run.forked_from is not None:
+            resume = _start_of_fork(run, reporter, data_root)
         outcome = train(spec, reporter.callbacks(), device=_device(spec), data_root=data_root,
                         resume=resume)
         reporter.flush()
@@ -185,6 +190,23 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
         log.exception("run %s failed", run.run_id)
         error = public_error(exc)
     return _finish(run.run_id, run.token, status, result, error, model)
+
+
+def _start_of_fork(run: Claimed, reporter: RunReporter, data_root: Path) -> dict[str, Any]:
+    """The snapshot a fork resumes from: its parent replayed to the fork's epoch, with the
+    fork's knobs. The parent's step-level points up to there come with the first flush (its
+    epoch-level points were copied when the fork was made)."""
+    fork = run.forked_from or {}
+    path = [(parse_spec(spec), until) for spec, until in fork["path"]]
+    log.info("run %s: replaying run %s to epoch %s to fork from it", run.run_id, fork["run"],
+             fork["epoch"])
+    snapshot, last_step = start_of_fork(path, run.spec, device=_device(run.spec),
+                                        data_root=data_root)
+    if last_step:
+        with new_session() as session:
+            reporter.points.extend(parent_step_points(
+                session=session, run_id=fork["run"], until=last_step))
+    return snapshot
 
 
 class PackSlower(Exception):

@@ -64,6 +64,9 @@ class Run(Base):
     # A random token drawn by each claim (backend/runs/lifecycle.py): every write of the
     # worker must name it, so a stale attempt writes nothing. Never shown by the API.
     token: Mapped[str | None] = mapped_column(String(32))
+    # A fork's origin (backend/runs/fork.py): {run, epoch, path}; ``path`` is how to replay
+    # the parent to that epoch, [[spec, until epoch], ...]. The API shows {run, epoch}.
+    forked_from: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MetricPoint(Base):

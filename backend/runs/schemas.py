@@ -35,6 +35,8 @@ class RunOut(BaseModel):
     # Why a queued run does not start: no live worker serves its queue (e.g. device cuda on a
     # lab without a GPU worker). None when some worker will take it.
     waiting: str | None = None
+    # A fork's parent run and the epoch it forked at (SPEC.md: forked_from {run, epoch}).
+    forked_from: dict[str, int] | None = None
 
     @classmethod
     def of(cls, run: Run, served: set[str] | None = None) -> RunOut:
@@ -47,7 +49,8 @@ class RunOut(BaseModel):
             created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
             error=run.error and public_text(run.error), progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
             result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
-            waiting=waiting,
+            waiting=waiting, forked_from=run.forked_from and {
+                "run": run.forked_from["run"], "epoch": run.forked_from["epoch"]},
         )
 
 
