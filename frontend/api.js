@@ -96,6 +96,9 @@ export const createRun = (spec) => request("POST", "/api/runs", spec);
 export const deleteRun = (id) => request("DELETE", runPath(id));
 export const cancelRun = (id) => request("POST", `${runPath(id)}/cancel`);
 export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr });
+/** A new run with this run's points up to `epoch`, then trained with the changed knobs
+ * (`spec`: a partial spec of optimisation knobs only). */
+export const forkRun = (id, epoch, spec) => request("POST", `${runPath(id)}/fork`, { epoch, spec });
 export const metricsCsvUrl = (id) => `${runPath(id)}/metrics.csv`;
 export const modelUrl = (id) => `${runPath(id)}/model`;
 

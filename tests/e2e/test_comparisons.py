@@ -1,0 +1,110 @@
+"""Comparisons a student can trust (issue 17), in Debian's Chromium against the real server:
+a fork from a clicked point, the early-stopping p slider, and a seeded study's forest plot and
+verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.test_lab import PLOT, plot_data, post_run, series, shape, snap, wait_finished
+
+SERVER_ENV = {"EPOQUE_PACKS": "always"}
+
+pytestmark = pytest.mark.browser
+
+LOSS = 'metric-chart[data-metric="loss"]'
+
+
+def click_point(page: Page, chart: str, key: str, epoch: int) -> None:
+    """A real mouse click on the point (epoch, value) of series ``key`` in the chart."""
+    page.locator(chart).scroll_into_view_if_needed()
+    where = page.evaluate("""([sel, key, epoch]) => {
+      const gd = document.querySelector(sel + ' .js-plotly-plot');
+      const trace = gd.data.find((t) => t.meta === key);
+      const i = trace.x.indexOf(epoch);
+      const fl = gd._fullLayout;
+      const box = gd.getBoundingClientRect();
+      return { x: box.left + fl._size.l + fl.xaxis.l2p(epoch),
+               y: box.top + fl._size.t + fl.yaxis.l2p(trace.y[i]) };
+    }""", [chart, key, epoch])
+    page.mouse.move(where["x"] - 3, where["y"])
+    page.mouse.click(where["x"], where["y"])
+
+
+def test_fork_from_a_clicked_point(page: Page, server: str, artifacts: Path) -> None:
+    parent = post_run(server, {"name": "digits, η 0.1", "seed": 2, "model": {"hidden": [32]},
+                               "optim": {"lr": 0.1, "momentum": 0.9},
+                               "training": {"max_epochs": 12}})
+    wait_finished(server, parent["id"])
+    page.goto(f"/#/runs/{parent['id']}")
+    view = page.locator("run-view")
+    expect(view).to_have_attribute("data-stream", "ended", timeout=60_000)
+    page.wait_for_function(f"() => {PLOT.format(sel=LOSS)}?.data?.length >= 2")
+    expect(page.locator(".fork-hint")).to_be_visible()
+
+    click_point(page, LOSS, "val_loss", 5)
+    form = page.get_by_role("form", name="Fork from here")
+    expect(form).to_be_visible()
+    expect(form.locator(".fork-title")).to_have_text("Fork from epoch 5")
+    expect(form.get_by_label("η")).to_have_value("0.1")
+    form.get_by_label("η").fill("0.01")
+    form.get_by_label("momentum α").fill("0.5")
+    form.get_by_role("button", name="Fork from here").click()
+    link = page.locator(".fork-link")
+    expect(link).to_be_visible()
+    fork_id = int(link.get_attribute("href").rsplit("/", 1)[1])
+    fork = httpx.get(f"{server}/api/runs/{fork_id}").json()
+    assert fork["forked_from"] == {"run": parent["id"], "epoch": 5}
+    assert (fork["spec"]["optim"]["lr"], fork["spec"]["optim"]["momentum"]) == (0.01, 0.5)
+    wait_finished(server, fork_id)
+
+    # The fork is drawn dashed on the parent's loss chart, from its fork point on.
+    page.wait_for_function(f"""() => {PLOT.format(sel=LOSS)}.data.some(
+        (t) => t.meta === 'overlay:val_loss' && t.x.length === 8)""", timeout=30_000)
+    overlay = next(t for t in plot_data(page, LOSS) if t["meta"] == "overlay:val_loss")
+    shown = series(server, fork_id, "val_loss")["val_loss"]
+    assert overlay["x"] == [x for x, _ in shown if x >= 5] == list(range(5, 13))
+    assert overlay["y"] == [v for x, v in shown if x >= 5]
+    parent_loss = dict(series(server, parent["id"], "val_loss")["val_loss"])
+    assert overlay["y"][0] == parent_loss[5]  # it starts on the parent's point
+    assert overlay["y"][-1] != parent_loss[12]
+    snap(page, artifacts, "fork", docs=True)
+
+    # The fork's own view links to its parent.
+    page.goto(f"/#/runs/{fork_id}")
+    back = page.locator(".fork-parent-link")
+    expect(back).to_have_text(f"run #{parent['id']}")
+    expect(page.locator(".fork-parent")).to_contain_text("after epoch 5")
+    back.click()
+    expect(page.locator("run-view")).to_have_attribute("run-id", str(parent["id"]))
+
+
+def test_the_p_slider_moves_the_stop_marker(page: Page, server: str, artifacts: Path) -> None:
+    run = post_run(server, {"name": "moons, what if p", "seed": 1, "data": {"dataset": "moons"},
+                            "model": {"hidden": [16]}, "optim": {"lr": 0.5},
+                            "training": {"max_epochs": 40}})
+    run = wait_finished(server, run["id"])
+    page.goto(f"/#/runs/{run['id']}")
+    expect(page.locator("run-view")).to_have_attribute("data-stream", "ended", timeout=60_000)
+    slider = page.get_by_label("What if the patience p had been…")
+    expect(slider).to_be_visible()
+    answers = httpx.get(f"{server}/api/runs/{run['id']}/early-stopping",
+                        params={"patience": "2,5"}).json()
+    for answer in answers:
+        p = answer["patience"]
+        slider.fill(str(p))
+        expect(page.locator("run-view")).to_have_attribute("data-what-if-patience", str(p))
+        expect(page.locator(".what-if-text")).to_contain_text(
+            f"p = {p}: z* at epoch {answer['best_epoch']}, stopping at epoch "
+            f"{answer['stopped_epoch']}")
+        assert answer["stopped_epoch"] > answer["best_epoch"]
+        page.wait_for_function(f"""() => ({PLOT.format(sel=LOSS)}.layout.shapes || []).some(
+            (s) => s.name === 'stop' && s.x0 === {answer['stopped_epoch']})""")
+        if answer["best_epoch"] > 0:
+            assert shape(page, LOSS, "best")["x0"] == answer["best_epoch"]
+    assert answers[0]["stopped_epoch"] < answers[1]["stopped_epoch"]  # the marker really moved
+    snap(page, artifacts, "p-slider", docs=True)
