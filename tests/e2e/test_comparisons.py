@@ -108,3 +108,55 @@ def test_the_p_slider_moves_the_stop_marker(page: Page, server: str, artifacts: 
             assert shape(page, LOSS, "best")["x0"] == answer["best_epoch"]
     assert answers[0]["stopped_epoch"] < answers[1]["stopped_epoch"]  # the marker really moved
     snap(page, artifacts, "p-slider", docs=True)
+
+
+def test_a_seeded_studys_forest_plot_verdicts_and_interval_bands(
+        page: Page, server: str, artifacts: Path) -> None:
+    from scipy import stats as sps
+
+    body = {"name": "η, 3 seeds", "base": {"model": {"hidden": [16]},
+                                             "training": {"max_epochs": 6}},
+            "grid": {"optim.lr": [0.1, 0.09, 1e-5]}, "seeds": 3}
+    answer = httpx.post(f"{server}/api/studies", json=body)
+    assert answer.status_code == 201, answer.text
+    sid = answer.json()["id"]
+    page.goto(f"/#/studies/{sid}")
+    view = page.locator("study-view")
+    expect(view).to_have_attribute("data-status", "finished", timeout=180_000)
+    forest = page.locator("forest-plot")
+    expect(forest).to_have_attribute("data-drawn", "3", timeout=30_000)
+    got = httpx.get(f"{server}/api/studies/{sid}/stats").json()
+    trace = plot_data(page, "forest-plot")[0]
+    assert trace["x"] == [g["mean"] for g in got["groups"]]
+    assert trace["error_x"]["array"] == pytest.approx(
+        [g["ci95"][1] - g["mean"] for g in got["groups"]], abs=1e-12)
+    assert [y.split("  ")[0] for y in trace["y"]] == ["optim.lr=0.1", "optim.lr=0.09",
+                                                       "optim.lr=0.00001"]
+
+    # The verdicts, in words, as the API says them; η = 0.1 clearly beats η = 10⁻⁵.
+    rows = page.locator(".stats-comparisons tbody tr")
+    expect(rows).to_have_count(3)
+    for i, c in enumerate(got["comparisons"]):
+        expect(rows.nth(i).locator(".verdict")).to_have_text(c["says"])
+    clear = next(c for c in got["comparisons"] if (c["a"], c["b"]) == (0, 2))
+    assert clear["verdict"] == "a better"
+    expect(page.locator('.stats-comparisons tr[data-verdict="a better"]').first).to_be_visible()
+    unclear = [c for c in got["comparisons"] if c["verdict"] == "not distinguishable"]
+    for c in unclear:
+        assert "with 3 seeds" in c["says"]
+
+    # Learning curves: each point's mean and 95 % t interval over its seeds, epoch by epoch.
+    curves = page.locator("seed-curves")
+    expect(curves).to_have_attribute("data-groups", "3", timeout=30_000)
+    study = httpx.get(f"{server}/api/studies/{sid}").json()
+    first = [r["run_id"] for r in study["summary"] if r["point"]["optim.lr"] == 0.1]
+    values = [dict(series(server, rid, "val_accuracy")["val_accuracy"])[4] for rid in first]
+    mean = sum(values) / 3
+    half = sps.t.ppf(0.975, 2) * sps.tstd(values) / 3**0.5
+    traces = {t["meta"]: t for t in plot_data(page, "seed-curves")}
+    i = traces["mean|0"]["x"].index(4)
+    assert traces["mean|0"]["y"][i] == pytest.approx(mean, abs=1e-12)
+    assert traces["lo|0"]["y"][i] == pytest.approx(mean - half, rel=1e-4)
+    assert traces["hi|0"]["y"][i] == pytest.approx(mean + half, rel=1e-4)
+    page.locator(".study-stats").scroll_into_view_if_needed()
+    snap(page, artifacts, "forest-plot", docs=True, element=page.locator(".study-stats"))
