@@ -99,6 +99,9 @@ export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr })
 /** A new run with this run's points up to `epoch`, then trained with the changed knobs
  * (`spec`: a partial spec of optimisation knobs only). */
 export const forkRun = (id, epoch, spec) => request("POST", `${runPath(id)}/fork`, { epoch, spec });
+/** {same_start_and_order, differences, not_knobs}: whether two runs share z₀ and the minibatch
+ * order (their specs differ only in optimisation knobs). */
+export const getSameStart = (id, other) => request("GET", `${runPath(id)}/same-start?other=${encodeURIComponent(other)}`);
 export const metricsCsvUrl = (id) => `${runPath(id)}/metrics.csv`;
 export const modelUrl = (id) => `${runPath(id)}/model`;
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, examples, fork, service, whatif
+from backend.runs import blobs, control, controlled, examples, fork, service, whatif
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -137,6 +137,16 @@ def fork_run(run_id: RunId, body: ForkIn, session: SessionDep) -> RunOut:
     served = served_queues(session=session)
     run = fork.fork_run(session=session, run_id=run_id, epoch=body.epoch, changes=body.spec)
     return RunOut.of(run, served)
+
+
+@router.get("/{run_id}/same-start")
+def get_same_start(
+    run_id: RunId, session: SessionDep,
+    other: Annotated[int, Query(ge=1, le=MAX_ID, description="The run to compare with.")],
+) -> dict[str, Any]:
+    """Whether the two runs start from the same z0 and see the same minibatch order (their
+    specs differ only in optimisation knobs): then B − A of a curve is the knobs' doing."""
+    return controlled.same_start(session=session, run_id=run_id, other_id=other)
 
 
 class LrIn(BaseModel):

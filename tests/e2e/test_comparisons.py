@@ -160,3 +160,40 @@ def test_a_seeded_studys_forest_plot_verdicts_and_interval_bands(
     assert traces["hi|0"]["y"][i] == pytest.approx(mean + half, rel=1e-4)
     page.locator(".study-stats").scroll_into_view_if_needed()
     snap(page, artifacts, "forest-plot", docs=True, element=page.locator(".study-stats"))
+
+
+def test_compare_says_same_start_and_order_and_draws_b_minus_a(
+        page: Page, server: str, artifacts: Path) -> None:
+    base = {"seed": 7, "model": {"hidden": [16]}, "training": {"max_epochs": 8}}
+    a = post_run(server, {**base, "name": "A: η 0.1", "optim": {"lr": 0.1}})
+    b = post_run(server, {**base, "name": "B: η 0.02", "optim": {"lr": 0.02}})
+    c = post_run(server, {**base, "seed": 8, "name": "C: seed 8"})
+    for run in (a, b, c):
+        assert wait_finished(server, run["id"])["status"] == "succeeded"
+    page.goto(f"/#/compare?runs={a['id']},{b['id']}")
+    ab = page.locator("ab-difference")
+    expect(ab).to_have_attribute("data-same-start", "true", timeout=30_000)
+    expect(ab.locator(".ab-verdict")).to_contain_text("Same start and order")
+    expect(ab.locator(".ab-verdict")).to_contain_text("differ only in optim.lr")
+    expect(ab).to_have_attribute("data-points", "8")
+    page.wait_for_function(f"() => {PLOT.format(sel='ab-difference')}?.data?.length === 1")
+    trace = plot_data(page, "ab-difference")[0]
+    va = dict(series(server, a["id"], "val_accuracy")["val_accuracy"])
+    vb = dict(series(server, b["id"], "val_accuracy")["val_accuracy"])
+    assert trace["x"] == list(range(1, 9))
+    assert trace["y"] == pytest.approx([vb[x] - va[x] for x in range(1, 9)], abs=1e-12)
+    # Another metric: the difference follows the chosen one.
+    page.get_by_label("metric").select_option("val_loss")
+    la = dict(series(server, a["id"], "val_loss")["val_loss"])
+    lb = dict(series(server, b["id"], "val_loss")["val_loss"])
+    page.wait_for_function(f"""() => {PLOT.format(sel='ab-difference')}?.data?.[0]?.name
+        === 'B − A val loss'""")
+    trace = plot_data(page, "ab-difference")[0]
+    assert trace["y"] == pytest.approx([lb[x] - la[x] for x in range(1, 9)], abs=1e-12)
+    snap(page, artifacts, "controlled-ab", element=page.locator("compare-view"))
+
+    page.goto(f"/#/compare?runs={a['id']},{c['id']}")
+    expect(ab).to_have_attribute("data-same-start", "false", timeout=30_000)
+    expect(ab.locator(".ab-verdict")).to_contain_text("Not the same start and order")
+    expect(ab.locator(".ab-verdict")).to_contain_text("differ in seed")
+    expect(ab.locator(".plot")).to_be_hidden()
