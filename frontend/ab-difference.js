@@ -64,7 +64,7 @@ class AbDifference extends HTMLElement {
     const names = `A = #${a.id} ${runTitle(a)}, B = #${b.id} ${runTitle(b)}`;
     const knobs = answer.differences.length ? answer.differences.join(", ") : "nothing";
     this.verdict.textContent = answer.same_start_and_order
-      ? `Same start and order: ${names} share z₀ and the minibatch order (same seed, data, architecture and initialisation); they differ only in ${knobs}. The curve below, B − A, is those knobs' doing.`
+      ? `Same start and order: ${names} share z₀ and the minibatch order (same seed, data, architecture and initialisation); they differ only in ${knobs}. The curve below, B − A, is that change's doing, not the seed's.`
       : `Not the same start and order: ${names} differ in ${answer.not_knobs.join(", ")}, which changes z₀ or the minibatch order, so a gap between their curves mixes the seed's luck with the settings. Fork a run or change only optimisation knobs for a controlled comparison.`;
     this.draw();
   }

@@ -41,6 +41,11 @@ def test_knobs_keep_the_start_and_order_anything_else_does_not(client: TestClien
         b = _run(client, change)
         got = client.get(f"/api/runs/{a}/same-start", params={"other": b}).json()
         assert got["same_start_and_order"] is False and got["not_knobs"] == moved, change
+    scale = _run(client, {"model": {"dropout": {"p_inc_hidden": 0.5}}})
+    mc = _run(client, {"model": {"dropout": {"p_inc_hidden": 0.5, "inference": "mc"}}})
+    got = client.get(f"/api/runs/{scale}/same-start", params={"other": mc}).json()
+    assert got["same_start_and_order"] is True
+    assert got["differences"] == ["model.dropout.inference"]
     same = client.get(f"/api/runs/{a}/same-start", params={"other": a}).json()
     assert same["same_start_and_order"] is True and same["differences"] == []
 

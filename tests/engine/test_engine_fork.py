@@ -116,6 +116,20 @@ def test_which_changes_are_knobs() -> None:
         other = parse_spec(merged(BASE, change))
         assert not_knobs(a, other) == [path]
         assert not same_start_and_order(a, other)
+    # Measured differently, trained the same: the same start and order, but no fork's knob.
+    mc = parse_spec(merged(BASE, {"model": {"dropout": {"inference": "mc", "mc_samples": 5}}}))
+    assert same_start_and_order(a, mc)
+    assert not_knobs(a, mc) == ["model.dropout.inference", "model.dropout.mc_samples"]
+
+
+def test_runs_measured_by_dropout_a_or_b_train_identically() -> None:
+    """What makes inference a 'same start and order' difference: the training is the same."""
+    spec = merged(BASE, {"model": {"dropout": {"p_inc_hidden": 0.5}}})
+    scale = train(parse_spec(merged(spec, {"model": {"dropout": {"inference": "scale"}}})))
+    mc = train(parse_spec(merged(spec, {"model": {"dropout": {"inference": "mc"}}})))
+    assert _strip(scale.metrics) == _strip(mc.metrics)
+    for key, value in scale.state_dict.items():
+        assert torch.equal(mc.state_dict[key], value), key
 
 
 def test_a_fork_of_a_fork_replays_both_segments() -> None:
