@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How often a running run saves a resumable checkpoint (at least "
         "20 times its own write time, so checkpoints never slow training much)."
     )
+    fork_snapshot_mb: float = Field(
+        32.0, ge=0, description="Bytes (MB) of snapshots a run keeps for forks: every epoch when "
+        "they fit, else a logarithmic and evenly spaced set; forks replay from the nearest one "
+        "(0: none, forks replay from z0)."
+    )
     max_attempts: int = Field(
         3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
     )

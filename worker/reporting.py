@@ -19,6 +19,7 @@ from backend.db import new_session
 from backend.notify import publish
 from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
 from backend.runs.service import Point, log_confusions
+from backend.runs.snapshots import snapshot_epochs
 from worker.engine import Callbacks
 from worker.engine.loop import Snapshot
 from worker.testhold import hold_here
@@ -47,6 +48,11 @@ class RunReporter:
         self.checkpoint: bytes | None = None
         self.last_checkpoint = clock()
         self.checkpoint_cost = 0.0  # seconds the last checkpoint took to serialise and write
+        # Snapshots kept for forks (backend/runs/snapshots.py): which epochs is known once the
+        # first one's size is; ``max_epochs`` None keeps none.
+        self.max_epochs: int | None = None
+        self.snapshot_epochs: frozenset[int] | None = None
+        self.snapshots: list[tuple[int, bytes]] = []
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
@@ -65,15 +71,33 @@ class RunReporter:
 
     def on_checkpoint(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> None:
         """Now and then, a resumable snapshot written with this epoch's points (same commit),
-        so a run taken over after a crash goes on from the last epoch the database shows."""
+        so a run taken over after a crash goes on from the last epoch the database shows; and
+        on the epochs kept for forks, one that stays."""
+        blob = self.keep_for_forks(epoch, snapshot)
         every = max(get_settings().checkpoint_seconds, WRITE_SHARE * self.checkpoint_cost)
         if self.clock() - self.last_checkpoint < every:
             return
         t0 = self.clock()
-        self.checkpoint = Snapshot.dumps(snapshot())
+        self.checkpoint = blob or Snapshot.dumps(snapshot())
         self.flush()
         self.last_checkpoint = self.clock()
         self.checkpoint_cost = self.last_checkpoint - t0
+
+    def keep_for_forks(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> bytes | None:
+        """This epoch's snapshot bytes if it is one kept for forks (buffered for the next
+        flush), else None."""
+        budget = int(get_settings().fork_snapshot_mb * 2**20)
+        if self.max_epochs is None or budget <= 0:
+            return None
+        if self.snapshot_epochs is not None and epoch not in self.snapshot_epochs:
+            return None
+        blob = Snapshot.dumps(snapshot())
+        if self.snapshot_epochs is None:  # the first epoch this attempt sees sizes them all
+            self.snapshot_epochs = snapshot_epochs(self.max_epochs, len(blob), budget)
+        if epoch not in self.snapshot_epochs:
+            return None
+        self.snapshots.append((epoch, blob))
+        return blob
 
     def on_boundary(self, epoch: int, grid: dict[str, Any]) -> None:
         self.boundaries.append((epoch, grid))
@@ -99,10 +123,12 @@ class RunReporter:
         with new_session() as session:
             self.cancel, self.requested_lr = record_epoch(
                 session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
-                points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
+                points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint,
+                snapshots=self.snapshots)
             write_confusions(session, [self])
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint, self.confusions = [], [], None, []
+        self.snapshots = []
         self.last_flush = self.clock()
 
 
@@ -151,7 +177,8 @@ class PackReporter:
         checkpoints = any(m.checkpoint is not None for m in live)
         with new_session() as session:
             controls = record_epochs(session=session, updates=[
-                EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint)
+                EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint,
+                            m.snapshots)
                 for m in live])
             write_confusions(session, [m for m in live if m.run_id in controls])
         self.last_flush = self.clock()
@@ -170,3 +197,4 @@ class PackReporter:
             if m.checkpoint is not None:  # the pack's write is part of what it cost
                 m.checkpoint_cost += cost
             m.points, m.boundaries, m.checkpoint, m.confusions = [], [], None, []
+            m.snapshots = []

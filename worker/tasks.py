@@ -27,6 +27,7 @@ from backend.datasets.service import materialize
 from backend.db import new_session
 from backend.notify import publish
 from backend.public_text import public_error
+from backend.runs import snapshots
 from backend.runs.fork import parent_step_points
 from backend.runs.lifecycle import (
     LeaseLost,
@@ -40,7 +41,7 @@ from backend.runs.lifecycle import (
 from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
-from worker.engine.fork import start_of_fork
+from worker.engine.fork import ForkUnavailable, start_of_fork, steps_per_epoch
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
@@ -160,6 +161,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     (its result says so, for the lab)."""
     reporter = RunReporter(run.run_id, run.token)
     reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
+    reporter.max_epochs = run.spec.training.max_epochs  # snapshots kept for forks
     resume = None
     if run.stored is not None:
         epoch, blob = run.stored
@@ -193,20 +195,31 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
 
 
 def _start_of_fork(run: Claimed, reporter: RunReporter, data_root: Path) -> dict[str, Any]:
-    """The snapshot a fork resumes from: its parent replayed to the fork's epoch, with the
-    fork's knobs. The parent's step-level points up to there come with the first flush (its
-    epoch-level points were copied when the fork was made)."""
+    """The snapshot a fork resumes from: its parent's state at the fork's epoch (from the
+    parent's nearest stored snapshot, else replayed from z0), with the fork's knobs. The
+    parent's step-level points up to there come with the first flush (its epoch-level points
+    were copied when the fork was made)."""
     fork = run.forked_from or {}
+    parent, epoch, stored = fork["run"], fork["epoch"], fork.get("snapshot")
     path = [(parse_spec(spec), until) for spec, until in fork["path"]]
-    log.info("run %s: replaying run %s to epoch %s to fork from it", run.run_id, fork["run"],
-             fork["epoch"])
-    snapshot, last_step = start_of_fork(path, run.spec, device=_device(run.spec),
-                                        data_root=data_root)
-    if last_step:
-        with new_session() as session:
-            reporter.points.extend(parent_step_points(
-                session=session, run_id=fork["run"], until=last_step))
-    return snapshot
+    start = None
+    with new_session() as session:
+        blob = None if stored is None else snapshots.load(session=session, run_id=parent,
+                                                          epoch=stored)
+        steps = parent_step_points(session=session, run_id=parent,
+                                   until=epoch * steps_per_epoch(run.spec, data_root)) \
+            if run.spec.training.log_every_steps else []
+    if blob is not None:
+        start = Snapshot.loads(blob)
+        path = [(path[-1][0], epoch)]  # the parent's own spec from its stored epoch on
+    elif not fork.get("replayable", True):
+        raise ForkUnavailable(f"run {parent} was deleted before the fork could start, and its "
+                              "η set by hand cannot be replayed")
+    log.info("run %s: forks run %s at epoch %s, replayed from epoch %s", run.run_id, parent,
+             epoch, start["epoch"] if start else 0)
+    reporter.points.extend(steps)
+    return start_of_fork(path, run.spec, device=_device(run.spec), data_root=data_root,
+                         start=start)
 
 
 class PackSlower(Exception):
@@ -220,6 +233,8 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
     pack = PackReporter([(r.run_id, r.token) for r in runs])
+    for member, run in zip(pack.members, runs, strict=True):
+        member.max_epochs = run.spec.training.max_epochs  # snapshots kept for forks
     statuses = ["abandoned"] * len(runs)  # what a member lost on the way ends as
 
     def member_done(k: int, outcome: TrainOutcome) -> None:

@@ -3,8 +3,9 @@ points up to an epoch, copied, and that a worker trains on from there with chang
 optimisation knobs (worker/engine/fork.py replays the parent to that epoch).
 
 A fork is decided here, before anything trains: the change must be a knob (else 409), the
-parent must have reached that epoch with finite figures and without η set by hand before it
-(a hand-set η is not in any spec, so no replay can reproduce it: 409).
+parent must have reached that epoch with finite figures, and be reachable there: from its
+nearest stored snapshot (backend/runs/snapshots.py) or by replay from z0, which no η set by
+hand before it allows (it is in no spec): then only that epoch's own snapshot will do (409).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from backend.broker import enqueue_run
 from backend.config import get_settings
 from backend.errors import Conflict, Unavailable
+from backend.runs import snapshots
 from backend.runs.models import MetricPoint, Run, RunBoundary, RunConfusion
 from backend.runs.service import (
     check_queue_room,
@@ -50,18 +52,27 @@ def replay_path(parent: Run, epoch: int) -> list[list[Any]]:
     return [*kept, [cover[0], epoch]]
 
 
-def _check_parent(session: Session, parent: Run, epoch: int) -> None:
+def _check_parent(session: Session, parent: Run, epoch: int) -> tuple[int | None, bool]:
+    """(the parent's stored snapshot epoch to start from, or None: replay from z0; whether a
+    replay from z0 would reproduce it). Conflict when neither reaches ``epoch``."""
     loss = session.scalar(select(MetricPoint.value).where(
         MetricPoint.run_id == parent.id, MetricPoint.key == "train_loss", MetricPoint.x == epoch))
     if loss is None or not math.isfinite(loss):
         raise Conflict(f"run {parent.id} has no finite epoch {epoch} to fork from (it has "
                        f"recorded {parent.epoch} epochs)")
+    stored = snapshots.nearest(session=session, run_id=parent.id, epoch=epoch)
     by_hand = session.scalar(select(MetricPoint.x).where(
         MetricPoint.run_id == parent.id, MetricPoint.key == "events/lr",
         MetricPoint.x <= epoch).limit(1))
-    if by_hand is not None:
-        raise Conflict(f"η of run {parent.id} was set by hand at epoch {by_hand}: no replay "
-                       f"reproduces it, so it cannot be forked at epoch {epoch}")
+    if by_hand is None:
+        return stored, True
+    # A hand-set η holds for every later epoch and is in no spec: only that epoch's own
+    # snapshot reaches it.
+    if stored == epoch:
+        return stored, False
+    raise Conflict(f"η of run {parent.id} was set by hand at epoch {by_hand} and no snapshot "
+                   f"of epoch {epoch} was kept: no replay reproduces it, so it cannot be "
+                   f"forked there")
 
 
 def _copy(session: Session, parent: Run, child: Run, epoch: int) -> None:
@@ -92,11 +103,12 @@ def fork_run(*, session: Session, run_id: int, epoch: int, changes: dict[str, An
                        "new run instead")
     if epoch > parent.max_epochs:
         raise SpecInvalid.one("epoch", f"run {run_id} has {parent.max_epochs} epochs at most")
-    _check_parent(session, parent, epoch)
+    stored, replayable = _check_parent(session, parent, epoch)
     lock_queue(session)
     run = new_run(spec)
     run.epoch = epoch
-    run.forked_from = {"run": parent.id, "epoch": epoch, "path": replay_path(parent, epoch)}
+    run.forked_from = {"run": parent.id, "epoch": epoch, "path": replay_path(parent, epoch),
+                       "snapshot": stored, "replayable": replayable}
     session.add(run)
     session.flush()
     _copy(session, parent, run, epoch)

@@ -135,6 +135,18 @@ class RunCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RunSnapshot(Base):
+    """A run's resumable state after one epoch, kept for forks (backend/runs/snapshots.py)."""
+
+    __tablename__ = "run_snapshots"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class BlobChunk(Base):
     """One piece of a large blob (a model, a checkpoint). One column value holds at most
     1 GB on PostgreSQL and 1 GB (SQLITE_MAX_LENGTH) on SQLite, and a 4096 × 6 MLP's checkpoint

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from worker.engine import Callbacks, parse_spec, train
-from worker.engine.fork import ForkUnavailable, replay, start_of_fork, with_knobs
+from worker.engine.fork import (
+    ForkUnavailable,
+    replay,
+    start_of_fork,
+    steps_per_epoch,
+    with_knobs,
+)
 from worker.engine.forkspec import merged, not_knobs, same_start_and_order
 from worker.engine.train import TIMING_KEYS
 
@@ -19,7 +25,7 @@ def _strip(metrics: list[dict]) -> list[dict]:
 
 def _fork(parent: dict, change: dict, epoch: int):
     p, c = parse_spec(parent), parse_spec(merged(parent, change))
-    snapshot, _ = start_of_fork([(p, epoch)], c, device="cpu")
+    snapshot = start_of_fork([(p, epoch)], c, device="cpu")
     return train(c, resume=snapshot, device="cpu")
 
 
@@ -72,7 +78,10 @@ def test_replay_lands_on_the_parents_state_exactly() -> None:
                                     "augment": [{"op": "random_rotation", "degrees": 10}]}))
     saved = {}
     train(spec, Callbacks(on_checkpoint=lambda e, snap: saved.update({e: snap()})), device="cpu")
-    replayed, _ = replay(spec, 4, device="cpu")
+    replayed = replay(spec, 4, device="cpu")
+    from_two = replay(spec, 4, device="cpu", start=saved[2])  # from a stored epoch
+    for key, value in saved[4]["model"].items():
+        assert torch.equal(from_two["model"][key], value), key
     for name in ("model", "best_state"):
         for key, value in saved[4][name].items():
             assert torch.equal(replayed[name][key], value), (name, key)
@@ -137,8 +146,18 @@ def test_a_fork_of_a_fork_replays_both_segments() -> None:
     schedule is 0.2, 0.2, 0.1, 0.1, 0.05, 0.05."""
     a = merged(BASE, {"optim": {"momentum": 0.5, "lr": 0.2}})
     b, c = (parse_spec(merged(a, {"optim": {"lr": lr}})) for lr in (0.1, 0.05))
-    snapshot, _ = start_of_fork([(parse_spec(a), 2), (b, 4)], c, device="cpu")
+    snapshot = start_of_fork([(parse_spec(a), 2), (b, 4)], c, device="cpu")
     fork = train(c, resume=snapshot, device="cpu")
     fresh = train(parse_spec(merged(a, {"optim": {"schedule": {
         "kind": "piecewise", "table": [[0, 0.2], [2, 0.1], [4, 0.05]]}}})), device="cpu")
     assert _strip(fork.metrics) == _strip(fresh.metrics[4:])
+
+
+def test_steps_per_epoch_is_where_an_epochs_step_series_ends() -> None:
+    spec = parse_spec(merged(BASE, {"optim": {"batch_size": 50},
+                                    "training": {"max_epochs": 2, "log_every_steps": 1}}))
+    steps = []
+    train(spec, Callbacks(on_step=lambda t, m: steps.append(t)), device="cpu")
+    assert steps[-1] == 2 * steps_per_epoch(spec) and len(steps) == 2 * steps_per_epoch(spec)
+    full = parse_spec(merged(BASE, {"optim": {"batch_size": "full"}}))
+    assert steps_per_epoch(full) == 1

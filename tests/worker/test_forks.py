@@ -8,6 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.app import create_app
+from backend.db import new_session
+from backend.runs import snapshots
 from tests.conftest import wait_for
 from worker.engine.forkspec import merged
 from worker.engine.train import TIMING_KEYS
@@ -47,11 +49,14 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(("case", "snapshot_mb"), [
+    ("plain", "0"), ("momentum", "0"), ("step", "0"),  # replayed from z0
+    ("momentum", "32"), ("step", "32"),  # from the parent's snapshot of that epoch
+])
 def test_a_fork_holds_its_parents_points_then_trains_as_the_switched_run(
-        case: str, configure, start_worker) -> None:
+        case: str, snapshot_mb: str, configure, start_worker) -> None:
     parent_optim, change, fresh_optim = CASES[case]
-    start_worker(configure())
+    start_worker({**configure(), "EPOQUE_FORK_SNAPSHOT_MB": snapshot_mb})
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker to register")
         parent_spec = merged(BASE, {"optim": parent_optim})
@@ -81,7 +86,7 @@ def test_a_fork_holds_its_parents_points_then_trains_as_the_switched_run(
 
 
 def test_what_a_fork_refuses(configure, start_worker, hold) -> None:
-    start_worker(configure())
+    start_worker({**configure(), "EPOQUE_FORK_SNAPSHOT_MB": "0"})  # forks replay from z0
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker to register")
         parent = client.post("/api/runs", json=BASE).json()["id"]
@@ -125,3 +130,31 @@ def test_what_a_fork_refuses(configure, start_worker, hold) -> None:
         g, c = _series(client, grandchild["id"]), _series(client, child["id"])
         assert [p for p in g["val_loss"] if p[0] <= 5] == [p for p in c["val_loss"] if p[0] <= 5]
         assert [p[1] for p in g["lr"]] == [0.1] * 4 + [0.02, 0.01]
+
+
+def test_a_snapshot_reaches_an_epoch_after_eta_set_by_hand(configure, start_worker,
+                                                           hold) -> None:
+    """η set by hand is in no spec, so no replay reproduces it; the parent's stored snapshot
+    of the fork's epoch does: a fork whose spec has that η goes on exactly as the parent."""
+    start_worker(configure())  # snapshots kept (a short run: every epoch)
+    with TestClient(create_app()) as client:
+        wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker to register")
+        hold.every_run_at(1)
+        parent = client.post("/api/runs", json=BASE).json()["id"]
+        hold.held_at(parent, 1)
+        client.post(f"/api/runs/{parent}/lr", json={"lr": 0.03})
+        hold.release_all()
+        hold.release(parent)
+        _finished(client, parent)
+        with new_session() as session:
+            assert snapshots.stored_epochs(session=session, run_id=parent) == list(range(1, 7))
+        answer = client.post(f"/api/runs/{parent}/fork",
+                             json={"epoch": E, "spec": {"optim": {"lr": 0.03}}})
+        assert answer.status_code == 201, answer.text
+        fork = _finished(client, answer.json()["id"])
+        mine, theirs = _series(client, fork["id"]), _series(client, parent)
+        assert mine["events/lr"] == theirs["events/lr"] == [[2, 0.03]]  # copied with the rest
+        later = _after(mine, E)
+        assert later == _after(theirs, E) and len(later["val_loss"]) == 6 - E
+        assert fork["result"]["test_accuracy"] == _finished(client, parent)["result"][
+            "test_accuracy"]
