@@ -53,6 +53,8 @@ class RunReporter:
         self.max_epochs: int | None = None
         self.snapshot_epochs: frozenset[int] | None = None
         self.snapshots: list[tuple[int, bytes]] = []
+        self.last_snapshot = clock()
+        self.snapshot_cost = 0.0  # seconds the last one took to serialise (twice: its write)
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
@@ -85,13 +87,21 @@ class RunReporter:
 
     def keep_for_forks(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> bytes | None:
         """This epoch's snapshot bytes if it is one kept for forks (buffered for the next
-        flush), else None."""
-        budget = int(get_settings().fork_snapshot_mb * 2**20)
+        flush), else None: an epoch of the budget's set (snapshots.snapshot_epochs), at most
+        every cost/share seconds (EPOQUE_FORK_SNAPSHOT_SHARE) so they never slow a run much."""
+        settings = get_settings()
+        budget = int(settings.fork_snapshot_mb * 2**20)
         if self.max_epochs is None or budget <= 0:
             return None
         if self.snapshot_epochs is not None and epoch not in self.snapshot_epochs:
             return None
+        share = settings.fork_snapshot_share
+        if share < 1 and self.clock() - self.last_snapshot < self.snapshot_cost / share:
+            return None  # a fork replays the few epochs between two kept ones
+        t0 = self.clock()
         blob = Snapshot.dumps(snapshot())
+        self.last_snapshot = self.clock()
+        self.snapshot_cost = 2 * (self.last_snapshot - t0)
         if self.snapshot_epochs is None:  # the first epoch this attempt sees sizes them all
             self.snapshot_epochs = snapshot_epochs(self.max_epochs, len(blob), budget)
         if epoch not in self.snapshot_epochs:

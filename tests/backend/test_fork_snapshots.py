@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_a_long_run_keeps_powers_of_two_and_an_even_spacing_within_the_budget(
     # replay from the nearest kept epoch below costs at most the spacing
     powers = epochs.bit_length()
     stride = math.ceil(epochs / (slots - powers))
-    gaps = [b - a for a, b in zip(sorted(kept), sorted(kept)[1:])]
+    gaps = [b - a for a, b in pairwise(sorted(kept))]
     assert max(gaps) <= stride and epochs - max(kept) < stride
 
 

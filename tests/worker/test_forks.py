@@ -51,7 +51,7 @@ CASES = {
 
 @pytest.mark.parametrize(("case", "snapshot_mb"), [
     ("plain", "0"), ("momentum", "0"), ("step", "0"),  # replayed from z0
-    ("momentum", "32"), ("step", "32"),  # from the parent's snapshot of that epoch
+    ("momentum", "32"), ("step", "32"),  # from the parent's nearest snapshot
 ])
 def test_a_fork_holds_its_parents_points_then_trains_as_the_switched_run(
         case: str, snapshot_mb: str, configure, start_worker) -> None:
@@ -136,7 +136,8 @@ def test_a_snapshot_reaches_an_epoch_after_eta_set_by_hand(configure, start_work
                                                            hold) -> None:
     """η set by hand is in no spec, so no replay reproduces it; the parent's stored snapshot
     of the fork's epoch does: a fork whose spec has that η goes on exactly as the parent."""
-    start_worker(configure())  # snapshots kept (a short run: every epoch)
+    # Snapshots kept for every epoch (a short run; no pacing by time).
+    start_worker({**configure(), "EPOQUE_FORK_SNAPSHOT_SHARE": "1"})
     with TestClient(create_app()) as client:
         wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker to register")
         hold.every_run_at(1)
