@@ -55,6 +55,7 @@ class RunReporter:
         self.snapshots: list[tuple[int, bytes]] = []
         self.last_snapshot = clock()
         self.snapshot_cost = 0.0  # seconds the last one took to serialise (twice: its write)
+        self.sharing = 1  # runs whose snapshots share this one's time (a pack's members)
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
@@ -101,7 +102,7 @@ class RunReporter:
         t0 = self.clock()
         blob = Snapshot.dumps(snapshot())
         self.last_snapshot = self.clock()
-        self.snapshot_cost = 2 * (self.last_snapshot - t0)
+        self.snapshot_cost = 2 * (self.last_snapshot - t0) * self.sharing
         if self.snapshot_epochs is None:  # the first epoch this attempt sees sizes them all
             self.snapshot_epochs = snapshot_epochs(self.max_epochs, len(blob), budget)
         if epoch not in self.snapshot_epochs:
@@ -171,6 +172,8 @@ class PackReporter:
     def __init__(self, runs: list[tuple[int, int]], clock: Clock = time.monotonic) -> None:
         """``runs``: (run id, claim token) of each member."""
         self.members = [MemberReporter(run_id, token, clock) for run_id, token in runs]
+        for m in self.members:  # K members' snapshots take K times one's time
+            m.sharing = len(self.members)
         self.clock = clock
         self.last_flush = clock()
         self.flush_every = FLUSH_SECONDS

@@ -76,3 +76,17 @@ def test_none_without_a_budget_or_a_known_length(configure, monkeypatch) -> None
     reporter = RunReporter(1, "t", clock=clock)
     reporter.max_epochs = 5
     assert _kept(reporter, clock, 5, epoch_seconds=1.0, dump_seconds=0.0) == []
+
+
+def test_a_pack_members_snapshots_count_for_the_whole_pack(configure) -> None:
+    """K members each dumping c seconds take K·c of the pack's time: each waits K times longer."""
+    from worker.reporting import PackReporter
+
+    configure()
+    clock = Clock()
+    pack = PackReporter([(1, "a"), (2, "b")], clock=clock)
+    member = pack.members[0]
+    member.max_epochs = 40
+    # one dump: 0.01 s, times 2 for its write, times 2 members: the next waits 0.8 s
+    kept = _kept(member, clock, 40, epoch_seconds=0.13, dump_seconds=0.01)
+    assert kept[:3] == [1, 8, 15]
