@@ -4,7 +4,7 @@
 // forks are drawn dashed on its loss and accuracy charts from their fork points, and a fork's
 // own view links back to its parent. Set `charts` (metric-chart elements) and `run`.
 import { forkRun, getMetrics, getRun, listRuns } from "./api.js";
-import { FINISHED, el, useStyle } from "./ui.js";
+import { FINISHED, el, runTitle, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "fork-form.css");
 
@@ -126,7 +126,8 @@ class ForkForm extends HTMLElement {
         (JSON.stringify(schedule.milestones) !== JSON.stringify(now.milestones) || schedule.gamma !== now.gamma))) {
       optim.schedule = schedule;
     }
-    const out = {};
+    // Named for where it comes from, so the overlay, lists and Compare tell it from its parent.
+    const out = { name: `${runTitle(this.#run)} · fork at ${this.#epoch}`.slice(0, 200) };
     if (Object.keys(optim).length) out.optim = optim;
     const patience = numberOrNull(this.patience.value);
     if (patience !== (spec.training?.early_stopping?.patience ?? null)) {

@@ -60,6 +60,7 @@ def test_fork_from_a_clicked_point(page: Page, server: str, artifacts: Path) -> 
     fork = httpx.get(f"{server}/api/runs/{fork_id}").json()
     assert fork["forked_from"] == {"run": parent["id"], "epoch": 5}
     assert (fork["spec"]["optim"]["lr"], fork["spec"]["optim"]["momentum"]) == (0.01, 0.5)
+    assert fork["name"] == "digits, η 0.1 · fork at 5"
     wait_finished(server, fork_id)
 
     # The fork is drawn dashed on the parent's loss chart, from its fork point on.
