@@ -57,3 +57,15 @@ def test_bad_requests(client: TestClient) -> None:
     for params in ({}, {"other": "x"}, {"other": 0}):
         answer = client.get(f"/api/runs/{a}/same-start", params=params)
         assert answer.status_code == 422 and answer.json()["detail"][0]["field"] == "other"
+
+
+def test_a_fork_of_a_run_that_has_not_reached_the_epoch_is_409(client: TestClient) -> None:
+    """The runs stay queued here (no worker): no epoch to fork from yet."""
+    queued = _run(client, {})
+    answer = client.post(f"/api/runs/{queued}/fork", json={"epoch": 1, "spec": {}})
+    assert answer.status_code == 409 and "no finite epoch 1" in answer.json()["detail"]
+    assert client.get(f"/api/runs/{queued}").json()["forked_from"] is None
+    # checked before the epoch: a change that is not a knob names the field
+    answer = client.post(f"/api/runs/{queued}/fork", json={"epoch": 1, "spec": {"seed": 9}})
+    assert answer.status_code == 409 and "seed would change z0" in answer.json()["detail"]
+    assert len(client.get("/api/runs").json()) == 1  # nothing was created

@@ -11,6 +11,8 @@ from backend.app import create_app
 from backend.db import new_session
 from backend.runs import snapshots
 from tests.conftest import wait_for
+from worker.engine import parse_spec
+from worker.engine.fork import steps_per_epoch
 from worker.engine.forkspec import merged
 from worker.engine.train import TIMING_KEYS
 
@@ -159,3 +161,23 @@ def test_a_snapshot_reaches_an_epoch_after_eta_set_by_hand(configure, start_work
         assert later == _after(theirs, E) and len(later["val_loss"]) == 6 - E
         assert fork["result"]["test_accuracy"] == _finished(client, parent)["result"][
             "test_accuracy"]
+
+
+def test_a_forks_step_series_are_its_parents_up_to_the_fork(configure, start_worker) -> None:
+    """Step-level series count minibatch steps: the fork holds the parent's up to the last step
+    of its epoch, then its own."""
+    start_worker({**configure(), "EPOQUE_FORK_SNAPSHOT_MB": "0"})
+    spec = merged(BASE, {"training": {"log_every_steps": 3}})
+    with TestClient(create_app()) as client:
+        wait_for(lambda: client.get("/api/health").json()["workers"], 60, "the worker to register")
+        parent = client.post("/api/runs", json=spec).json()["id"]
+        _finished(client, parent)
+        fork = client.post(f"/api/runs/{parent}/fork",
+                           json={"epoch": E, "spec": {"optim": {"lr": 0.01}}}).json()["id"]
+        _finished(client, fork)
+        mine, theirs = _series(client, fork)["step_loss"], _series(client, parent)["step_loss"]
+        end = E * steps_per_epoch(parse_spec(spec))
+        assert theirs[-1][0] == 6 * steps_per_epoch(parse_spec(spec)) // 3 * 3
+        assert [p for p in mine if p[0] <= end] == [p for p in theirs if p[0] <= end]
+        assert [p[0] for p in mine] == [p[0] for p in theirs]  # every step logged, once
+        assert [p for p in mine if p[0] > end] != [p for p in theirs if p[0] > end]
