@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         "20 times its own write time, so checkpoints never slow training much)."
     )
     fork_snapshot_mb: float = Field(
-        8.0, ge=0, description="Bytes (MB) of snapshots a run keeps for forks: every epoch when "
+        4.0, ge=0, description="Bytes (MB) of snapshots a run keeps for forks: every epoch when "
         "they fit, else a logarithmic and evenly spaced set; forks replay from the nearest one "
         "(0: none, forks replay from z0)."
     )
