@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How often a running run saves a resumable checkpoint (at least "
         "20 times its own write time, so checkpoints never slow training much)."
     )
+    fork_snapshot_mb: float = Field(
+        4.0, ge=0, description="Bytes (MB) of snapshots a run keeps for forks: every epoch when "
+        "they fit, else a logarithmic and evenly spaced set; forks replay from the nearest one "
+        "(0: none, forks replay from z0)."
+    )
+    fork_snapshot_share: float = Field(
+        0.05, gt=0, description="Share of a run's time its fork snapshots may take: after one "
+        "that cost t seconds, the next waits t / share (1 or more: every epoch of the budget)."
+    )
     max_attempts: int = Field(
         3, ge=1, description="Attempts of a run before it is marked failed (worker losses)."
     )

@@ -108,6 +108,12 @@ export const createLrRangeTest = (body) => request("POST", "/api/lr-range-tests"
 export const deleteRun = (id) => request("DELETE", runPath(id));
 export const cancelRun = (id) => request("POST", `${runPath(id)}/cancel`);
 export const setRunLr = (id, lr) => request("POST", `${runPath(id)}/lr`, { lr });
+/** A new run with this run's points up to `epoch`, then trained with the changed knobs
+ * (`spec`: a partial spec of optimisation knobs only). */
+export const forkRun = (id, epoch, spec) => request("POST", `${runPath(id)}/fork`, { epoch, spec });
+/** {same_start_and_order, differences, not_knobs}: whether two runs share z₀ and the minibatch
+ * order (their specs differ only in optimisation knobs). */
+export const getSameStart = (id, other) => request("GET", `${runPath(id)}/same-start?other=${encodeURIComponent(other)}`);
 export const metricsCsvUrl = (id) => `${runPath(id)}/metrics.csv`;
 export const modelUrl = (id) => `${runPath(id)}/model`;
 

@@ -4,6 +4,7 @@
 import { getMetrics, getRun, getStudy, listRuns, listStudies } from "./api.js";
 import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
 import { drawPlot } from "./plotly-loader.js";
+import "./ab-difference.js";
 import { FINISHED, el, formatNumber, formatPercent, releasePlot, runTitle, statusBadge, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "compare-view.css");
@@ -97,7 +98,8 @@ class CompareView extends HTMLElement {
       el("div", { class: "chart-body" }, this.plot, this.placeholder));
     const diffCard = el("section", { class: "card compare-diff", "aria-labelledby": "diff-heading" },
       el("h2", { id: "diff-heading", text: "Spec fields that differ" }), this.diffNote, el("div", { class: "table-scroll" }, this.diffTable));
-    const main = el("div", { class: "compare-main" }, chartCard, diffCard);
+    this.ab = el("ab-difference"); // two runs: same start and order? then B − A
+    const main = el("div", { class: "compare-main" }, chartCard, this.ab, diffCard);
     if (this.withPicker) {
       this.replaceChildren(
         el("div", { class: "page-head" }, el("h1", { text: "Compare runs" })),
@@ -203,6 +205,8 @@ class CompareView extends HTMLElement {
       this.notice.hidden = true;
       this.draw();
       this.showDiff();
+      this.ab.show(this.chosenRuns(), this.metric, Object.fromEntries(this.selected.map(
+        (id) => [id, this.metrics.get(`${id}|${this.metric}`)?.points || []])));
     } catch (err) {
       if (this.gone) return;
       this.fail(`Could not load the runs: ${err.message} (retrying)`);

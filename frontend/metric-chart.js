@@ -97,6 +97,7 @@ class MetricChart extends HTMLElement {
     this.xMap = null;
     this.xTitle = this.getAttribute("x-title") || "epoch";
     this.revision = 0;
+    this.overlays = []; // other runs' curves drawn over these (a fork's, from its fork point)
 
     const title = this.getAttribute("chart-title") || "Metric";
     this.yLog = this.hasAttribute("y-log");
@@ -160,6 +161,12 @@ class MetricChart extends HTMLElement {
    */
   setMarks(marks) {
     this.marks = marks;
+    this.schedule();
+  }
+
+  /** Curves of other runs drawn dashed over this chart: [{name, key, x, y}] (x in epochs). */
+  setOverlays(overlays) {
+    this.overlays = overlays || [];
     this.schedule();
   }
 
@@ -254,6 +261,10 @@ class MetricChart extends HTMLElement {
         marker: { symbol: "diamond", size: 12, color: "#d12f5a", line: { color: "#fff", width: 1.5 } },
       });
     }
+    this.overlays.forEach((o, j) => extra.push({
+      x: this.mapX(o.x), y: o.y, name: o.name, meta: `overlay:${o.key}`, type: "scatter",
+      mode: "lines", line: { color: colorFor(o.key, j), width: 2, dash: "dash" },
+    }));
     return [...raw, ...smooth, ...extra];
   }
 
@@ -347,6 +358,21 @@ class MetricChart extends HTMLElement {
     this.stampFirstPaint();
   }
 
+  /** A click on a point of one of this chart's own series answers with a bubbling
+   * "chart-click" event, detail {epoch, key, value} (the run view offers a fork from there). */
+  listenForClicks(plot) {
+    if (plot.dataset.clicks || typeof plot.on !== "function") return;
+    plot.dataset.clicks = "on";
+    plot.on("plotly_click", (event) => {
+      const p = event?.points?.find((q) => this.series.has(q.data?.meta));
+      if (!p) return;
+      const epoch = this.series.get(p.data.meta).x[p.pointIndex];
+      if (epoch === undefined) return;
+      this.dispatchEvent(new CustomEvent("chart-click", { bubbles: true,
+        detail: { epoch, key: p.data.meta, value: p.y } }));
+    });
+  }
+
   draw() {
     const plot = this.plot;
     if (!plot) return;
@@ -363,6 +389,7 @@ class MetricChart extends HTMLElement {
     }
     this.ready = drawPlot(this.ready, plot, this.traces(), this.layout(), PLOT_CONFIG);
     this.ready.then(() => {
+      this.listenForClicks(plot);
       this.sketchBox.replaceChildren();
       this.dataset.drawnWith = "plotly";
       this.stampFirstPaint();

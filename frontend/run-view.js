@@ -13,6 +13,7 @@ import "./boundary-plot.js";
 import "./confusion-view.js";
 import "./lr-range.js";
 import "./loss-landscape.js";
+import "./fork-form.js";
 import {
   FINISHED, el, formatDuration, formatNumber, formatPercent, formatTime, runTitle, statusBadge,
   useStyle,
@@ -142,6 +143,8 @@ class RunView extends HTMLElement {
       grad: el("layer-heatmap", { prefix: "grad_std/", "chart-title": "Gradient spread per layer (std)", "data-metric": "grad_std",
         note: "Vanishing gradients darken the first layers; exploding ones brighten them." }),
     };
+    this.forks = Object.assign(el("fork-form"), { charts: [this.charts.loss, this.charts.accuracy] });
+    this.addEventListener("chart-click", (e) => this.forks.charts.includes(e.target) && this.forks.open(e.detail.epoch));
     this.gradNoise = el("grad-noise", { hidden: true });
     this.health = el("health-panel", { "run-id": this.runId }); // hidden until health figures come
     this.confusion = el("confusion-view", { "run-id": this.runId }); // hidden until a matrix exists
@@ -167,6 +170,7 @@ class RunView extends HTMLElement {
       this.notice,
       this.stopping,
       this.whatIf,
+      this.forks,
       this.figures,
       el("div", { class: "chart-grid" }, this.charts.loss, this.charts.accuracy),
       el("div", { class: "chart-grid chart-grid-3" }, this.charts.lr, this.charts.weight, this.charts.speed),
@@ -460,6 +464,7 @@ class RunView extends HTMLElement {
     // message: a finished run never goes back to running.
     if (this.run && FINISHED.has(this.run.status) && !FINISHED.has(run.status)) return;
     this.run = run;
+    this.forks.run = run;
     this.dataset.status = run.status;
     if (FINISHED.has(run.status) && run.result && !this.whatIfAsked) this.loadWhatIf(run);
     this.titleEl.textContent = runTitle(run);

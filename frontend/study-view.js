@@ -2,6 +2,8 @@
 // column) is refreshed while runs are going; below it the runs' curves are overlaid.
 import { cancelRun, deleteStudy, getStudy, getStudyStats } from "./api.js";
 import "./compare-view.js";
+import "./forest-plot.js";
+import "./seed-curves.js";
 import { FINISHED, el, formatNumber, formatPercent, statusBadge, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "study-view.css");
@@ -103,8 +105,10 @@ class StudyView extends HTMLElement {
     this.stats = el("section", { class: "card study-stats", hidden: true, "aria-labelledby": "stats-heading" },
       el("h2", { id: "stats-heading", text: "Seeds and significance (test accuracy)" }),
       el("p", { class: "muted summary-note", text: "Finished runs only; a t interval over seeds, and a t-test per pair of points at 5 %." }),
+      this.forest = el("forest-plot"),
       el("div", { class: "table-scroll" }, this.statsGroups),
-      el("div", { class: "table-scroll" }, this.statsComparisons));
+      el("div", { class: "table-scroll" }, this.statsComparisons),
+      this.curves = el("seed-curves"));
     return this.stats;
   }
 
@@ -137,6 +141,8 @@ class StudyView extends HTMLElement {
         el("td", { class: "num", text: c.p_value === null ? "—" : c.p_value.toPrecision(2) }),
         el("td", { text: c.test }),
         el("td", { class: "verdict", text: c.says || c.verdict })))));
+    Object.assign(this.forest, { label }).stats = stats;
+    Object.assign(this.curves, { label }).study = study;
     this.stats.hidden = false;
   }
 

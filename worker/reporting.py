@@ -21,6 +21,7 @@ from backend.notify import publish
 from backend.runs.landscape import log_trajectory
 from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
 from backend.runs.service import Point, log_confusions
+from backend.runs.snapshots import snapshot_epochs
 from worker.engine import Callbacks
 from worker.engine.loop import Snapshot
 from worker.testhold import hold_here
@@ -56,6 +57,14 @@ class RunReporter:
         self.directions: list[dict[str, Any]] | None = None
         self.sketches: list[tuple[int, list[list[float]]]] = []
         self.sketch_bytes = 0
+        # Snapshots kept for forks (backend/runs/snapshots.py): which epochs is known once the
+        # first one's size is; ``max_epochs`` None keeps none.
+        self.max_epochs: int | None = None
+        self.snapshot_epochs: frozenset[int] | None = None
+        self.snapshots: list[tuple[int, bytes]] = []
+        self.last_snapshot = clock()
+        self.snapshot_cost = 0.0  # seconds the last one took to serialise (twice: its write)
+        self.sharing = 1  # runs whose snapshots share this one's time (a pack's members)
 
     def callbacks(self) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, should_stop=self.should_stop,
@@ -74,12 +83,14 @@ class RunReporter:
 
     def on_checkpoint(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> None:
         """Now and then, a resumable snapshot written with this epoch's points (same commit),
-        so a run taken over after a crash goes on from the last epoch the database shows."""
+        so a run taken over after a crash goes on from the last epoch the database shows; and
+        on the epochs kept for forks, one that stays."""
+        blob = self.keep_for_forks(epoch, snapshot)
         every = max(get_settings().checkpoint_seconds, WRITE_SHARE * self.checkpoint_cost)
         if self.clock() - self.last_checkpoint < every:
             return
         t0 = self.clock()
-        self.checkpoint = Snapshot.dumps(snapshot())
+        self.checkpoint = blob or Snapshot.dumps(snapshot())
         self.flush()
         self.last_checkpoint = self.clock()
         self.checkpoint_cost = self.last_checkpoint - t0
@@ -103,6 +114,29 @@ class RunReporter:
             self.sketch_seed = None
             return
         self.sketches.append((epoch, sketch))
+    def keep_for_forks(self, epoch: int, snapshot: Callable[[], dict[str, Any]]) -> bytes | None:
+        """This epoch's snapshot bytes if it is one kept for forks (buffered for the next
+        flush), else None: an epoch of the budget's set (snapshots.snapshot_epochs), at most
+        every cost/share seconds (EPOQUE_FORK_SNAPSHOT_SHARE) so they never slow a run much."""
+        settings = get_settings()
+        budget = int(settings.fork_snapshot_mb * 2**20)
+        if self.max_epochs is None or budget <= 0:
+            return None
+        if self.snapshot_epochs is not None and epoch not in self.snapshot_epochs:
+            return None
+        share = settings.fork_snapshot_share
+        if share < 1 and self.clock() - self.last_snapshot < self.snapshot_cost / share:
+            return None  # a fork replays the few epochs between two kept ones
+        t0 = self.clock()
+        blob = Snapshot.dumps(snapshot())
+        self.last_snapshot = self.clock()
+        self.snapshot_cost = 2 * (self.last_snapshot - t0) * self.sharing
+        if self.snapshot_epochs is None:  # the first epoch this attempt sees sizes them all
+            self.snapshot_epochs = snapshot_epochs(self.max_epochs, len(blob), budget)
+        if epoch not in self.snapshot_epochs:
+            return None
+        self.snapshots.append((epoch, blob))
+        return blob
 
     def on_boundary(self, epoch: int, grid: dict[str, Any]) -> None:
         self.boundaries.append((epoch, grid))
@@ -128,7 +162,8 @@ class RunReporter:
         with new_session() as session:
             self.cancel, self.requested_lr = record_epoch(
                 session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
-                points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint)
+                points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint,
+                snapshots=self.snapshots)
             write_confusions(session, [self])
             if self.sketches:
                 log_trajectory(session=session, run_id=self.run_id, sketches=self.sketches)
@@ -136,6 +171,7 @@ class RunReporter:
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint, self.confusions = [], [], None, []
         self.sketches = []
+        self.snapshots = []
         self.last_flush = self.clock()
 
 
@@ -168,6 +204,8 @@ class PackReporter:
     def __init__(self, runs: list[tuple[int, int]], clock: Clock = time.monotonic) -> None:
         """``runs``: (run id, claim token) of each member."""
         self.members = [MemberReporter(run_id, token, clock) for run_id, token in runs]
+        for m in self.members:  # K members' snapshots take K times one's time
+            m.sharing = len(self.members)
         self.clock = clock
         self.last_flush = clock()
         self.flush_every = FLUSH_SECONDS
@@ -184,7 +222,8 @@ class PackReporter:
         checkpoints = any(m.checkpoint is not None for m in live)
         with new_session() as session:
             controls = record_epochs(session=session, updates=[
-                EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint)
+                EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint,
+                            m.snapshots)
                 for m in live])
             write_confusions(session, [m for m in live if m.run_id in controls])
         self.last_flush = self.clock()
@@ -203,3 +242,4 @@ class PackReporter:
             if m.checkpoint is not None:  # the pack's write is part of what it cost
                 m.checkpoint_cost += cost
             m.points, m.boundaries, m.checkpoint, m.confusions = [], [], None, []
+            m.snapshots = []

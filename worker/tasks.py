@@ -28,6 +28,8 @@ from backend.datasets.service import materialize
 from backend.db import new_session
 from backend.notify import publish
 from backend.public_text import public_error
+from backend.runs import snapshots
+from backend.runs.fork import parent_step_points
 from backend.runs.lifecycle import (
     LeaseLost,
     RunGone,
@@ -43,6 +45,7 @@ from backend.workers import service as workers
 from worker.celery_app import app
 from worker.engine import Spec, TrainOutcome, parse_spec, train
 from worker.engine.data_cache import DATA_CACHE
+from worker.engine.fork import ForkUnavailable, start_of_fork, steps_per_epoch
 from worker.engine.loop import Snapshot
 from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
@@ -117,6 +120,7 @@ class Claimed:
     token: str = ""  # this claim's token: every write names it (backend/runs/lifecycle.py)
     kind: str = "train"  # or "lr_range": an LR range test, whose settings are ``options``
     options: dict[str, Any] | None = None
+    forked_from: dict[str, Any] | None = None  # a fork's {run, epoch, path} (runs/fork.py)
 
 
 def prepare_data(spec: Spec) -> Path:
@@ -146,7 +150,7 @@ def _claim(run_id: int, class_id: int | None = None, queue: str = "cpu") -> Clai
         try:
             stored = load_checkpoint(session=session, run_id=run_id) if attempt > 1 else None
             return Claimed(run_id, parse_spec(run.spec), attempt, stored, run.requested_lr,
-                           token, run.kind or "train", run.options)
+                           token, run.kind or "train", run.options, run.forked_from)
         except Exception as exc:
             log.exception("run %s cannot start", run_id)
             error = public_error(exc)
@@ -179,6 +183,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     reporter.requested_lr = run.requested_lr  # from the first epoch, not the first flush
     if run.spec.ensemble.members == 1:
         reporter.sketch_seed = run.spec.seed  # the loss landscape's path (engine/landscape.py)
+    reporter.max_epochs = run.spec.training.max_epochs  # snapshots kept for forks
     resume = None
     spec = run.spec
     status, result, error, model = "failed", None, None, None
@@ -196,6 +201,8 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
         # try, so that a failure to choose fails the run with its message.
         threads = run_threads(spec, data_root)
         log.info("run %s: %d torch thread(s) on %s", run.run_id, threads, _device(spec))
+        if resume is None and run.forked_from is not None:
+            resume = _start_of_fork(run, reporter, data_root)
         outcome = train(spec, reporter.callbacks(), device=_device(spec), data_root=data_root,
                         resume=resume)
         reporter.flush()
@@ -211,6 +218,34 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     return _finish(run.run_id, run.token, status, result, error, model)
 
 
+def _start_of_fork(run: Claimed, reporter: RunReporter, data_root: Path) -> dict[str, Any]:
+    """The snapshot a fork resumes from: its parent's state at the fork's epoch (from the
+    parent's nearest stored snapshot, else replayed from z0), with the fork's knobs. The
+    parent's step-level points up to there come with the first flush (its epoch-level points
+    were copied when the fork was made)."""
+    fork = run.forked_from or {}
+    parent, epoch, stored = fork["run"], fork["epoch"], fork.get("snapshot")
+    path = [(parse_spec(spec), until) for spec, until in fork["path"]]
+    start = None
+    with new_session() as session:
+        blob = None if stored is None else snapshots.load(session=session, run_id=parent,
+                                                          epoch=stored)
+        steps = parent_step_points(session=session, run_id=parent,
+                                   until=epoch * steps_per_epoch(run.spec, data_root)) \
+            if run.spec.training.log_every_steps else []
+    if blob is not None:
+        start = Snapshot.loads(blob)
+        path = [(path[-1][0], epoch)]  # the parent's own spec from its stored epoch on
+    elif not fork.get("replayable", True):
+        raise ForkUnavailable(f"run {parent} was deleted before the fork could start, and its "
+                              "η set by hand cannot be replayed")
+    log.info("run %s: forks run %s at epoch %s, replayed from epoch %s", run.run_id, parent,
+             epoch, start["epoch"] if start else 0)
+    reporter.points.extend(steps)
+    return start_of_fork(path, run.spec, device=_device(run.spec), data_root=data_root,
+                         start=start)
+
+
 class PackSlower(Exception):
     """Timed throwaway steps say the pack would train no faster than its runs one by one."""
 
@@ -222,6 +257,8 @@ def _train_pack(runs: list[Claimed]) -> list[str]:
     specs = [r.spec for r in runs]
     ids = [r.run_id for r in runs]
     pack = PackReporter([(r.run_id, r.token) for r in runs])
+    for member, run in zip(pack.members, runs, strict=True):
+        member.max_epochs = run.spec.training.max_epochs  # snapshots kept for forks
     statuses = ["abandoned"] * len(runs)  # what a member lost on the way ends as
 
     def member_done(k: int, outcome: TrainOutcome) -> None:

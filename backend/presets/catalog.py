@@ -110,6 +110,7 @@ PRESETS: list[dict[str, Any]] = [
             "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [256, 256]},
                      "optim": {"lr": 0.05}, "training": {"max_epochs": 80}},
             "grid": {"optim.weight_decay": [0.0, 0.0001, 0.001, 0.01]},
+            "seeds": 3,  # intervals over seeds and a verdict per pair of λ (study view)
         },
     },
     {
@@ -125,6 +126,7 @@ PRESETS: list[dict[str, Any]] = [
                 "dropout": {"p_inc_input": 0.8, "p_inc_hidden": 0.5, "mc_samples": 20}},
                 "optim": {"lr": 0.05}, "training": {"max_epochs": 60}},
             "grid": {"model.dropout.inference": ["scale", "mc"]},
+            "seeds": 3,  # A against B paired by seed, with a verdict (study view)
         },
     },
     {

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from backend.db import utcnow
 from backend.errors import Conflict, NotFound
 from backend.runs import blobs
-from backend.runs.models import Run, RunCheckpoint, RunModel
+from backend.runs.models import Run, RunCheckpoint, RunModel, RunSnapshot
 from backend.runs.service import Point, insert_for, log_boundaries, log_points
 
 
@@ -77,6 +77,7 @@ class EpochUpdate(NamedTuple):
     points: Iterable[Point]
     boundaries: Iterable[tuple[int, dict[str, Any]]] = ()
     checkpoint: bytes | None = None
+    snapshots: Iterable[tuple[int, bytes]] = ()  # (epoch, bytes) kept for forks
 
 
 Controls = tuple[bool, float | None]  # (cancel requested, η requested by hand)
@@ -85,12 +86,13 @@ Controls = tuple[bool, float | None]  # (cancel requested, η requested by hand)
 def record_epoch(
     *, session: Session, run_id: int, token: str, epoch: int, points: Iterable[Point],
     boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
+    snapshots: Iterable[tuple[int, bytes]] = (),
 ) -> Controls:
     """One transaction per flush: the points, the progress they represent and, sometimes, the
     checkpoint of that same epoch — if the run is still ours. Returns the live controls
     (cancel requested, η requested by hand), read by the same statement."""
     answer = record_epochs(session=session, updates=[
-        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint)])
+        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint, snapshots)])
     if run_id not in answer:
         raise _lost(session, run_id)
     return answer[run_id]
@@ -114,6 +116,10 @@ def record_epochs(*, session: Session, updates: Iterable[EpochUpdate]) -> dict[i
     attempts = {run_id: attempt for run_id, attempt, _, _ in owned}
     log_points(session=session, points={u.run_id: u.points for u in updates if u.run_id in answer})
     checkpoints = []
+    kept = [{"run_id": u.run_id, "epoch": e, "size": len(data), "data": data}
+            for u in updates if u.run_id in answer for e, data in u.snapshots]
+    if kept:  # an epoch a taken-over attempt stores again keeps its first snapshot
+        session.execute(insert_for(session)(RunSnapshot.__table__).on_conflict_do_nothing(), kept)
     for u in updates:
         if u.run_id not in answer:
             continue

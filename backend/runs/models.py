@@ -75,6 +75,9 @@ class Run(Base):
     # steps and seeds are ``options``.
     kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A fork's origin (backend/runs/fork.py): {run, epoch, path}; ``path`` is how to replay
+    # the parent to that epoch, [[spec, until epoch], ...]. The API shows {run, epoch}.
+    forked_from: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class MetricPoint(Base):
@@ -141,6 +144,18 @@ class RunCheckpoint(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(BigInteger)  # bytes, in BlobChunk rows of kind "checkpoint"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RunSnapshot(Base):
+    """A run's resumable state after one epoch, kept for forks (backend/runs/snapshots.py)."""
+
+    __tablename__ = "run_snapshots"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class BlobChunk(Base):

@@ -6,14 +6,24 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from backend import heavy
 from backend.classes.service import submit_class_run, visible_to
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
-from backend.runs import blobs, control, examples, landscape, lr_range, service, whatif
+from backend.runs import (
+    blobs,
+    control,
+    controlled,
+    examples,
+    fork,
+    landscape,
+    lr_range,
+    service,
+    whatif,
+)
 from backend.runs.downsample import downsample
 from backend.runs.predictors import predictors
 from backend.runs.schemas import MetricsOut, RunOut
@@ -137,6 +147,35 @@ def get_metrics_csv(
 def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
     """Stop after the current epoch; the best model so far is kept. A queued run ends at once."""
     return RunOut.of(control.request_cancel(session=session, run_id=run_id))
+
+
+class ForkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=1, le=MAX_ID, description="The parent's epoch the fork starts after.")
+    spec: dict[str, Any] = Field(default_factory=dict, description=(
+        "A partial spec merged over the parent's: optimisation knobs only (optim.lr, "
+        "optim.momentum, optim.schedule, optim.weight_decay, "
+        "training.early_stopping.patience, training.keep)."))
+
+
+@router.post("/{run_id}/fork", status_code=status.HTTP_201_CREATED, response_model=RunOut)
+def fork_run(run_id: RunId, body: ForkIn, session: SessionDep) -> RunOut:
+    """A new run whose points up to ``epoch`` are the parent's, then trained with the changed
+    knobs; 409 when the change is not a knob or the parent cannot be replayed to ``epoch``."""
+    served = served_queues(session=session)
+    run = fork.fork_run(session=session, run_id=run_id, epoch=body.epoch, changes=body.spec)
+    return RunOut.of(run, served)
+
+
+@router.get("/{run_id}/same-start")
+def get_same_start(
+    run_id: RunId, session: SessionDep,
+    other: Annotated[int, Query(ge=1, le=MAX_ID, description="The run to compare with.")],
+) -> dict[str, Any]:
+    """Whether the two runs start from the same z0 and see the same minibatch order (their
+    specs differ only in optimisation knobs): then B − A of a curve is the knobs' doing."""
+    return controlled.same_start(session=session, run_id=run_id, other_id=other)
 
 
 class LrIn(BaseModel):

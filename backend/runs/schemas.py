@@ -40,6 +40,8 @@ class RunOut(BaseModel):
     student: int | None = None
     kind: str = "train"  # or "lr_range": an LR range test (options: start, end, steps, seeds)
     options: dict[str, Any] | None = None
+    # A fork's parent run and the epoch it forked at (SPEC.md: forked_from {run, epoch}).
+    forked_from: dict[str, int] | None = None
 
     @classmethod
     def of(cls, run: Run, served: set[str] | None = None) -> RunOut:
@@ -53,7 +55,8 @@ class RunOut(BaseModel):
             error=run.error and public_text(run.error), progress=Progress(epoch=run.epoch, max_epochs=run.max_epochs),
             result=run.result, attempt=run.attempt, worker=run.worker, pack=run.pack,
             waiting=waiting, class_id=run.class_id, student=run.student,
-            kind=run.kind or "train", options=run.options,
+            kind=run.kind or "train", options=run.options, forked_from=run.forked_from and {
+                "run": run.forked_from["run"], "epoch": run.forked_from["epoch"]},
         )
 
 

@@ -31,17 +31,39 @@ def describe(values: Sequence[float]) -> dict[str, Any]:
     return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 
+MAX_SEEDS = 100_000  # beyond this "about N seeds" says nothing useful: None
+
+
+def t_power(n: int, sd: float, d: float, paired: bool) -> float:
+    """Power of the two-sided t-test at 5 % with ``n`` seeds per point to see a true
+    difference ``d`` when the spread is ``sd``: P(|T| > t₀.₉₇₅) for T noncentral t.
+    Paired: df = n − 1, noncentrality d/(s_d/√n) with s_d the sd of per-seed differences;
+    unpaired (equal n, common sd s, which Welch's test has too when the variances are equal):
+    df = 2n − 2, noncentrality d/(s·√(2/n))."""
+    df = n - 1 if paired else 2 * n - 2
+    ncp = abs(d) / (sd / math.sqrt(n)) if paired else abs(d) / (sd * math.sqrt(2 / n))
+    crit = float(stats.t.ppf(1 - ALPHA / 2, df))
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+
+
 def seeds_needed(sd: float, d: float, paired: bool) -> int | None:
-    """About how many seeds per point a two-sided test at 5 % needs to see a difference ``d``
-    with 80 % power, given the observed spread ``sd`` (normal approximation):
-    unpaired n ≈ 2·((z₀.₉₇₅ + z₀.₈)·s/d)² with s the two points' pooled sd; paired
-    n ≈ ((z₀.₉₇₅ + z₀.₈)·s_d/d)² with s_d the sd of the per-seed differences.
-    None when no difference was observed (d = 0): no number of seeds is meaningful."""
+    """About how many seeds per point a two-sided t-test at 5 % needs to see a difference
+    ``d`` with 80 % power, given the observed spread ``sd`` (paired: of the per-seed
+    differences; else the two points' pooled sd): the smallest n whose ``t_power`` reaches
+    80 %, the standard calculation (statsmodels' solve_power). It starts from the normal
+    approximation n ≈ k·((z₀.₉₇₅ + z₀.₈)·sd/d)², k = 1 paired, 2 unpaired, which is never
+    above it. None when no difference was observed (d = 0), or past MAX_SEEDS."""
     if d == 0 or not math.isfinite(sd) or not math.isfinite(d):
         return None
+    if sd == 0:
+        return 2
     z = float(stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER))
-    n = (1 if paired else 2) * (z * sd / abs(d)) ** 2
-    return max(2, math.ceil(n))
+    n = max(2, math.floor((1 if paired else 2) * (z * sd / abs(d)) ** 2))
+    while n <= MAX_SEEDS:
+        if t_power(n, sd, d, paired) >= POWER:
+            return n
+        n += 1
+    return None
 
 
 def compare(a: dict[int, float], b: dict[int, float], *, higher_is_better: bool,

@@ -261,3 +261,28 @@ def test_board_challenge_and_export(client) -> None:
     html = archive.read("board.html").decode()
     assert "Grace &lt;b&gt;" in html and "<b>" not in html.replace("<body>", "")
     assert "95.00 %" in html and "Challenge" in html
+
+
+def test_a_students_fork_stays_in_her_class_and_a_classmates_is_refused(client) -> None:
+    from backend.runs.lifecycle import claim_run, finish_run, record_epoch
+
+    a = new_class(client)
+    ada, grace = join(client, a["join_code"], "Ada"), join(client, a["join_code"], "Grace")
+    adas = client.post("/api/runs", json={}, headers=bearer(ada)).json()["id"]
+    with new_session() as session:
+        token = claim_run(session=session, run_id=adas, worker="test").token
+        record_epoch(session=session, run_id=adas, token=token, epoch=2, points=[
+            (key, epoch, 1.0 / epoch) for epoch in (1, 2)
+            for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")])
+        finish_run(session=session, run_id=adas, token=token, status="cancelled", result={})
+    body = {"epoch": 1, "spec": {"optim": {"lr": 0.01}}}
+    assert client.post(f"/api/runs/{adas}/fork", json=body, headers=bearer(grace)).status_code \
+        == 403
+    forked = client.post(f"/api/runs/{adas}/fork", json=body, headers=bearer(ada))
+    assert forked.status_code == 201, forked.text
+    child = forked.json()
+    assert child["forked_from"] == {"run": adas, "epoch": 1}
+    assert (child["class_id"], child["student"]) == (a["id"], client.get(
+        f"/api/runs/{adas}", headers=bearer(ada)).json()["student"])
+    assert {r["id"] for r in client.get("/api/runs", headers=bearer(ada)).json()} == \
+        {adas, child["id"]}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from scipy import stats as sps
 
 from backend.app import create_app
-from backend.studies.stats import compare, describe, seeds_needed
+from backend.studies.stats import compare, describe, seeds_needed, t_power
 from tests.conftest import wait_for
 
 A = [0.91, 0.93, 0.90, 0.94, 0.92]
@@ -72,10 +72,40 @@ def test_welch_by_hand_and_against_scipy() -> None:
     # unpaired, these five seeds do not settle it (p ≈ 0.07): the sentence says how many would
     assert got["verdict"] == "not distinguishable"
     need = seeds_needed(math.sqrt((sps.tvar(A) + sps.tvar(B)) / 2), 0.02, paired=False)
-    assert need == math.ceil(2 * ((1.959964 + 0.841621) * math.sqrt((sps.tvar(A) + sps.tvar(B)) / 2)
-                                  / 0.02) ** 2)
+    sd = math.sqrt((sps.tvar(A) + sps.tvar(B)) / 2)
+    assert t_power(need, sd, 0.02, paired=False) >= 0.8 > t_power(need - 1, sd, 0.02, paired=False)
+    # never below the normal approximation, and only a seed or two above it at this size
+    approx = 2 * ((1.959964 + 0.841621) * sd / 0.02) ** 2
+    assert approx <= need <= approx + 2
     assert f"about {need} seeds would be needed to see a difference of 0.02" in got["says"]
     assert "with 5 seeds" in got["says"]
+
+
+@pytest.mark.parametrize(("effect", "paired", "n"), [
+    # Cohen (1988) and G*Power's tables: two-sided, α = 5 %, power 80 %, effect d/sd.
+    (0.5, False, 64), (0.8, False, 26), (1.0, False, 17), (0.5, True, 34), (0.2, True, 199),
+])
+def test_seeds_needed_is_the_textbook_sample_size(effect: float, paired: bool, n: int) -> None:
+    assert seeds_needed(0.01, 0.01 * effect, paired) == n
+    assert seeds_needed(0.01, -0.01 * effect, paired) == n  # the sign does not matter
+
+
+def test_t_power_by_hand() -> None:
+    """Power at n from the noncentral t written out: P(T > c) + P(T < −c), by integrating the
+    noncentral t's density numerically (independent of scipy's nct.sf)."""
+    from scipy import integrate
+
+    n, sd, d = 6, 0.02, 0.03
+    df, ncp = 2 * n - 2, d / (sd * math.sqrt(2 / n))
+    c = sps.t.ppf(0.975, df)
+    density = lambda x: sps.nct.pdf(x, df, ncp)
+    by_hand = integrate.quad(density, c, math.inf)[0] + integrate.quad(density, -math.inf, -c)[0]
+    assert t_power(n, sd, d, paired=False) == pytest.approx(by_hand, rel=1e-6)
+    # paired: df = n − 1, noncentrality d / (s_d / √n)
+    df, ncp = n - 1, d / (sd / math.sqrt(n))
+    c = sps.t.ppf(0.975, df)
+    by_hand = sps.nct.sf(c, df, ncp) + sps.nct.cdf(-c, df, ncp)
+    assert t_power(n, sd, d, paired=True) == pytest.approx(by_hand, rel=1e-12)
 
 
 def test_degenerate_cases() -> None:
