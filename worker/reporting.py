@@ -20,7 +20,7 @@ from backend.db import new_session
 from backend.notify import publish
 from backend.runs.landscape import log_trajectory
 from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
-from backend.runs.service import Point, log_confusions
+from backend.runs.service import Point
 from backend.runs.snapshots import snapshot_epochs
 from worker.engine import Callbacks
 from worker.engine.loop import Snapshot
@@ -163,8 +163,7 @@ class RunReporter:
             self.cancel, self.requested_lr = record_epoch(
                 session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
                 points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint,
-                snapshots=self.snapshots)
-            write_confusions(session, [self])
+                snapshots=self.snapshots, confusions=self.confusions)
             if self.sketches:
                 log_trajectory(session=session, run_id=self.run_id, sketches=self.sketches)
                 session.commit()
@@ -173,18 +172,6 @@ class RunReporter:
         self.sketches = []
         self.snapshots = []
         self.last_flush = self.clock()
-
-
-def write_confusions(session: Any, reporters: list[RunReporter]) -> None:
-    """The reporters' buffered confusion matrices, after the flush that found their runs still
-    theirs (record_epoch(s) answered): a second, small commit only when there are some."""
-    written = False
-    for r in reporters:
-        if r.confusions:
-            log_confusions(session=session, run_id=r.run_id, matrices=r.confusions)
-            written = True
-    if written:
-        session.commit()
 
 
 class MemberReporter(RunReporter):
@@ -223,9 +210,8 @@ class PackReporter:
         with new_session() as session:
             controls = record_epochs(session=session, updates=[
                 EpochUpdate(m.run_id, m.token, m.epoch, m.points, m.boundaries, m.checkpoint,
-                            m.snapshots)
+                            m.snapshots, m.confusions)
                 for m in live])
-            write_confusions(session, [m for m in live if m.run_id in controls])
         self.last_flush = self.clock()
         cost = self.last_flush - t0
         # A flush with checkpoints is charged to the checkpoints (spaced by their own cost):

@@ -21,7 +21,7 @@ from backend.db import utcnow
 from backend.errors import Conflict, NotFound
 from backend.runs import blobs
 from backend.runs.models import Run, RunCheckpoint, RunModel, RunSnapshot
-from backend.runs.service import Point, insert_for, log_boundaries, log_points
+from backend.runs.service import Point, insert_for, log_boundaries, log_confusions, log_points
 
 
 class RunGone(NotFound):
@@ -78,6 +78,9 @@ class EpochUpdate(NamedTuple):
     boundaries: Iterable[tuple[int, dict[str, Any]]] = ()
     checkpoint: bytes | None = None
     snapshots: Iterable[tuple[int, bytes]] = ()  # (epoch, bytes) kept for forks
+    # (epoch, matrix) on S_v, in the points' transaction: a viewer told of an epoch's
+    # validation points finds its matrix (a second commit left a moment of 404s).
+    confusions: Iterable[tuple[int, list[list[int]]]] = ()
 
 
 Controls = tuple[bool, float | None]  # (cancel requested, η requested by hand)
@@ -87,12 +90,13 @@ def record_epoch(
     *, session: Session, run_id: int, token: str, epoch: int, points: Iterable[Point],
     boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
     snapshots: Iterable[tuple[int, bytes]] = (),
+    confusions: Iterable[tuple[int, list[list[int]]]] = (),
 ) -> Controls:
     """One transaction per flush: the points, the progress they represent and, sometimes, the
     checkpoint of that same epoch — if the run is still ours. Returns the live controls
     (cancel requested, η requested by hand), read by the same statement."""
     answer = record_epochs(session=session, updates=[
-        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint, snapshots)])
+        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint, snapshots, confusions)])
     if run_id not in answer:
         raise _lost(session, run_id)
     return answer[run_id]
@@ -124,6 +128,7 @@ def record_epochs(*, session: Session, updates: Iterable[EpochUpdate]) -> dict[i
         if u.run_id not in answer:
             continue
         log_boundaries(session=session, run_id=u.run_id, grids=u.boundaries)
+        log_confusions(session=session, run_id=u.run_id, matrices=u.confusions)
         if u.checkpoint is not None:
             checkpoints.append({"run_id": u.run_id, "attempt": attempts[u.run_id],
                                 "epoch": u.epoch,

@@ -140,7 +140,7 @@ def page(request: pytest.FixtureRequest, browser: object, server: str) -> Iterat
 
     def on_console(msg: object) -> None:
         if msg.type == "error" and not any(e in msg.text for e in page.expected_errors):
-            errors.append(msg.text)
+            errors.append(msg.text + " @ " + str(msg.location.get("url")))
 
     page.on("console", on_console)
     try:

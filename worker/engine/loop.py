@@ -687,8 +687,10 @@ def run(
             member, cb = members[i], members[i].callbacks
             member.epoch = epoch
             member.history.append(metrics)
-            cb.on_epoch(epoch, metrics)
+            # The matrix first: on_epoch may write the epoch's points at once, and a viewer
+            # told of them asks for the matrix of that epoch.
             cb.on_confusion(epoch, member.confusion)
+            cb.on_epoch(epoch, metrics)
             if single:
                 cb.on_weights(epoch, weights)
             stop = epoch == max_epochs
