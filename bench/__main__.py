@@ -24,7 +24,7 @@ import torch
 from bench.common import Row, cores
 
 BENCHMARKS = ["quality", "engine_speed", "threads", "persisted", "ensembles", "metrics_history",
-              "stream", "studies", "first_paint", "gpu", "api_process"]
+              "stream", "studies", "first_paint", "gpu", "api_process", "presets"]
 
 
 def device_arg(value: str) -> str:
