@@ -15,8 +15,8 @@ Busy cores. Only the cores that other processes leave idle count: the 1-minute l
 subtracted from the usable cores before anything is timed. Several threads chosen on a quiet
 machine collapse once another run trains beside them: on 2 cores with other runs going, the
 shapes CNN trained 8–15× slower on two threads than on one (issue 15's lesson-9 crop run, 1,284
-against 12,884 examples/s, was this, not its augmentation: the crop costs 0.1 ms of a 5 ms
-step), while one thread only loses the 1.4× that two would have won on an idle machine.
+against 12,884 examples/s, fits this, not its augmentation: the batched crop costs about 0.1 ms
+of a ~10 ms step), while one thread only loses the 1.4× that two would win on an idle machine.
 
 Packs. Stacking pays when a step is dominated by per-operation overhead and loses when it is
 dominated by the matrix products: K stacked products are no cheaper than K separate ones, and
