@@ -49,9 +49,9 @@ PRESETS: list[dict[str, Any]] = [
                        "best one on the validation set, not the last one.",
         "formula": "if Acc(z, S_v) > Acc(z*, S_v): z* ← z; T ← t + p",
         "study": {
-            "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [256, 256]},
+            "base": {"data": {"dataset": "mnist1d"}, "model": {"hidden": [128, 128]},
                      "optim": {"lr": 0.05}, "training": {"max_epochs": 300}},
-            "grid": {"training.early_stopping.patience": [5, 20, 60]},
+            "grid": {"training.early_stopping.patience": [5, 20, 50]},
         },
     },
     {
@@ -150,7 +150,7 @@ PRESETS: list[dict[str, Any]] = [
             "base": {"data": {"dataset": "shapes", "n_samples": 1500},
                      "model": {"arch": "cnn", "hidden": [16, 32]},
                      "optim": {"lr": 0.05, "schedule": {"kind": "cosine"}},
-                     "training": {"max_epochs": 30}},
+                     "training": {"max_epochs": 20}},
             "grid": {"augment": [
                 [],
                 [{"op": "random_horizontal_flip", "p": 0.5}],
