@@ -12,8 +12,6 @@ from typing import Any
 from backend.config import Settings
 from backend.runs.admission import check_admission
 from backend.spec_errors import SpecInvalid
-from worker.engine.datasets import describe_datasets
-from worker.engine.datasets.catalog import is_folder
 from worker.engine.spec import Spec
 
 
@@ -33,6 +31,9 @@ def check_dataset_available(spec: Spec, settings: Settings) -> None:
     (mnist without its files): refused at submit, rather than accepted and failed in the
     worker. The catalog's availability is the one GET /api/datasets lists (no torch, cached
     until the files change). Uploaded folders are the uploads' own business."""
+    from worker.engine.datasets import describe_datasets  # no torch; loaded on first use
+    from worker.engine.datasets.catalog import is_folder
+
     name = spec.data.dataset
     if is_folder(name):
         return
