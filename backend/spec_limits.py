@@ -33,8 +33,28 @@ def check_finite(data: Any, field: str = "") -> None:
         check_finite(value, f"{field}.{key}" if field else str(key))
 
 
+def check_dataset_available(spec: Spec, settings: Settings) -> None:
+    """422 on data.dataset when it names a built-in set whose files this lab does not have
+    (mnist without its files): refused at submit, rather than accepted and failed in the
+    worker. The catalog's availability is the one GET /api/datasets lists (no torch, cached
+    until the files change). Uploaded folders are the uploads' own business."""
+    from worker.engine.datasets import describe_datasets  # no torch; loaded on first use
+    from worker.engine.datasets.catalog import is_folder
+
+    name = spec.data.dataset
+    if is_folder(name):
+        return
+    for entry in describe_datasets(settings.data_dir / "datasets"):
+        if entry["name"] == name and not entry["available"]:
+            # The catalog's reason names a folder on the server: not for the client.
+            raise SpecInvalid.one("data.dataset", (
+                f"dataset {name!r} is not available on this lab (its files are not installed "
+                f"here); the lab's list of datasets marks which are"))
+
+
 def check_spec_limits(spec: Spec, settings: Settings) -> None:
     check_finite(spec.model_dump())
+    check_dataset_available(spec, settings)
     checks = [
         ("training.max_epochs", spec.training.max_epochs, "max_epochs", settings.max_epochs),
         ("model.hidden", len(spec.model.hidden), "max_depth", settings.max_depth),

@@ -25,7 +25,7 @@ from bench.common import Row, cores
 
 BENCHMARKS = ["quality", "engine_speed", "threads", "persisted", "ensembles", "metrics_history",
               "stream", "studies", "first_paint", "gpu", "api_process", "attacks",
-              "classroom", "uploads"]
+              "classroom", "uploads", "presets"]
 
 
 def device_arg(value: str) -> str:

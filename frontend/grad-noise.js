@@ -108,7 +108,7 @@ class GradNoise extends HTMLElement {
       this.dataset.slope = String(fit.slope);
       this.dataset.epoch = String(latest);
       this.slopeText.textContent = `Epoch ${latest}: fitted slope ${fit.slope.toFixed(2)} ` +
-        "(COURSE.md §2: about −1, the variance of g falls like 1/m).";
+        "(guide #/guides/2: about −1, the variance of g falls like 1/m).";
     }
     this.ready = drawPlot(this.ready, plot, traces, { ...this.layout(), showlegend: true }, PLOT_CONFIG);
   }

@@ -445,7 +445,7 @@ class RunView extends HTMLElement {
         ? `Best epoch ${best}: z*, on which the test figures are computed.`
         : `Best so far: epoch ${best}.`);
     }
-    parts.push(`As in the slide's loop (COURSE.md §3), training goes on p − 1 = ${p - 1} epochs after the best one`
+    parts.push(`As in the slide's loop (guide: #/guides/3), training goes on p − 1 = ${p - 1} epochs after the best one`
       + (result && has(result.stopped_epoch) ? `, so it stopped at epoch ${result.stopped_epoch}.` : " before it stops."));
     this.stopping.textContent = parts.join(" ");
     this.stopping.hidden = false;
@@ -579,7 +579,7 @@ class RunView extends HTMLElement {
         el("td", { text: info.scheme || "—" }),
         el("td", { class: "mono", text: spread }));
     });
-    return table("Layers: distinct units and the initialisation actually used (COURSE.md §5)",
+    return table("Layers: distinct units and the initialisation actually used (guide: #/guides/5)",
       [["layer"], ["units", "num"], ["distinct units", "num"], ["init scheme"], ["drawn from"]], rows,
       { "data-table": "layers" });
   }
@@ -593,7 +593,7 @@ class RunView extends HTMLElement {
       el("td", { class: "muted", text: isUsed ? "reported as test accuracy" : "" }));
     // A against the number of masks: one mask is a thinned network, many approach B.
     const curve = Array.isArray(d.mc_curve) ? d.mc_curve.filter(([k]) => k !== d.mc_samples) : [];
-    return table("Dropout at inference: strategy A against strategy B (COURSE.md §8)",
+    return table("Dropout at inference: strategy A against strategy B (guide: #/guides/8)",
       [["strategy"], ["test accuracy", "num"], [""]], [
         ...curve.map(([k, acc]) => row(`A-${k}`, `A with ${k} mask${k === 1 ? "" : "s"}`, acc, false)),
         row("A", `A: average the predictions of ${d.mc_samples ?? "K"} dropout masks`, d.mc, used === "mc"),
@@ -617,7 +617,7 @@ class RunView extends HTMLElement {
       el("td", { text: `gain of the ensemble (${ens.combine || "mean"}) over the mean member` }),
       el("td", { class: "num", text: has(gain) ? `${gain >= 0 ? "+" : ""}${(gain * 100).toFixed(2)} points` : "—" }),
       el("td", { class: "num", text: has(gain) ? `${gain >= 0 ? "−" : "+"}${Math.abs(gain * 100).toFixed(2)} points` : "—" })));
-    return table(`Ensemble of ${ens.member_test_accuracy.length} networks, like the slide's table (COURSE.md §10)`,
+    return table(`Ensemble of ${ens.member_test_accuracy.length} networks, like the slide's table (guide: #/guides/10)`,
       [["model"], ["test accuracy", "num"], ["test error", "num"]], rows, { "data-table": "ensemble" });
   }
 

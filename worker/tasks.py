@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,7 @@ from worker.engine.modelfile import model_bytes
 from worker.engine.pack import PackTooLarge, train_pack
 from worker.landscape_job import execute_landscape
 from worker.reporting import PackReporter, RunReporter
-from worker.timing import Clock, choose_threads, pack_pays
+from worker.timing import Clock, busy_cores, choose_threads, pack_pays
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,17 @@ def worker_device() -> str:
 
 
 def run_threads(spec: Spec, data_root: Path | None = None,
-                clock: Clock = time.perf_counter, cores: int | None = None) -> int:
+                clock: Clock = time.perf_counter, cores: int | None = None,
+                busy: Callable[[], float] = busy_cores) -> int:
     """EPOQUE_TORCH_THREADS when set; otherwise chosen from the cores (``cores``: those this
-    process may use) and the model size."""
+    process may use, less those ``busy()`` says other processes keep busy) and the model
+    size."""
     threads = get_settings().torch_threads
     if threads is None and _device(spec).startswith("cuda"):
         threads = 1  # the GPU runs the steps: timing CPU steps would choose for the wrong device
     if threads is None:
         try:
-            threads = choose_threads(spec, cores, clock=clock, data_root=data_root)
+            threads = choose_threads(spec, cores, clock=clock, data_root=data_root, busy=busy)
         except (ValueError, RuntimeError):
             threads = 1  # an unusual model the estimate cannot build: the safe default
     torch.set_num_threads(threads)

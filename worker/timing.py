@@ -11,6 +11,13 @@ were 1.4× and 1.7× faster on two; the mnist1d CNN was faster on one in some ru
 others), so bigger steps are timed with one thread and with every usable core, and the faster
 count wins (one on a tie: it leaves the other cores to other workers).
 
+Busy cores. Only the cores that other processes leave idle count: the 1-minute load average is
+subtracted from the usable cores before anything is timed. Several threads chosen on a quiet
+machine collapse once another run trains beside them: on 2 cores with other runs going, the
+shapes CNN trained 8–15× slower on two threads than on one (issue 15's lesson-9 crop run, 1,284
+against 12,884 examples/s, fits this, not its augmentation: the batched crop costs about 0.1 ms
+of a ~10 ms step), while one thread only loses the 1.4× that two would win on an idle machine.
+
 Packs. Stacking pays when a step is dominated by per-operation overhead and loses when it is
 dominated by the matrix products: K stacked products are no cheaper than K separate ones, and
 the stacked (K, d, m) layout multiplies W·h, a slower shape on the CPU than x·Wᵀ when m is
@@ -161,12 +168,22 @@ def _on_threads(threads: int, work: Callable[[], float]) -> float:
         torch.set_num_threads(previous)
 
 
+def busy_cores() -> float:
+    """Cores kept busy by other processes: the 1-minute load average (0 where unknown)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return 0.0
+
+
 def choose_threads(spec: Spec, cores: int | None = None, clock: Clock = time.perf_counter,
-                   data_root: Path | None = None) -> int:
-    """1 for small steps; for bigger ones the faster of 1 and every usable core (at most
-    MAX_THREADS), timed on throwaway steps of the same network (an ensemble's: all members).
-    ``data_root``: where an uploaded dataset is unpacked (its classes size the network)."""
+                   data_root: Path | None = None, busy: Callable[[], float] = busy_cores) -> int:
+    """1 for small steps; for bigger ones the faster of 1 and every usable core that other
+    processes leave idle (``busy()``: how many they keep busy; at most MAX_THREADS), timed on
+    throwaway steps of the same network (an ensemble's: all members). ``data_root``: where an
+    uploaded dataset is unpacked (its classes size the network)."""
     cores = max(1, min(cores or usable_cores(), MAX_THREADS))
+    cores = max(1, min(cores, round(cores - busy())))
     info = dataset_info(spec.data.dataset, data_root)
     members = spec.ensemble.members
     single = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"members": 1})})

@@ -130,13 +130,21 @@ def get_metrics(
     return MetricsOut(series=lr_range.eta_axis(run, series), cursor=cursor)
 
 
-@router.get("/{run_id}/metrics.csv", response_class=StreamingResponse)
+@router.get("/{run_id}/metrics.csv", response_class=Response)
 def get_metrics_csv(
-    run_id: RunId, session: SessionDep, request: Request, keys: str | None = None
-) -> StreamingResponse:
-    """Every point as CSV rows (key, x, value), series after series, streamed a page at a
-    time: a million-point run is never held whole."""
+    run_id: RunId, session: SessionDep, request: Request, keys: str | None = None,
+    format: Annotated[Literal["long", "wide"], Query(
+        description="long: rows (key, x, value), every series; wide: one row per epoch and a "
+        "column per epoch-level key (step-level series left out).")] = "long",
+) -> Response:
+    """Long: every point as CSV rows (key, x, value), series after series, streamed a page at
+    a time: a million-point run is never held whole. Wide: one row per epoch."""
     service.get_run(session=session, run_id=run_id)
+    if format == "wide":
+        return Response(
+            service.points_csv_wide(session=session, run_id=run_id, keys=_keys(keys)),
+            media_type="text/csv", headers={
+                "Content-Disposition": f'attachment; filename="run-{run_id}-metrics-wide.csv"'})
     return StreamingResponse(
         heavy.stream(request, service.stream_points_csv(run_id=run_id, keys=_keys(keys))),
         media_type="text/csv",

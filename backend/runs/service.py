@@ -297,6 +297,43 @@ def stream_points_csv(*, run_id: int, keys: Sequence[str] | None = None) -> Iter
                 after = page[-1][0]
 
 
+# Series whose x is not the epoch: the step-level ones (x = global step) and the LR range
+# test's (x = η). The wide CSV, one row per epoch, leaves them out.
+NOT_PER_EPOCH = ("step_loss", "step_lr")
+NOT_PER_EPOCH_PREFIXES = ("lr_range/",)
+
+
+def per_epoch(key: str) -> bool:
+    return key not in NOT_PER_EPOCH and not key.startswith(NOT_PER_EPOCH_PREFIXES)
+
+
+def points_csv_wide(*, session: Session, run_id: int, keys: Sequence[str] | None = None) -> str:
+    """The run's epoch-level points as CSV, one row per epoch and a column per key (in the
+    order the series first appeared); a cell is empty where that key has no point at that
+    epoch (or its value is NaN). Epoch-level series are small (epochs × keys), so the table
+    is built whole, unlike the long format's pages."""
+    first = (select(MetricPoint.key).where(MetricPoint.run_id == run_id)
+             .group_by(MetricPoint.key).order_by(func.min(MetricPoint.id)))
+    if keys:
+        first = first.where(MetricPoint.key.in_(keys))
+    held_out = shows_held_out(session=session, run_id=run_id)
+    columns = [k for k in visible(session.scalars(first).all(), held_out) if per_epoch(k)]
+    rows: dict[int, dict[str, float | None]] = {}
+    if columns:
+        for key, x, value in session.execute(
+                select(MetricPoint.key, MetricPoint.x, MetricPoint.value)
+                .where(MetricPoint.run_id == run_id, MetricPoint.key.in_(columns))
+                .order_by(MetricPoint.id)):
+            rows.setdefault(int(x), {})[key] = value
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["epoch", *columns])
+    for epoch in sorted(rows):
+        row = rows[epoch]
+        writer.writerow([epoch, *("" if row.get(k) is None else row[k] for k in columns)])
+    return out.getvalue()
+
+
 def last_cursor(*, session: Session, run_id: int) -> int:
     return session.scalar(
         select(func.coalesce(func.max(MetricPoint.id), 0)).where(MetricPoint.run_id == run_id)

@@ -31,7 +31,7 @@ def test_launching_a_preset_creates_its_study(configure) -> None:
         launched = client.post("/api/presets/step-schedule/launch").json()
         assert launched["kind"] == "study"
         milestones = [r["spec"]["optim"]["schedule"]["milestones"] for r in launched["study"]["runs"]]
-        assert milestones == [[], [75], [75, 125], [75, 125, 175]]
+        assert milestones == [[], [15], [15, 25], [15, 25, 35]]
         single = client.post("/api/presets/ensemble/launch").json()
         assert single["kind"] == "run" and single["run"]["spec"]["ensemble"]["members"] == 5
         assert client.post("/api/presets/nope/launch").status_code == 404

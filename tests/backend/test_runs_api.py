@@ -109,6 +109,34 @@ def test_metrics_json_cursor_and_csv(client: TestClient) -> None:
     assert client.get("/api/runs/999999/metrics").status_code == 404
 
 
+def test_metrics_csv_wide_one_row_per_epoch(client: TestClient) -> None:
+    from backend.runs.lifecycle import claim_run, record_epoch
+
+    run = client.post("/api/runs", json={"training": {"max_epochs": 2}}).json()
+    with new_session() as session:
+        claimed = claim_run(session=session, run_id=run["id"], worker="test")
+        record_epoch(session=session, run_id=run["id"], token=claimed.token, epoch=1,
+                     points=[("train_loss", 1, 0.9), ("step_loss", 10, 2.5),
+                             ("val_accuracy", 1, 0.5)])
+        # epoch 2 has no val_accuracy and a NaN loss: empty cells; a new key gets its column
+        record_epoch(session=session, run_id=run["id"], token=claimed.token, epoch=2,
+                     points=[("train_loss", 2, float("nan")), ("step_loss", 20, 1.5),
+                             ("lr", 2, 0.05)])
+    wide = client.get(f"/api/runs/{run['id']}/metrics.csv", params={"format": "wide"})
+    assert wide.status_code == 200 and wide.headers["content-type"].startswith("text/csv")
+    # step_loss (x = step, not epoch) is left out of the epoch table
+    assert wide.text.splitlines() == ["epoch,train_loss,val_accuracy,lr", "1,0.9,0.5,",
+                                      "2,,,0.05"]
+    some = client.get(f"/api/runs/{run['id']}/metrics.csv",
+                      params={"format": "wide", "keys": "lr"})
+    assert some.text.splitlines() == ["epoch,lr", "2,0.05"]
+    long = client.get(f"/api/runs/{run['id']}/metrics.csv", params={"format": "long"})
+    assert long.text.splitlines()[0] == "key,x,value" and "step_loss,10,2.5" in long.text
+    bad = client.get(f"/api/runs/{run['id']}/metrics.csv", params={"format": "tall"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "format"
+    assert client.get("/api/runs/999999/metrics.csv", params={"format": "wide"}).status_code == 404
+
+
 def test_health_and_schema(client: TestClient) -> None:
     health = client.get("/api/health").json()
     assert health["database"] == "ok" and health["broker"] == "ok"

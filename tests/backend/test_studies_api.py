@@ -86,3 +86,36 @@ def test_summary_says_which_model_each_run_returned(configure) -> None:
         rows = client.get(f"/api/studies/{study['id']}").json()["summary"]
         returned = {row["point"]["training.keep"]: (row["kept"], row["kept_epoch"]) for row in rows}
         assert returned == {"best": ("best", 3), "last": ("last", 9)}
+
+
+def test_grid_times_seeds_makes_every_pair(configure) -> None:
+    configure()
+    with TestClient(create_app()) as client:
+        study = client.post("/api/studies", json={
+            "base": {"seed": 3, "training": {"max_epochs": 1}},
+            "grid": {"optim.lr": [0.1, 0.01]}, "seeds": 3})
+        assert study.status_code == 201, study.text
+        pairs = sorted((r["spec"]["optim"]["lr"], r["spec"]["seed"]) for r in study.json()["runs"])
+        assert pairs == sorted((lr, s) for lr in (0.1, 0.01) for s in (3, 4, 5))
+
+
+def test_a_dataset_this_lab_lacks_is_refused_at_submit(configure) -> None:
+    configure()  # a fresh data dir: no MNIST files in it
+    with TestClient(create_app()) as client:
+        listed = {d["name"]: d for d in client.get("/api/datasets").json()}
+        assert listed["mnist"]["available"] is False and listed["digits"]["available"] is True
+        run = client.post("/api/runs", json={"data": {"dataset": "mnist"}})
+        assert run.status_code == 422
+        (detail,) = run.json()["detail"]
+        assert detail["field"] == "data.dataset" and "not available on this lab" in detail["msg"]
+        assert "/" not in detail["msg"]  # no server path
+        in_grid = client.post("/api/studies", json={
+            "grid": {"data.dataset": ["digits", "mnist"]}})
+        assert in_grid.status_code == 422
+        assert in_grid.json()["detail"][0]["field"] == "grid.data.dataset"
+        in_base = client.post("/api/studies", json={"base": {"data": {"dataset": "cifar10"}},
+                                                     "grid": {"optim.lr": [0.1, 0.2]}})
+        assert in_base.status_code == 422
+        assert in_base.json()["detail"][0]["field"] == "base.data.dataset"
+        assert client.get("/api/runs").json() == [] and client.get("/api/studies").json() == []
+        assert client.post("/api/runs", json={"data": {"dataset": "digits"}}).status_code == 201

@@ -24,6 +24,11 @@ from worker.timing import (
 CNN = parse_spec({"data": {"dataset": "shapes"}, "model": {"arch": "cnn", "hidden": [16, 32]}})
 
 
+def idle() -> float:
+    """No other process keeps a core busy (the rules, not this machine's load)."""
+    return 0.0
+
+
 class ThreadClock:
     """Each reading advances by the stated seconds a step takes on the current thread count."""
 
@@ -60,14 +65,28 @@ def test_small_steps_get_one_thread_without_timing() -> None:
 ])
 def test_big_steps_get_the_faster_count(seconds: dict[int, float], expected: int) -> None:
     clock = ThreadClock(seconds)
-    assert choose_threads(CNN, cores=4, clock=clock) == expected
+    assert choose_threads(CNN, cores=4, clock=clock, busy=idle) == expected
     assert clock.threads_seen == {1, 4}
 
 
 def test_a_step_too_long_to_time_twice_gets_every_core() -> None:
     clock = ThreadClock({4: 1.0})  # one step on all cores is enough: one thread never timed
-    assert choose_threads(CNN, cores=4, clock=clock) == 4
+    assert choose_threads(CNN, cores=4, clock=clock, busy=idle) == 4
     assert clock.threads_seen == {4}
+
+
+@pytest.mark.parametrize(("busy", "timed", "expected"), [
+    (0.4, {1, 4}, 4),  # nearly idle: every core timed, and faster
+    (2.2, {1, 2}, 2),  # two cores busy elsewhere: the two others timed
+    (3.0, set(), 1),  # one core left: one thread, nothing timed
+    (7.5, set(), 1),  # more load than cores
+])
+def test_cores_busy_with_other_runs_are_left_to_them(busy, timed, expected) -> None:
+    """Threads chosen on an idle machine collapse when another run trains beside them (the
+    lesson-9 crop run at 1,284 examples/s instead of 12,884): only idle cores are offered."""
+    clock = ThreadClock({1: 0.010, 2: 0.007, 4: 0.006})
+    assert choose_threads(CNN, cores=4, clock=clock, busy=lambda: busy) == expected
+    assert clock.threads_seen == timed
 
 
 def test_an_ensemble_times_all_its_members() -> None:
@@ -76,7 +95,8 @@ def test_an_ensemble_times_all_its_members() -> None:
                        "ensemble": {"members": 10}})
     assert choose_threads(spec.model_copy(update={"ensemble": spec.ensemble.model_copy(
         update={"members": 1})}), cores=2, clock=ThreadClock({})) == 1
-    assert choose_threads(spec, cores=2, clock=ThreadClock({1: 0.02, 2: 0.01})) == 2
+    assert choose_threads(spec, cores=2, clock=ThreadClock({1: 0.02, 2: 0.01}),
+                          busy=idle) == 2
 
 
 def test_choosing_threads_leaves_the_global_state_alone() -> None:
@@ -99,7 +119,7 @@ def test_a_gpu_run_takes_one_thread_without_timing_cpu_steps() -> None:
                                  clock=ThreadClock({})) == 1
         with pytest.raises(KeyError):  # a CPU run of that size is timed (on two cores or more)
             tasks.run_threads(parse_spec({**big, "device": "cpu"}), clock=ThreadClock({}),
-                              cores=2)
+                              cores=2, busy=idle)
     finally:
         torch.set_num_threads(before)
 
@@ -111,6 +131,6 @@ def test_a_huge_batch_size_is_timed_on_a_bounded_batch() -> None:
     assert timing_batch(spec) == FULL_BATCH_GUESS
     assert timing_batch(parse_spec({"optim": {"batch_size": 32}})) == 32
     steady = ThreadClock({1: 0.001, 2: 0.001})
-    assert choose_threads(spec, cores=2, clock=steady) == 1  # timed on 1000 rows: a tie
+    assert choose_threads(spec, cores=2, clock=steady, busy=idle) == 1  # 1000 rows: a tie
     every_ms = itertools.count(0.0, 0.001).__next__  # each reading 1 ms later
     assert pack_pays(spec, 4, "cpu", clock=every_ms)[1].startswith("4 runs stacked stepped")
