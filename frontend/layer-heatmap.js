@@ -1,39 +1,29 @@
 // <layer-heatmap prefix="act_std/" chart-title="…">: one per-layer series per row, depth
 // (first layer on top) against the epoch, coloured by log₁₀ of the value. A spread that
 // shrinks or grows with depth shows as a colour gradient down a column (COURSE.md §5).
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
-import { el, useStyle, releasePlot } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "layer-heatmap.css");
 
 const RENDER_MS = 80;
 
-class LayerHeatmap extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class LayerHeatmap extends PlotElement {
+  plotLabel() {
+    return `${this.getAttribute("chart-title") || "Per layer"} heatmap`;
+  }
+
+  build(plot) {
     this.layerPrefix = this.getAttribute("prefix") || "";
     this.layers = new Map();
     this.xMap = null;
     this.xTitle = "epoch";
     const title = this.getAttribute("chart-title") || "Per layer";
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": `${title} heatmap` });
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first epoch…" });
     this.replaceChildren(
       el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: title })),
       el("p", { class: "chart-note muted", text: this.getAttribute("note") || "" }),
-      el("div", { class: "chart-body" }, this.plot, this.placeholder));
-    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
-    this.sizer = watchWidth(this.plot, () => this.schedule());
-  }
-
-  disconnectedCallback() {
-    this.sizer?.disconnect();
-    clearTimeout(this.timer);
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+      el("div", { class: "chart-body" }, plot, this.placeholder));
   }
 
   add(series) {
@@ -59,14 +49,13 @@ class LayerHeatmap extends HTMLElement {
     this.schedule();
   }
 
-  schedule() {
-    if (this.timer || !this.plot) return;
-    this.timer = setTimeout(() => { this.timer = null; this.draw(); }, RENDER_MS);
+  delay() {
+    return RENDER_MS;
   }
 
   layout() {
     return {
-      ...baseLayout(Number(this.getAttribute("height")) || 260, this.plot),
+      ...baseLayout(this.height(260), this.plot),
       margin: { l: 56, r: 16, t: 12, b: 44 },
       xaxis: { title: { text: this.xTitle }, zeroline: false, automargin: true },
       yaxis: { title: { text: "layer (depth ↓)" }, autorange: "reversed", type: "category", automargin: true },
@@ -94,8 +83,7 @@ class LayerHeatmap extends HTMLElement {
     };
     this.dataset.layers = String(names.length);
     this.dataset.columns = String(xs.length);
-    this.ready = drawPlot(this.ready, plot, [trace], this.layout(), PLOT_CONFIG);
-    this.ready.then(() => { this.placeholder.hidden = true; },
+    this.render([trace], this.layout()).then(() => { this.placeholder.hidden = true; },
       () => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }
 }
