@@ -1,0 +1,167 @@
+"""What a student meets in each lesson's views (issue 15, the frontend half): how a run's end is
+described (cancelled, early-stopped, best epoch 0), study overlays that tell identical curves
+apart, the compare page fitting the window, and a grid × seeds study made from the form.
+Each test drives Debian's Chromium against the real server and checks the page against the
+API's own numbers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Hold
+from tests.e2e.test_lab import PLOT, plot_data, post_run, shape, snap, wait_finished
+
+SERVER_ENV = {"EPOQUE_PACKS": "always"}
+
+pytestmark = pytest.mark.browser
+
+LOSS = 'metric-chart[data-metric="loss"]'
+ACCURACY = 'metric-chart[data-metric="accuracy"]'
+
+
+def wait_study(server: str, study_id: int, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        study = httpx.get(f"{server}/api/studies/{study_id}").json()
+        if study["status"] == "finished":
+            return study
+        time.sleep(0.3)
+    pytest.fail(f"study {study_id} did not finish in {timeout} s")
+
+
+def test_a_cancelled_run_is_described_as_cancelled_not_early_stopped(
+    page: Page, server: str, hold: Hold, artifacts: Path
+) -> None:
+    patience = 15
+    run = post_run(server, {"name": "cancel me", "model": {"hidden": [16]},
+                            "training": {"max_epochs": 200, "early_stopping": {"patience": patience}}})
+    hold.run_until(run["id"], 4)
+    hold.held_at(run["id"], 4)
+    page.goto(f"/#/runs/{run['id']}")
+    view = page.locator("run-view")
+    expect(view).to_have_attribute("data-status", "running")
+    page.get_by_role("button", name="Cancel run").click()
+    hold.release(run["id"])
+    expect(view).to_have_attribute("data-stream", "ended", timeout=60_000)
+    done = wait_finished(server, run["id"])
+    assert done["status"] == "cancelled"
+    result = done["result"]
+    stopped, best = result["stopped_epoch"], result["best_epoch"]
+    would = best + patience - 1 if best > 0 else patience
+
+    banner = page.locator("run-banner")
+    expect(view).to_have_attribute("data-ending", "cancelled")
+    expect(banner).to_contain_text(f"Cancelled by hand after epoch {stopped}.")
+    expect(banner).to_contain_text(f"would have stopped at epoch {would} at the earliest")
+    expect(banner).not_to_contain_text("Early stopping with patience")
+    expect(banner).not_to_contain_text("so it stopped at epoch")
+    # The chart marks the cancel where it happened; no patience window is shaded for it.
+    page.wait_for_function(f"() => ({PLOT.format(sel=LOSS)}?.layout?.shapes || []).some((s) => s.name === 'stop')")
+    assert shape(page, LOSS, "stop")["x0"] == stopped
+    assert shape(page, LOSS, "patience") is None
+    annotations = page.evaluate(f"() => {PLOT.format(sel=LOSS)}.layout.annotations.map((a) => a.text)")
+    assert f"cancelled {stopped}" in annotations
+    # No reference to a file students do not have; the guide is one click away instead.
+    expect(page.locator("run-view")).not_to_contain_text("COURSE.md")
+    snap(page, artifacts, "run-view-cancelled", element=page.locator("run-banner"))
+
+
+def test_best_epoch_0_gets_its_z_star_mark_and_banner(page: Page, server: str, artifacts: Path) -> None:
+    # η = 1e-9 moves no prediction: no epoch beats the untrained network's validation
+    # accuracy (ties keep the older model), so z* is epoch 0 and patience p stops at epoch p.
+    patience = 3
+    run = post_run(server, {"name": "nothing learns", "model": {"hidden": [16]}, "optim": {"lr": 1e-9},
+                            "training": {"max_epochs": 30, "early_stopping": {"patience": patience}}})
+    page.goto(f"/#/runs/{run['id']}")
+    view = page.locator("run-view")
+    expect(view).to_have_attribute("data-stream", "ended", timeout=120_000)
+    result = wait_finished(server, run["id"])["result"]
+    assert result["best_epoch"] == 0 and result["stopped_epoch"] == patience
+
+    expect(view).to_have_attribute("data-best-epoch", "0")
+    expect(view).to_have_attribute("data-ending", "early-stop")
+    banner = page.locator("run-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Best epoch 0")
+    expect(banner).to_contain_text(f"stopped at epoch {patience}")
+    expect(banner.get_by_role("link", name="guide of lesson 3")).to_have_attribute("href", "#/guides/3")
+    for chart in (LOSS, ACCURACY):
+        page.wait_for_function(f"() => ({PLOT.format(sel=chart)}?.layout?.shapes || []).some((s) => s.name === 'best')")
+        assert shape(page, chart, "best")["x0"] == 0
+        window = shape(page, chart, "patience")
+        assert (window["x0"], window["x1"]) == (0, patience)
+        texts = page.evaluate(f"() => {PLOT.format(sel=chart)}.layout.annotations.map((a) => a.text)")
+        # The window's label counts the epochs it shades: p of them after epoch 0.
+        assert f"{patience} epochs after z*" in texts, texts
+        assert any(t.startswith("best 0") for t in texts), texts
+        xrange = page.evaluate(f"() => {PLOT.format(sel=chart)}._fullLayout.xaxis.range")
+        assert xrange[0] <= 0, xrange  # the z* line at epoch 0 is inside the plot
+    snap(page, artifacts, "run-view-best-epoch-0", docs=True)
+
+
+def test_a_study_overlay_tells_identical_runs_apart_and_marks_best_and_stop(
+    page: Page, server: str, artifacts: Path
+) -> None:
+    # One seed, three patiences: the curves are the same epoch for epoch until the shortest stops.
+    response = httpx.post(f"{server}/api/studies", json={
+        "name": "patience", "base": {"model": {"hidden": [16]}, "training": {"max_epochs": 12}},
+        "grid": {"training.early_stopping.patience": [1, 2, 30]}})
+    assert response.status_code == 201, response.text
+    study = wait_study(server, response.json()["id"])
+    runs = sorted(study["runs"], key=lambda r: r["spec"]["training"]["early_stopping"]["patience"])
+    page.goto(f"/#/studies/{study['id']}")
+    compare = page.locator("study-view compare-view")
+    expect(compare).to_have_attribute("data-settled", "true", timeout=60_000)
+    # No seeds in this study: no "mean ± std over seeds" to tick.
+    expect(compare).to_have_attribute("data-seeded", "false")
+    expect(compare.get_by_label("mean ± std over seeds")).to_be_hidden()
+
+    val = {r["id"]: httpx.get(f"{server}/api/runs/{r['id']}/metrics",
+                              params={"keys": "val_accuracy"}).json()["series"]["val_accuracy"] for r in runs}
+    shortest = min(len(v) for v in val.values())
+    note = page.locator(".identical-note")
+    expect(note).to_have_count(1)
+    expect(note).to_contain_text(f"these runs are identical up to epoch {shortest}")
+    assert note.get_attribute("data-up-to") == str(shortest)
+    data = plot_data(page, "study-view compare-view")
+    lines = [t for t in data if str(t["meta"]).startswith("run|")]
+    assert len({t["line"]["dash"] for t in lines}) == 3, [t["line"] for t in lines]
+    for run in runs:
+        result = httpx.get(f"{server}/api/runs/{run['id']}").json()["result"]
+        best = next(t for t in data if t["meta"] == f"best|{run['id']}")
+        assert best["x"] == [result["best_epoch"]]
+        if result["stopped_epoch"] != result["best_epoch"]:
+            stop = next(t for t in data if t["meta"] == f"stop|{run['id']}")
+            assert stop["x"] == [result["stopped_epoch"]]
+    snap(page, artifacts, "study-identical-runs", docs=True)
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_compare_page_fits_the_window(page: Page, server: str, width: int) -> None:
+    # Several runs that differ in many fields with long values: the table must wrap.
+    ids = []
+    for i, (act, hidden) in enumerate((("relu", [64, 64, 64, 64]), ("tanh", [32, 32, 32]), ("sigmoid", [128, 128]))):
+        ids.append(post_run(server, {
+            "name": f"a rather long run name for the compare page number {i}", "seed": i,
+            "model": {"hidden": hidden, "activation": act},
+            "optim": {"lr": 0.01 * (i + 1), "momentum": 0.1 * i, "batch_size": 16 * (i + 1)},
+            "training": {"max_epochs": 2 + i}})["id"])
+    study = httpx.post(f"{server}/api/studies", json={
+        "name": "fit", "base": {"training": {"max_epochs": 2}}, "grid": {"optim.lr": [0.05, 0.1]}}).json()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"/#/compare?runs={','.join(map(str, ids))}")
+    expect(page.locator(".diff-table tbody tr")).to_have_count(3)
+    expect(page.locator("compare-view")).to_have_attribute("data-settled", "true", timeout=60_000)
+    # Studies and runs are labelled apart.
+    expect(page.locator(".pick-list label").first).to_contain_text("run #")
+    options = page.locator("#compare-study option").all_text_contents()
+    assert any(o.startswith(f"study #{study['id']}") for o in options), options
+    page.wait_for_timeout(300)
+    sizes = page.evaluate("() => [document.scrollingElement.scrollWidth, innerWidth]")
+    assert sizes[0] <= sizes[1], sizes
