@@ -21,7 +21,7 @@ const OPS = {
 const RECIPES = [
   { id: "trap-vflip", label: "6-vs-9 trap: vertical flip", dataset: "digits", index: 6,
     ops: [{ op: "random_vertical_flip", p: 1.0 }],
-    note: "Example 6 of digits is a 6. Flipped upside down it looks like a 9 but keeps the label 6: on digits this augmentation teaches wrong labels (COURSE.md §9)." },
+    note: "Example 6 of digits is a 6. Flipped upside down it looks like a 9 but keeps the label 6: on digits this augmentation teaches wrong labels (lesson 9)." },
   { id: "trap-rot", label: "6-vs-9 trap: 180° rotation", dataset: "digits", index: 6,
     ops: [{ op: "random_rotation", degrees: [180, 180] }],
     note: "A 6 turned by 180° is a 9 with the label 6. Understand how the data was made before choosing an augmentation." },

@@ -68,7 +68,13 @@ export function meanStd(seriesList) {
  * it, with equal values), or 0 when they differ from their first point.
  */
 export function identicalUpTo(a, b) {
+  return agreement(a, b).upTo;
+}
+
+/** {upTo, count}: the last x and the number of leading points where two curves agree. */
+function agreement(a, b) {
   let upTo = 0;
+  let count = 0;
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const [xa, va] = a[i];
@@ -77,9 +83,14 @@ export function identicalUpTo(a, b) {
       && Math.abs(va - vb) <= 1e-12 * Math.max(1, Math.abs(va), Math.abs(vb))));
     if (!same) break;
     upTo = xa;
+    count += 1;
   }
-  return upTo;
+  return { upTo, count };
 }
+
+// Accuracies are fractions k/n: two different runs can share one epoch's value by chance.
+// Curves count as the same only over MIN_AGREE leading points (or the whole of the shorter).
+const MIN_AGREE = 3;
 
 /**
  * Runs whose curves coincide from the first point on, grouped: [{ids, upTo}], each with at
@@ -90,7 +101,10 @@ export function identicalClusters(curves) {
   const clusters = [];
   for (const [id, points] of curves) {
     if (!points.length) continue;
-    const home = clusters.find((c) => identicalUpTo(c.points, points) > 0);
+    const home = clusters.find((c) => {
+      const { count } = agreement(c.points, points);
+      return count >= Math.min(MIN_AGREE, c.points.length, points.length);
+    });
     if (home) {
       home.ids.push(id);
       home.upTo = Math.min(home.upTo, identicalUpTo(home.points, points));

@@ -97,8 +97,9 @@ class GradNoise extends PlotElement {
         line: { color: "#e07b00", dash: "dash", width: 2 } });
       this.dataset.slope = String(fit.slope);
       this.dataset.epoch = String(latest);
-      this.slopeText.textContent = `Epoch ${latest}: fitted slope ${fit.slope.toFixed(2)} ` +
-        "(COURSE.md §2: about −1, the variance of g falls like 1/m).";
+      this.slopeText.replaceChildren(`Epoch ${latest}: fitted slope ${fit.slope.toFixed(2)} (about −1 expected: `
+        + "the variance of g falls like 1/m; see the ",
+      el("a", { href: "#/guides/2", class: "guide-link", text: "guide of lesson 2" }), ").");
     }
     this.render(traces, { ...this.layout(), showlegend: true });
   }

@@ -1,6 +1,10 @@
 // <layer-heatmap prefix="act_std/" chart-title="…">: one per-layer series per row, depth
 // (first layer on top) against the epoch, coloured by log₁₀ of the value. A spread that
-// shrinks or grows with depth shows as a colour gradient down a column (COURSE.md §5).
+// shrinks or grows with depth shows as a colour gradient down a column (lesson 5).
+// Several heatmaps meant to be read together (the runs of one study) share one colour scale:
+// each says its own log₁₀ range (dataRange()), and setRange([lo, hi]) imposes a common one.
+// A map with nothing to colour (every value 0 or missing) or one colour (constant data) says
+// so in words instead of drawing an empty or flat plot.
 import { PlotElement, baseLayout } from "./plot-element.js";
 import { el, useStyle } from "./ui.js";
 
@@ -20,6 +24,7 @@ class LayerHeatmap extends PlotElement {
     this.xTitle = "epoch";
     const title = this.getAttribute("chart-title") || "Per layer";
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first epoch…" });
+    this.range = null; // a shared [lo, hi] of log₁₀ values, or null for this map's own
     this.replaceChildren(
       el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: title })),
       el("p", { class: "chart-note muted", text: this.getAttribute("note") || "" }),
@@ -41,6 +46,35 @@ class LayerHeatmap extends PlotElement {
       }
     }
     if (added) this.schedule();
+  }
+
+  /** A common colour scale [lo, hi] in log₁₀ units (null: this map's own range). */
+  setRange(range) {
+    this.range = range;
+    this.schedule();
+  }
+
+  /** The [min, max] of log₁₀ of the positive values shown, or null when there are none. */
+  dataRange() {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const row of this.layers.values()) {
+      for (const v of row.values()) {
+        if (!(v > 0)) continue;
+        const l = Math.log10(v);
+        lo = Math.min(lo, l);
+        hi = Math.max(hi, l);
+      }
+    }
+    return lo <= hi ? [lo, hi] : null;
+  }
+
+  /** Words instead of a plot (null: draw the plot). */
+  say(text) {
+    this.dataset.empty = text ? (text.startsWith("Every value") ? "empty" : "constant") : "";
+    this.plot.hidden = Boolean(text);
+    this.placeholder.hidden = !text;
+    if (text) this.placeholder.textContent = text;
   }
 
   setXMap(fn, title) {
@@ -75,14 +109,28 @@ class LayerHeatmap extends PlotElement {
       });
     });
     const shownX = this.xMap ? xs.map((x) => this.xMap(x)) : xs;
+    this.dataset.layers = String(names.length);
+    this.dataset.columns = String(xs.length);
+    const own = this.dataRange();
+    if (!own) {
+      this.say("Every value is 0 or missing: nothing to colour (e.g. all-zero weights give every unit the same output, and zero spread).");
+      return;
+    }
+    if (own[1] - own[0] < 1e-9) {
+      this.say(`Every layer has the same spread, ${(10 ** own[0]).toPrecision(3)}, at every ${this.xTitle}: one colour, nothing to compare.`);
+      return;
+    }
+    this.say(null);
+    const range = this.range || own;
+    this.dataset.zmin = String(range[0]);
+    this.dataset.zmax = String(range[1]);
     const trace = {
       type: "heatmap", x: shownX, y: names, z, colorscale: "Viridis", hoverongaps: false,
+      zmin: range[0], zmax: range[1], zauto: false,
       colorbar: { title: { text: "log₁₀ std", side: "right" }, thickness: 12 },
       customdata: z.map((row) => row.map((v) => (v === null ? null : 10 ** v))),
       hovertemplate: `layer %{y}<br>${this.xTitle} %{x}<br>std %{customdata:.3g}<extra></extra>`,
     };
-    this.dataset.layers = String(names.length);
-    this.dataset.columns = String(xs.length);
     this.render([trace], this.layout()).then(() => { this.placeholder.hidden = true; },
       () => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }

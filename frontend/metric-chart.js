@@ -87,11 +87,19 @@ class MetricChart extends PlotElement {
     this.body = el("div", { class: "chart-body", style: `min-height: ${this.height()}px` },
       this.sketchBox, plot, this.placeholder);
     this.sizeTarget = this.body;
+    this.noteEl = el("p", { class: "chart-note muted", hidden: !this.getAttribute("note"), text: this.getAttribute("note") || "" });
     this.replaceChildren(
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: title }),
         el("div", { class: "chart-controls" }, controls)),
+      this.noteEl,
       this.body);
+  }
+
+  /** A line of words under the title (e.g. a summary of the curve); empty hides it. */
+  setNote(text) {
+    this.noteEl.textContent = text || "";
+    this.noteEl.hidden = !text;
   }
 
   /** β of the debiased EMA; 0 shows the raw curves only. */

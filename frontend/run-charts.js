@@ -11,6 +11,15 @@ import "./grad-noise.js";
 import "./boundary-plot.js";
 import { el } from "./ui.js";
 
+export function medianOf(values) {
+  if (!values.length) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+const formatRate = (v) => (v >= 1000 ? `${Math.round(v).toLocaleString("en")}` : v.toPrecision(3));
+
 class RunCharts extends HTMLElement {
   connectedCallback() {
     if (this.charts) return;
@@ -21,7 +30,10 @@ class RunCharts extends HTMLElement {
       accuracy: chart({ keys: "train_accuracy,val_accuracy", "chart-title": "Accuracy", "y-title": "accuracy", "data-metric": "accuracy", smoothing: true }),
       lr: chart({ keys: "lr", "event-key": "events/lr", "chart-title": "Learning rate η", "y-title": "η", height: "260", "data-metric": "lr" }),
       weight: chart({ keys: "weight_norm", "chart-title": "Weight norm ‖w‖", "y-title": "‖w‖", height: "260", "data-metric": "weight_norm" }),
-      speed: chart({ keys: "examples_per_second", "chart-title": "Throughput", "y-title": "examples / s", height: "260", "data-metric": "examples_per_second" }),
+      // Throughput swings by orders of magnitude between epochs (a busy machine, a first epoch
+      // that warms caches): a log axis, and its median in words, which one slow epoch cannot move.
+      speed: chart({ keys: "examples_per_second", "chart-title": "Throughput", "y-title": "examples / s", height: "260",
+        "data-metric": "examples_per_second", "y-log": true }),
     };
     this.stepChart = chart({ keys: "step_loss", "chart-title": "Minibatch loss per step", "y-title": "loss",
       "x-title": "step", height: "260", "data-metric": "step_loss", smoothing: true });
@@ -46,6 +58,7 @@ class RunCharts extends HTMLElement {
 
   add(series) {
     if (!this.charts) return;
+    if (Array.isArray(series.examples_per_second)) this.showMedianSpeed(series.examples_per_second);
     for (const c of Object.values(this.charts)) c.add(series);
     for (const h of Object.values(this.heatmaps)) h.add(series);
     this.health.add(series);
@@ -58,6 +71,15 @@ class RunCharts extends HTMLElement {
       this.gradNoise.hidden = false;
       this.extraRow.hidden = false;
     }
+  }
+
+  showMedianSpeed(points) {
+    this.speeds ??= new Map();
+    for (const [x, v] of points) if (Number.isFinite(v) && v > 0) this.speeds.set(x, v);
+    const median = medianOf([...this.speeds.values()]);
+    if (median === null) return;
+    this.charts.speed.dataset.median = String(median);
+    this.charts.speed.setNote(`Median ${formatRate(median)} examples/s over ${this.speeds.size} epoch${this.speeds.size === 1 ? "" : "s"} (log axis).`);
   }
 
   /** z*, the patience window and the stop, on the loss and accuracy charts. */

@@ -2,6 +2,7 @@
 // column) is refreshed while runs are going; below it the runs' curves are overlaid.
 import { cancelRun, deleteStudy, getStudy, getStudyStats } from "./api.js";
 import "./compare-view.js";
+import "./study-heatmaps.js";
 import { FINISHED, el, formatNumber, formatPercent, statusBadge, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "study-view.css");
@@ -48,7 +49,8 @@ class StudyView extends HTMLElement {
         el("p", { class: "muted summary-note", text: "One row per run; click a column's title to sort by it." }),
         el("div", { class: "table-scroll" }, this.table)),
       this.statsSection(),
-      el("compare-view", { "study-id": this.studyId }));
+      el("compare-view", { "study-id": this.studyId }),
+      this.heatmaps = el("study-heatmaps"));
     this.refresh();
   }
 
@@ -93,6 +95,9 @@ class StudyView extends HTMLElement {
     this.cancelButton.hidden = done === runs.length;
     this.renderTable();
     this.refreshStats(study);
+    const labels = new Map((study.summary || []).map((r) => [r.run_id,
+      Object.entries(r.point || {}).map(([k, v]) => `${k}=${show(v)}`).join(", ")]));
+    this.heatmaps.runs = runs.map((r) => ({ id: r.id, status: r.status, label: labels.get(r.id) || "" }));
   }
 
   /** Seeds and significance: each grid point's mean and 95 % interval over its seeds, and each

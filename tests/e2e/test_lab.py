@@ -136,7 +136,9 @@ def test_home_shows_every_lesson_and_launches_its_preset(
     expect(page.locator(".summary-table td[data-column='point:model.init.scheme']")).to_have_text(schemes)
     # The runs differ in exactly one field, and the compare table says which.
     expect(page.locator(".diff-table th.diff-field")).to_have_text(["model.init.scheme"])
-    expect(page.locator(".compare-chart .js-plotly-plot .scatterlayer .trace")).to_have_count(len(schemes))
+    # One curve per run (each run's best and stop epochs are marked by marker traces beside it).
+    page.wait_for_function("() => (document.querySelector('.compare-chart .js-plotly-plot')?.data || [])"
+                           f".filter((t) => String(t.meta).startsWith('run|')).length === {len(schemes)}")
     snap(page, artifacts, "study-view", docs=True)
 
     # With every weight equal, each layer has one distinct unit (COURSE.md §5).

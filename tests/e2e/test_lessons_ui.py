@@ -6,6 +6,7 @@ API's own numbers."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,42 @@ def test_the_compare_page_fits_the_window(page: Page, server: str, width: int) -
     page.wait_for_timeout(300)
     sizes = page.evaluate("() => [document.scrollingElement.scrollWidth, innerWidth]")
     assert sizes[0] <= sizes[1], sizes
+
+
+def test_a_study_s_heatmaps_share_one_colour_scale_and_say_when_there_is_nothing_to_colour(
+    page: Page, server: str, artifacts: Path
+) -> None:
+    response = httpx.post(f"{server}/api/studies", json={
+        "name": "init", "base": {"model": {"hidden": [16, 16, 16]}, "training": {"max_epochs": 3}},
+        "grid": {"model.init.scheme": ["zeros", "pytorch", "normal"]}})
+    assert response.status_code == 201, response.text
+    study = wait_study(server, response.json()["id"])
+    page.goto(f"/#/studies/{study['id']}")
+    expect(page.locator("study-heatmaps layer-heatmap")).to_have_count(2 * len(study["runs"]), timeout=60_000)
+    for prefix, metric in (("act_std/", "act_std"), ("grad_std/", "grad_std")):
+        logs: dict[int, list[float]] = {}
+        for run in study["runs"]:
+            series = httpx.get(f"{server}/api/runs/{run['id']}/metrics").json()["series"]
+            values = [v for k, pts in series.items() if k.startswith(prefix) for _, v in pts]
+            logs[run["id"]] = [math.log10(v) for v in values if v is not None and v > 0]
+        drawn = [v for vs in logs.values() if vs and max(vs) - min(vs) >= 1e-9 for v in vs]
+        for run_id, vs in logs.items():
+            heat = page.locator(f'study-heatmaps layer-heatmap[data-metric="{metric}"][data-run-id="{run_id}"]')
+            if not vs:
+                expect(heat).to_have_attribute("data-empty", "empty")
+                expect(heat.locator(".chart-empty")).to_contain_text("Every value is 0 or missing")
+                expect(heat.locator(".plot")).to_be_hidden()
+            elif max(vs) - min(vs) < 1e-9:
+                expect(heat).to_have_attribute("data-empty", "constant")
+            else:
+                # One scale for every map of the kind: the min and max over all of them.
+                assert min(drawn) <= min(vs) and max(vs) <= max(drawn)
+                page.wait_for_function(
+                    f"() => document.querySelector('study-heatmaps layer-heatmap[data-metric=\"{metric}\"][data-run-id=\"{run_id}\"]')"
+                    f".dataset.zmin === String(document.querySelector('study-heatmaps').dataset.{'actRange' if metric == 'act_std' else 'gradRange'}.split(',')[0])")
+                assert float(heat.get_attribute("data-zmin")) == pytest.approx(min(drawn))
+                assert float(heat.get_attribute("data-zmax")) == pytest.approx(max(drawn))
+                trace = page.evaluate(
+                    f"() => document.querySelector('study-heatmaps layer-heatmap[data-metric=\"{metric}\"][data-run-id=\"{run_id}\"] .js-plotly-plot').data[0]")
+                assert (trace["zmin"], trace["zmax"]) == (pytest.approx(min(drawn)), pytest.approx(max(drawn)))
+    snap(page, artifacts, "study-heatmaps", docs=True, element=page.locator("study-heatmaps"))
