@@ -6,7 +6,9 @@ API's own numbers."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -205,3 +207,70 @@ def test_a_study_s_heatmaps_share_one_colour_scale_and_say_when_there_is_nothing
                     f"() => document.querySelector('study-heatmaps layer-heatmap[data-metric=\"{metric}\"][data-run-id=\"{run_id}\"] .js-plotly-plot').data[0]")
                 assert (trace["zmin"], trace["zmax"]) == (pytest.approx(min(drawn)), pytest.approx(max(drawn)))
     snap(page, artifacts, "study-heatmaps", docs=True, element=page.locator("study-heatmaps"))
+
+
+def test_the_form_makes_a_grid_x_seeds_study_edits_augment_ops_and_greys_out_missing_datasets(
+    page: Page, server: str, artifacts: Path
+) -> None:
+    page.goto("/#/launch")
+    form = page.locator("launch-form")
+    # Datasets: every one the lab lists, those without their files here greyed out.
+    datasets = httpx.get(f"{server}/api/datasets").json()
+    expect(form).to_have_attribute("data-datasets", str(len(datasets)))
+    dataset = page.get_by_label("dataset", exact=True)
+    for d in datasets:
+        option = dataset.locator(f'option[value="{d["name"]}"]')
+        if d.get("available") is False:
+            expect(option).to_be_disabled()
+            expect(option).to_contain_text("not available on this lab")
+        else:
+            expect(option).to_be_enabled()
+    assert any(d.get("available") is False for d in datasets), "this lab has every dataset: nothing to grey out"
+    expect(dataset).to_have_value("digits")
+
+    # Augmentation ops: a sub-form per op, its fields from the schema's x-op-params.
+    schema = httpx.get(f"{server}/api/spec/schema").json()
+    op_params = schema["$defs"]["AugmentOp"]["x-op-params"]
+    page.get_by_label("op", exact=True).select_option("random_crop")
+    page.get_by_role("button", name="Add this op").click()
+    row = page.locator('.ops-row[data-op="random_crop"]')
+    expect(row.locator(".field")).to_have_count(len(op_params["random_crop"]["properties"]))
+    row.get_by_label("padding", exact=True).fill("1")
+    row.get_by_label("padding_mode", exact=True).select_option(label="edge")
+    page.get_by_label("op", exact=True).select_option("random_rotation")
+    page.get_by_role("button", name="Add this op").click()
+    expect(page.locator(".ops-row")).to_have_count(2)
+    preview = page.locator(".spec-json")
+    page.locator(".spec-preview summary").click()
+    expect(preview).to_contain_text('"op": "random_crop"')
+    spec_text = preview.text_content()
+    augment = json.loads(spec_text)["augment"]
+    assert augment[0] == {"op": "random_crop", "padding": 1, "padding_mode": "edge"}
+    assert augment[1]["op"] == "random_rotation"
+    snap(page, artifacts, "launch-augment-ops", docs=True, element=page.locator(".field-ops"))
+    page.locator('.ops-row[data-op="random_rotation"]').get_by_role("button", name="Remove").click()
+    page.locator('.ops-row[data-op="random_crop"]').get_by_role("button", name="Remove").click()
+    expect(page.locator(".ops-row")).to_have_count(0)
+
+    # Sweep a field × seeds: one study with a run per (value, seed).
+    page.get_by_label("max_epochs", exact=True).fill("3")
+    page.get_by_label("hidden", exact=True).fill("16")
+    page.get_by_label("seeds", exact=True).fill("2")
+    page.get_by_label("sweep field").select_option("optim.lr")
+    page.get_by_label("values", exact=True).fill("0.05, 0.2")
+    page.get_by_label("× seeds: repeat every value with the seeds above").check()
+    expect(page.locator(".sweep-count")).to_have_text("2 values × 2 seeds = 4 runs")
+    page.get_by_role("button", name="Sweep this field").click()
+    expect(page).to_have_url(re.compile(r"#/studies/\d+$"))
+    study_id = int(page.url.rsplit("/", 1)[1])
+    study = httpx.get(f"{server}/api/studies/{study_id}").json()
+    base_seed = study["base"]["seed"]
+    assert study["grid"] == {"optim.lr": [0.05, 0.2], "seed": [base_seed, base_seed + 1]}
+    points = sorted((r["spec"]["optim"]["lr"], r["spec"]["seed"]) for r in study["runs"])
+    assert points == [(0.05, base_seed), (0.05, base_seed + 1), (0.2, base_seed), (0.2, base_seed + 1)]
+    expect(page.locator(".summary-table tbody tr")).to_have_count(4)
+    expect(page.locator("study-view")).to_have_attribute("data-status", "finished", timeout=120_000)
+    # Seeds exist now: the overlay offers mean ± std, and the study tests the two values.
+    expect(page.locator("study-view compare-view")).to_have_attribute("data-seeded", "true")
+    expect(page.get_by_label("mean ± std over seeds")).to_be_visible()
+    expect(page.locator(".study-stats")).to_be_visible()
