@@ -274,3 +274,63 @@ def test_the_form_makes_a_grid_x_seeds_study_edits_augment_ops_and_greys_out_mis
     expect(page.locator("study-view compare-view")).to_have_attribute("data-seeded", "true")
     expect(page.get_by_label("mean ± std over seeds")).to_be_visible()
     expect(page.locator(".study-stats")).to_be_visible()
+
+
+def test_home_pages_the_runs_newest_first_and_filters_by_status_and_study(
+    page: Page, server: str, hold: Hold, artifacts: Path
+) -> None:
+    response = httpx.post(f"{server}/api/studies", json={
+        "name": "many", "base": {"model": {"hidden": [4]}, "training": {"max_epochs": 1}},
+        "grid": {"seed": list(range(21))}})
+    assert response.status_code == 201, response.text
+    study = wait_study(server, response.json()["id"])
+    lone = post_run(server, {"name": "cancelled alone", "model": {"hidden": [4]}, "training": {"max_epochs": 50}})
+    hold.run_until(lone["id"], 1)
+    hold.held_at(lone["id"], 1)
+    httpx.post(f"{server}/api/runs/{lone['id']}/cancel")
+    hold.release(lone["id"])
+    assert wait_finished(server, lone["id"])["status"] == "cancelled"
+    everything = httpx.get(f"{server}/api/runs", params={"limit": 1000}).json()
+    newest = [r["id"] for r in everything]
+    assert newest == sorted(newest, reverse=True)
+
+    page.goto("/")
+    runs = page.locator("run-list")
+    rows = page.locator("run-list tbody tr")
+    expect(rows).to_have_count(min(20, len(newest)))
+
+    def ids() -> list[int]:
+        return [int(x) for x in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.runId)")]
+
+    assert ids() == newest[:20]
+    page.get_by_role("button", name="Older →").click()
+    expect(runs).to_have_attribute("data-page", "2")
+    expect(rows.first).to_have_attribute("data-run-id", str(newest[20]))
+    expect(rows).to_have_count(min(20, len(newest) - 20))
+    assert ids() == newest[20:40]
+    page.get_by_role("button", name="← Newer").click()
+    expect(rows).to_have_count(20)
+
+    # By study: its runs only, and a link from each row to it.
+    page.get_by_label("study", exact=True).select_option(str(study["id"]))
+    expect(runs).to_have_attribute("data-page", "1")
+    study_ids = sorted((r["id"] for r in study["runs"]), reverse=True)
+    expect(rows.first).to_have_attribute("data-run-id", str(study_ids[0]))
+    expect(rows).to_have_count(20)
+    assert ids() == study_ids[:20]
+    expect(rows.first.get_by_role("link", name=f"study #{study['id']}")).to_be_visible()
+    page.get_by_role("button", name="Older →").click()
+    expect(rows.first).to_have_attribute("data-run-id", str(study_ids[20]))
+    expect(rows).to_have_count(1)
+    expect(page.get_by_role("button", name="Older →")).to_be_disabled()  # the last page
+    # By status: the cancelled run alone (no study: "—" in the study column).
+    page.get_by_label("study", exact=True).select_option("")
+    page.get_by_label("status", exact=True).select_option("cancelled")
+    cancelled = [r["id"] for r in httpx.get(f"{server}/api/runs", params={"status": "cancelled"}).json()]
+    assert lone["id"] in cancelled
+    expect(rows.first).to_have_attribute("data-run-id", str(cancelled[0]))
+    expect(rows).to_have_count(len(cancelled))
+    assert ids() == cancelled
+    page.get_by_label("status", exact=True).select_option("failed")
+    expect(page.get_by_text("No run matches these filters.")).to_be_visible()
+    snap(page, artifacts, "home-runs-filtered", element=page.locator("run-list"))
