@@ -28,9 +28,11 @@ const RECIPES = [
   { id: "helpful", label: "Helpful: small shift and rotation", dataset: "digits", index: 6,
     ops: [{ op: "random_crop", padding: 1 }, { op: "random_rotation", degrees: 10 }],
     note: "Small shifts and rotations keep a 6 a 6: new examples with the right label." },
-  { id: "flip-shapes", label: "Arrows: horizontal flip", dataset: "shapes", index: 0,
+  // Example 3 of shapes (the loader's order, fixed by the dataset's seed) is a left arrow;
+  // example 0 is a triangle, on which a flip shows nothing.
+  { id: "flip-shapes", label: "Arrows: horizontal flip", dataset: "shapes", index: 3,
     ops: [{ op: "random_horizontal_flip", p: 0.5 }],
-    note: "On shapes with left and right arrows, a horizontal flip turns one class into the other." },
+    note: "Example 3 of shapes is a left arrow. About half the samples are flipped into right arrows that keep the label arrow_left: on shapes, a horizontal flip turns one class into the other." },
 ];
 
 const pngSrc = (b64) => `data:image/png;base64,${b64}`;

@@ -11,6 +11,9 @@ import { el, useStyle } from "./ui.js";
 useStyle(import.meta.url, "layer-heatmap.css");
 
 const RENDER_MS = 80;
+// Spreads within 10^±0.0001 (0.03 %) of each other are one value: a colour scale stretched
+// over float noise would paint it as a contrast.
+export const CONSTANT_LOG10 = 1e-4;
 
 class LayerHeatmap extends PlotElement {
   plotLabel() {
@@ -116,8 +119,8 @@ class LayerHeatmap extends PlotElement {
       this.say("Every value is 0 or missing: nothing to colour (e.g. all-zero weights give every unit the same output, and zero spread).");
       return;
     }
-    if (own[1] - own[0] < 1e-9) {
-      this.say(`Every layer has the same spread, ${(10 ** own[0]).toPrecision(3)}, at every ${this.xTitle}: one colour, nothing to compare.`);
+    if (own[1] - own[0] < CONSTANT_LOG10) {
+      this.say(`Every layer has the same spread, ${(10 ** own[0]).toPrecision(3)}, at every ${this.xTitle} (to within 0.03 %): one colour, nothing to compare.`);
       return;
     }
     this.say(null);

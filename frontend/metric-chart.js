@@ -268,6 +268,8 @@ class MetricChart extends PlotElement {
                zeroline: false, automargin: true },
       yaxis: { title: { text: this.getAttribute("y-title") || "" }, type: this.yLog ? "log" : "linear",
                rangemode: this.yLog ? "normal" : "tozero", autorange: true,
+               // e.g. ".3s": 20k, 30k instead of a log axis's bare mantissas
+               ...(this.getAttribute("y-format") ? { tickformat: this.getAttribute("y-format") } : {}),
                gridcolor: "#eef0f5", zeroline: false, exponentformat: "power", automargin: true },
       hovermode: "x unified",
       showlegend: this.series.size > 1 || this.keyPrefix !== "" || this.events.length > 0,

@@ -33,7 +33,7 @@ class RunCharts extends HTMLElement {
       // Throughput swings by orders of magnitude between epochs (a busy machine, a first epoch
       // that warms caches): a log axis, and its median in words, which one slow epoch cannot move.
       speed: chart({ keys: "examples_per_second", "chart-title": "Throughput", "y-title": "examples / s", height: "260",
-        "data-metric": "examples_per_second", "y-log": true }),
+        "data-metric": "examples_per_second", "y-log": true, "y-format": ".3s" }),
     };
     this.stepChart = chart({ keys: "step_loss", "chart-title": "Minibatch loss per step", "y-title": "loss",
       "x-title": "step", height: "260", "data-metric": "step_loss", smoothing: true });

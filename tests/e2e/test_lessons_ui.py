@@ -186,14 +186,14 @@ def test_a_study_s_heatmaps_share_one_colour_scale_and_say_when_there_is_nothing
             series = httpx.get(f"{server}/api/runs/{run['id']}/metrics").json()["series"]
             values = [v for k, pts in series.items() if k.startswith(prefix) for _, v in pts]
             logs[run["id"]] = [math.log10(v) for v in values if v is not None and v > 0]
-        drawn = [v for vs in logs.values() if vs and max(vs) - min(vs) >= 1e-9 for v in vs]
+        drawn = [v for vs in logs.values() if vs and max(vs) - min(vs) >= 1e-4 for v in vs]
         for run_id, vs in logs.items():
             heat = page.locator(f'study-heatmaps layer-heatmap[data-metric="{metric}"][data-run-id="{run_id}"]')
             if not vs:
                 expect(heat).to_have_attribute("data-empty", "empty")
                 expect(heat.locator(".chart-empty")).to_contain_text("Every value is 0 or missing")
                 expect(heat.locator(".plot")).to_be_hidden()
-            elif max(vs) - min(vs) < 1e-9:
+            elif max(vs) - min(vs) < 1e-4:  # layer-heatmap.js's CONSTANT_LOG10
                 expect(heat).to_have_attribute("data-empty", "constant")
             else:
                 # One scale for every map of the kind: the min and max over all of them.
@@ -334,3 +334,16 @@ def test_home_pages_the_runs_newest_first_and_filters_by_status_and_study(
     page.get_by_label("status", exact=True).select_option("failed")
     expect(page.get_by_text("No run matches these filters.")).to_be_visible()
     snap(page, artifacts, "home-runs-filtered", element=page.locator("run-list"))
+
+
+def test_the_arrows_recipe_flips_an_arrow(page: Page, server: str) -> None:
+    page.goto("/#/augment")
+    page.locator('button[data-recipe="flip-shapes"]').click()
+    expect(page.locator("#aug-dataset")).to_have_value("shapes")
+    index = int(page.locator("#aug-index").input_value())
+    expect(page.locator(".aug-grid figure").first).to_be_visible(timeout=30_000)
+    shown = httpx.post(f"{server}/api/previews/augment", json={
+        "dataset": "shapes", "index": index, "augment": [], "n": 1, "seed": 0}).json()
+    # A flip is only visible on a shape that is not mirror-symmetric: an arrow.
+    assert shown["label"] in ("arrow_left", "arrow_right"), shown["label"]
+    expect(page.locator(".recipe-note")).to_contain_text(shown["label"])
