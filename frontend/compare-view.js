@@ -93,26 +93,40 @@ function agreement(a, b) {
 const MIN_AGREE = 3;
 
 /**
- * Runs whose curves coincide from the first point on, grouped: [{ids, upTo}], each with at
- * least two runs; upTo is the last epoch where all of them still agree. Drawn on top of each
- * other they would look like one line.
+ * Runs whose curves coincide from the first point on, grouped: [{ids, upTo, ends}], each with
+ * at least two runs. upTo is the last epoch up to which every member that reached it has the
+ * same point: where two members really part, the epoch before; where they only stop (a run
+ * that early stopping ended sooner), the last epoch two of them still share. `ends`: the
+ * members that stop before upTo, with their last epoch. Drawn on top of each other they
+ * would look like one line.
  */
 export function identicalClusters(curves) {
   const clusters = [];
   for (const [id, points] of curves) {
     if (!points.length) continue;
     const home = clusters.find((c) => {
-      const { count } = agreement(c.points, points);
-      return count >= Math.min(MIN_AGREE, c.points.length, points.length);
+      const { count } = agreement(c.members[0][1], points);
+      return count >= Math.min(MIN_AGREE, c.members[0][1].length, points.length);
     });
-    if (home) {
-      home.ids.push(id);
-      home.upTo = Math.min(home.upTo, identicalUpTo(home.points, points));
-    } else {
-      clusters.push({ ids: [id], points, upTo: Infinity });
-    }
+    if (home) home.members.push([id, points]);
+    else clusters.push({ members: [[id, points]] });
   }
-  return clusters.filter((c) => c.ids.length > 1).map(({ ids, upTo }) => ({ ids, upTo }));
+  return clusters.filter((c) => c.members.length > 1).map(({ members }) => {
+    let upTo = Infinity;
+    for (let i = 0; i < members.length; i++) {
+      for (let j = i + 1; j < members.length; j++) {
+        const a = members[i][1];
+        const b = members[j][1];
+        const { upTo: x, count } = agreement(a, b);
+        if (count < Math.min(a.length, b.length)) upTo = Math.min(upTo, x); // they part
+      }
+    }
+    const lastX = members.map(([, pts]) => pts[pts.length - 1][0]).sort((p, q) => q - p);
+    if (upTo === Infinity) upTo = lastX[1]; // never parted: as far as two of them go
+    const ends = members.filter(([, pts]) => pts[pts.length - 1][0] < upTo)
+      .map(([id, pts]) => ({ id, last: pts[pts.length - 1][0] }));
+    return { ids: members.map(([id]) => id), upTo, ends };
+  });
 }
 
 const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
@@ -394,8 +408,9 @@ class CompareView extends HTMLElement {
     const label = (id) => `run #${id}`;
     this.overlayNotes.replaceChildren(...clusters.map((c) => el("li", {
       class: "identical-note", dataset: { runs: c.ids.join(","), upTo: String(c.upTo) } },
-    `${c.ids.map(label).join(", ")}: these runs are identical up to epoch ${c.upTo} `
-      + `(drawn ${c.ids.map((_, k) => DASHES[k % DASHES.length]).join(", ")}).`)));
+    `${c.ids.map(label).join(", ")}: these runs are identical up to epoch ${c.upTo}`
+      + (c.ends.length ? ` (${c.ends.map((e) => `${label(e.id)} stopped at epoch ${e.last}`).join(", ")}, identical as far as it ran)` : "")
+      + ` · drawn ${c.ids.map((_, k) => DASHES[k % DASHES.length]).join(", ")}.`)));
     this.overlayNotes.hidden = clusters.length === 0;
   }
 

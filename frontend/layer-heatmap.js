@@ -119,7 +119,9 @@ class LayerHeatmap extends PlotElement {
       this.say("Every value is 0 or missing: nothing to colour (e.g. all-zero weights give every unit the same output, and zero spread).");
       return;
     }
-    if (own[1] - own[0] < CONSTANT_LOG10) {
+    // One colour: words, unless a shared scale (other runs' maps) gives that colour a meaning.
+    const shared = this.range && this.range[1] - this.range[0] >= CONSTANT_LOG10;
+    if (own[1] - own[0] < CONSTANT_LOG10 && !shared) {
       this.say(`Every layer has the same spread, ${(10 ** own[0]).toPrecision(3)}, at every ${this.xTitle} (to within 0.03 %): one colour, nothing to compare.`);
       return;
     }
