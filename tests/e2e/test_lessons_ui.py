@@ -357,3 +357,41 @@ def test_the_arrows_recipe_flips_an_arrow(page: Page, server: str) -> None:
     # A flip is only visible on a shape that is not mirror-symmetric: an arrow.
     assert shown["label"] in ("arrow_left", "arrow_right"), shown["label"]
     expect(page.locator(".recipe-note")).to_contain_text(shown["label"])
+
+
+def test_every_lesson_s_final_view_as_a_student_meets_it(page: Page, server: str, artifacts: Path) -> None:
+    """Each preset launched as the home page's button does, then its final view: no reference to
+    a file students do not have, every run's best and stop marked on the study overlay, a run's
+    ending in words. The screenshots (lesson-<n>-<preset>.png) go to docs/img via
+    `make screenshots`."""
+    presets = httpx.get(f"{server}/api/presets").json()
+    launched = []
+    for preset in sorted(presets, key=lambda p: p["lesson"]):
+        response = httpx.post(f"{server}/api/presets/{preset['id']}/launch")
+        assert response.status_code == 201, response.text
+        launched.append((preset, response.json()))
+    for preset, made in launched:
+        name = f"lesson-{preset['lesson']:02d}-{preset['id']}"
+        if made["kind"] == "study":
+            study = wait_study(server, made["study"]["id"], timeout=600)
+            page.goto(f"/#/studies/{study['id']}")
+            expect(page.locator("study-view")).to_have_attribute("data-status", "finished")
+            compare = page.locator("study-view compare-view")
+            expect(compare).to_have_attribute("data-settled", "true", timeout=60_000)
+            data = plot_data(page, "study-view compare-view")
+            seeded = compare.get_attribute("data-seeded") == "true"
+            for run in study["runs"]:
+                result = httpx.get(f"{server}/api/runs/{run['id']}").json()["result"]
+                if result and not seeded:
+                    best = next(t for t in data if t["meta"] == f"best|{run['id']}")
+                    assert best["x"] == [result["best_epoch"]], name
+        else:
+            run = wait_finished(server, made["run"]["id"], timeout=600)
+            page.goto(f"/#/runs/{run['id']}")
+            view = page.locator("run-view")
+            expect(view).to_have_attribute("data-stream", "ended", timeout=60_000)
+            if run["status"] == "succeeded":
+                expect(page.locator("run-banner")).to_be_visible()
+                expect(view).to_have_attribute("data-best-epoch", str(run["result"]["best_epoch"]))
+        expect(page.locator("main")).not_to_contain_text("COURSE.md")
+        snap(page, artifacts, name, docs=True)
