@@ -105,6 +105,15 @@ export function ending(run, liveBest) {
       }
       marks.stop = stopped;
       marks.stopLabel = `stopped ${stopped}`;
+    } else if (has(p) && has(stopped) && has(maxEpochs) && stopped < maxEpochs) {
+      // Stopped by patience, but not on one curve's rule (an ensemble whose members each keep
+      // their own z* and patience): say what happened, not the single-curve arithmetic.
+      kind = "early-stop";
+      parts.push(`Early stopping with patience p = ${p} on the ${what} ended training at epoch ${stopped}, before max_epochs = ${maxEpochs}.`);
+      if (zStar) parts.push(`${zStar[0].toUpperCase()}${zStar.slice(1)}.`);
+      parts.push(el("span", {}, "See the ", guideLink(3), "."));
+      marks.stop = stopped;
+      marks.stopLabel = `stopped ${stopped}`;
     } else {
       kind = "max-epochs";
       parts.push(`Trained for all ${stopped ?? maxEpochs} epochs (max_epochs)`
