@@ -28,9 +28,11 @@ class LayerHeatmap extends PlotElement {
     const title = this.getAttribute("chart-title") || "Per layer";
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first epoch…" });
     this.range = null; // a shared [lo, hi] of log₁₀ values, or null for this map's own
+    this.gaps = el("p", { class: "chart-note muted heatmap-gaps", hidden: true });
     this.replaceChildren(
       el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: title })),
       el("p", { class: "chart-note muted", text: this.getAttribute("note") || "" }),
+      this.gaps,
       el("div", { class: "chart-body" }, plot, this.placeholder));
   }
 
@@ -126,6 +128,13 @@ class LayerHeatmap extends PlotElement {
       return;
     }
     this.say(null);
+    // Blank cells are not a colour: say what they are (log₁₀ 0 does not exist).
+    const blanks = z.reduce((n, row) => n + row.filter((v) => v === null).length, 0);
+    this.dataset.blanks = String(blanks);
+    this.gaps.hidden = blanks === 0;
+    this.gaps.textContent = blanks
+      ? `${blanks} blank cell${blanks === 1 ? "" : "s"}: a spread of exactly 0 (no logarithm) or nothing measured at that ${this.xTitle}.`
+      : "";
     const range = this.range || own;
     this.dataset.zmin = String(range[0]);
     this.dataset.zmax = String(range[1]);

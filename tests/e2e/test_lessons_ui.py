@@ -190,10 +190,12 @@ def test_a_study_s_heatmaps_share_one_colour_scale_and_say_when_there_is_nothing
     expect(page.locator("study-heatmaps layer-heatmap")).to_have_count(2 * len(study["runs"]), timeout=60_000)
     for prefix, metric in (("act_std/", "act_std"), ("grad_std/", "grad_std")):
         logs: dict[int, list[float]] = {}
+        blanks: dict[int, int] = {}
         for run in study["runs"]:
             series = httpx.get(f"{server}/api/runs/{run['id']}/metrics").json()["series"]
             values = [v for k, pts in series.items() if k.startswith(prefix) for _, v in pts]
             logs[run["id"]] = [math.log10(v) for v in values if v is not None and v > 0]
+            blanks[run["id"]] = sum(1 for v in values if v is None or v <= 0)
         drawn = [v for vs in logs.values() for v in vs]
         constant = bool(drawn) and max(drawn) - min(drawn) < 1e-4  # layer-heatmap.js's CONSTANT_LOG10
         for run_id, vs in logs.items():
@@ -208,6 +210,8 @@ def test_a_study_s_heatmaps_share_one_colour_scale_and_say_when_there_is_nothing
             else:
                 # One scale for every map of the kind: the min and max over all of them.
                 expect(heat).to_have_attribute("data-zmin", re.compile(r"."))
+                # Cells without a colour are counted and said in words.
+                expect(heat).to_have_attribute("data-blanks", str(blanks[run_id]))
                 page.wait_for_function(
                     "([sel, lo]) => Math.abs(Number(document.querySelector(sel).dataset.zmin) - lo) < 1e-9",
                     arg=[sel, min(drawn)])
