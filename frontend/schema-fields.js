@@ -80,7 +80,7 @@ function parseNumber(text, integer, path) {
   return n;
 }
 
-function makeField(root, name, node, path) {
+export function makeField(root, name, node, path) {
   const info = kindOf(root, node);
   // A list of ops whose parameters the schema publishes per op (augment): a sub-form.
   if (info.kind === "json" && info.items?.["x-op-params"]) {
