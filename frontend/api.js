@@ -92,10 +92,12 @@ const runPath = (id) => `/api/runs/${encodeURIComponent(id)}`;
 export const getHealth = () => request("GET", "/api/health");
 export const getSpecSchema = () => request("GET", "/api/spec/schema");
 /** Runs, newest first; `studyId` and `status` filter them. */
-export function listRuns({ studyId = null, status = null } = {}) {
+export function listRuns({ studyId = null, status = null, offset = 0, limit = null } = {}) {
   const query = new URLSearchParams();
   if (studyId !== null && studyId !== undefined) query.set("study_id", String(studyId));
   if (status) query.set("status", status);
+  if (offset) query.set("offset", String(offset));
+  if (limit) query.set("limit", String(limit));
   const qs = query.toString();
   return request("GET", `/api/runs${qs ? `?${qs}` : ""}`);
 }

@@ -2,7 +2,8 @@
 // augmentation pipeline, and see N seeded samples: sample k is exactly what a training run
 // with seed + k does to that image. A second panel shows ColorJitter one component at a time,
 // trials #0…#3, like the course's slides.
-import { listDatasets, previewAugment, previewImage, previewJitter } from "./api.js";
+import { getSpecSchema, listDatasets, previewAugment, previewImage, previewJitter } from "./api.js";
+import { FieldError, OMIT, makeField } from "./schema-fields.js";
 import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "augment-lab.css");
@@ -28,9 +29,11 @@ const RECIPES = [
   { id: "helpful", label: "Helpful: small shift and rotation", dataset: "digits", index: 6,
     ops: [{ op: "random_crop", padding: 1 }, { op: "random_rotation", degrees: 10 }],
     note: "Small shifts and rotations keep a 6 a 6: new examples with the right label." },
-  { id: "flip-shapes", label: "Arrows: horizontal flip", dataset: "shapes", index: 0,
+  // Example 3 of shapes (the loader's order, fixed by the dataset's seed) is a left arrow;
+  // example 0 is a triangle, on which a flip shows nothing.
+  { id: "flip-shapes", label: "Arrows: horizontal flip", dataset: "shapes", index: 3,
     ops: [{ op: "random_horizontal_flip", p: 0.5 }],
-    note: "On shapes with left and right arrows, a horizontal flip turns one class into the other." },
+    note: "Example 3 of shapes is a left arrow. About half the samples are flipped into right arrows that keep the label arrow_left: on shapes, a horizontal flip turns one class into the other." },
 ];
 
 const pngSrc = (b64) => `data:image/png;base64,${b64}`;
@@ -40,6 +43,14 @@ function imageFigure(b64, caption, attrs = {}) {
     el("img", { src: pngSrc(b64), alt: caption, width: "96", height: "96" }),
     el("figcaption", { text: caption }));
 }
+
+/** Each op's parameter schema, as the spec schema publishes it (AugmentOp's x-op-params). */
+function opSchemasOf(schema) {
+  for (const def of Object.values(schema?.$defs || {})) if (def?.["x-op-params"]) return def["x-op-params"];
+  return null;
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 /** The 422 entries of one prefix, e.g. augment.1.degrees → {1: ["degrees: …"]}. */
 function errorsByOp(details) {
@@ -62,6 +73,13 @@ class AugmentLab extends HTMLElement {
   connectedCallback() {
     this.rows = [];
     this.file = null;
+    this.serial = 0;
+    this.opSchemas = null; // until the schema arrives, parameters are a JSON box per op
+    getSpecSchema().then((schema) => {
+      if (this.gone) return;
+      this.opSchemas = opSchemasOf(schema);
+      if (this.opSchemas) for (const row of this.rows) this.useFields(row, this.paramsOf(row) || {});
+    }, () => {});
     this.notice = el("div", { class: "notice notice-error", role: "alert", hidden: true });
     this.datasetSelect = el("select", { id: "aug-dataset", name: "dataset" }, el("option", { value: "digits", text: "digits" }));
     this.indexInput = el("input", { type: "number", id: "aug-index", min: "0", step: "1", value: "6" });
@@ -171,21 +189,84 @@ class AugmentLab extends HTMLElement {
     const { op: name, ...params } = op;
     const select = el("select", { "aria-label": "op" }, Object.keys(OPS).map((o) => el("option", { value: o, text: o })));
     select.value = name;
-    const paramsInput = el("input", { type: "text", class: "mono", spellcheck: "false", autocomplete: "off",
-      "aria-label": "parameters (JSON)", value: JSON.stringify(params) });
-    select.addEventListener("change", () => { paramsInput.value = JSON.stringify(OPS[select.value] || {}); });
-    const error = el("p", { class: "field-error", hidden: true });
-    const row = { select, paramsInput, error };
-    row.node = el("li", { class: "op-row" },
+    const error = el("p", { class: "field-error op-error", hidden: true });
+    const row = { select, paramsInput: null, fields: null, error, box: el("div", { class: "op-params" }) };
+    select.addEventListener("change", () => this.setParams(row, OPS[select.value] || {}));
+    row.node = el("li", { class: "op-row", dataset: { op: name } },
       el("div", { class: "op-controls" },
-        select, paramsInput,
+        select,
         el("button", { type: "button", class: "icon-button", "aria-label": "Move up", text: "↑", onclick: () => this.moveOp(row, -1) }),
         el("button", { type: "button", class: "icon-button", "aria-label": "Remove this op", text: "✕", onclick: () => this.removeOp(row) })),
-      error);
+      row.box, error);
     this.rows.push(row);
     this.opList.append(row.node);
+    this.setParams(row, params);
     this.relabel();
     return i;
+  }
+
+  /** The row's parameters: one field per parameter of its op (from the schema), or JSON. */
+  setParams(row, params) {
+    row.node.dataset.op = row.select.value;
+    if (this.opSchemas?.[row.select.value]) {
+      this.useFields(row, params);
+      return;
+    }
+    row.fields = null;
+    row.paramsInput = el("input", { type: "text", class: "mono", spellcheck: "false", autocomplete: "off",
+      "aria-label": "parameters (JSON)", value: JSON.stringify(params) });
+    row.box.replaceChildren(row.paramsInput);
+    this.relabel();
+  }
+
+  useFields(row, params) {
+    const schema = this.opSchemas?.[row.select.value];
+    if (!schema) return;
+    const n = (this.serial += 1);
+    row.fields = Object.entries(schema.properties || {}).map(([name, node]) =>
+      makeField(schema, name, node, ["aug", `op${n}`, name]));
+    for (const f of row.fields) {
+      const name = f.path[f.path.length - 1];
+      if (name in params) f.write(params[name]);
+    }
+    row.paramsInput = null;
+    row.box.replaceChildren(el("div", { class: "op-fields" }, row.fields.map((f) => f.wrapper)));
+  }
+
+  /** The row's parameters as an object (defaults left out), or null after marking the row. */
+  paramsOf(row) {
+    if (row.fields) {
+      const out = {};
+      for (const f of row.fields) {
+        f.input.removeAttribute("aria-invalid");
+        let v;
+        try {
+          v = f.read();
+        } catch (err) {
+          if (!(err instanceof FieldError)) throw err;
+          row.error.textContent = `${f.path[f.path.length - 1]}: ${err.message}`;
+          row.error.hidden = false;
+          f.input.setAttribute("aria-invalid", "true");
+          return null;
+        }
+        const name = f.path[f.path.length - 1];
+        if (v === OMIT || (f.hasDefault && same(v, f.defaultValue))) continue;
+        out[name] = v;
+      }
+      return out;
+    }
+    const text = row.paramsInput.value.trim();
+    if (!text) return {};
+    try {
+      const params = JSON.parse(text);
+      if (!params || typeof params !== "object" || Array.isArray(params)) throw new Error("not an object");
+      return params;
+    } catch {
+      row.error.textContent = 'Write the parameters as a JSON object, e.g. {"p": 0.5}.';
+      row.error.hidden = false;
+      row.paramsInput.setAttribute("aria-invalid", "true");
+      return null;
+    }
   }
 
   removeOp(row) {
@@ -206,30 +287,21 @@ class AugmentLab extends HTMLElement {
   relabel() {
     this.rows.forEach((r, i) => {
       r.select.setAttribute("aria-label", `op ${i + 1}`);
-      r.paramsInput.setAttribute("aria-label", `parameters of op ${i + 1} (JSON)`);
+      r.paramsInput?.setAttribute("aria-label", `parameters of op ${i + 1} (JSON)`);
+      r.box.setAttribute("aria-label", `parameters of op ${i + 1}`);
+      r.box.setAttribute("role", "group");
     });
   }
 
-  /** The pipeline as spec ops, or null after marking the rows whose parameters aren't JSON. */
+  /** The pipeline as spec ops, or null after marking the rows whose parameters can't be read. */
   readOps() {
     let ok = true;
     const ops = this.rows.map((r) => {
       r.error.hidden = true;
-      r.paramsInput.removeAttribute("aria-invalid");
-      let params = {};
-      const text = r.paramsInput.value.trim();
-      if (text) {
-        try {
-          params = JSON.parse(text);
-          if (!params || typeof params !== "object" || Array.isArray(params)) throw new Error("not an object");
-        } catch {
-          r.error.textContent = 'Write the parameters as a JSON object, e.g. {"p": 0.5}.';
-          r.error.hidden = false;
-          r.paramsInput.setAttribute("aria-invalid", "true");
-          ok = false;
-        }
-      }
-      return { op: r.select.value, ...params };
+      r.paramsInput?.removeAttribute("aria-invalid");
+      const params = this.paramsOf(r);
+      if (!params) ok = false;
+      return { op: r.select.value, ...(params || {}) };
     });
     return ok ? ops : null;
   }
@@ -241,7 +313,7 @@ class AugmentLab extends HTMLElement {
       if (!row) continue;
       row.error.textContent = messages.join(" ");
       row.error.hidden = false;
-      row.paramsInput.setAttribute("aria-invalid", "true");
+      row.paramsInput?.setAttribute("aria-invalid", "true");
     }
     const source = rest.filter((r) => ["dataset", "index", "file"].includes(r.field));
     if (source.length) {

@@ -1,22 +1,22 @@
 // <boundary-plot run-id="N">: the decision boundary of a 2-D run, redrawn whenever the stream
 // says a newer grid exists. A slider goes back to the grids of earlier epochs.
 import { getBoundary } from "./api.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
-import { el, useStyle, releasePlot } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "boundary-plot.css");
 
 const CLASS_COLORS = ["#3456d1", "#e07b00", "#1f9d8a", "#c2407a", "#6d7a1f", "#8a5a2b", "#9b59b6", "#3a8fd1"];
 
-class BoundaryPlot extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class BoundaryPlot extends PlotElement {
+  plotLabel() {
+    return "Decision boundary chart";
+  }
+
+  build(plot) {
     this.runId = this.getAttribute("run-id");
     this.epochs = [];
     this.follow = true;
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Decision boundary chart" });
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first grid…" });
     const sliderId = `boundary-epoch-${this.runId}`;
     this.slider = el("input", { type: "range", id: sliderId, min: "0", max: "0", step: "1", value: "0",
@@ -28,9 +28,7 @@ class BoundaryPlot extends HTMLElement {
         el("div", { class: "boundary-controls" },
           el("label", { for: sliderId, text: "grid of epoch" }), this.slider, this.epochLabel)),
       el("p", { class: "chart-note muted", text: "Colour: the model's probability of class 1 (or its predicted class), on a grid over the standardised inputs; the black line is p = ½." }),
-      el("div", { class: "chart-body" }, this.plot, this.placeholder));
-    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
-    this.sizer = watchWidth(this.plot, () => this.grid && this.show(this.grid));
+      el("div", { class: "chart-body" }, plot, this.placeholder));
     // A confusion cell's validation points (confusion-view.js), ringed over the map.
     this.onExamples = (event) => {
       if (String(event.detail?.runId) !== String(this.runId)) return;
@@ -44,12 +42,12 @@ class BoundaryPlot extends HTMLElement {
   }
 
   disconnectedCallback() {
-    this.sizer?.disconnect();
     document.removeEventListener("confusion-examples", this.onExamples);
-    this.gone = true;
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+    super.disconnectedCallback();
+  }
+
+  resized() {
+    if (this.grid) this.show(this.grid);
   }
 
   /** The stream says a grid newer than what is shown exists. */
@@ -88,7 +86,7 @@ class BoundaryPlot extends HTMLElement {
 
   layout() {
     return {
-      ...baseLayout(Number(this.getAttribute("height")) || 380, this.plot),
+      ...baseLayout(this.height(380), this.plot),
       margin: { l: 48, r: 16, t: 12, b: 40 },
       xaxis: { title: { text: "x₁" }, zeroline: false, constrain: "domain" },
       yaxis: { title: { text: "x₂" }, zeroline: false, scaleanchor: "x" },
@@ -145,7 +143,7 @@ class BoundaryPlot extends HTMLElement {
     this.placeholder.hidden = true;
     const plot = this.plot;
     if (!plot) return;
-    this.ready = drawPlot(this.ready, plot, traces, this.layout(), PLOT_CONFIG);
+    this.render(traces, this.layout());
   }
 }
 

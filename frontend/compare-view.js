@@ -64,6 +64,80 @@ export function meanStd(seriesList) {
   return { xs, mean, std, n };
 }
 
+/**
+ * The last x up to which two curves are the same point for point (both have every x up to
+ * it, with equal values), or 0 when they differ from their first point.
+ */
+export function identicalUpTo(a, b) {
+  return agreement(a, b).upTo;
+}
+
+/** {upTo, count}: the last x and the number of leading points where two curves agree. */
+function agreement(a, b) {
+  let upTo = 0;
+  let count = 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const [xa, va] = a[i];
+    const [xb, vb] = b[i];
+    const same = xa === xb && (va === vb || (va !== null && vb !== null
+      && Math.abs(va - vb) <= 1e-12 * Math.max(1, Math.abs(va), Math.abs(vb))));
+    if (!same) break;
+    upTo = xa;
+    count += 1;
+  }
+  return { upTo, count };
+}
+
+// Accuracies are fractions k/n: two different runs can share one epoch's value by chance.
+// Curves count as the same only over MIN_AGREE leading points (or the whole of the shorter).
+const MIN_AGREE = 3;
+
+/**
+ * Runs whose curves coincide from the first point on, grouped: [{ids, upTo, ends}], each with
+ * at least two runs. upTo is the last epoch up to which every member that reached it has the
+ * same point: where two members really part, the epoch before; where they only stop (a run
+ * that early stopping ended sooner), the last epoch two of them still share. `ends`: the
+ * members that stop before upTo, with their last epoch. Drawn on top of each other they
+ * would look like one line.
+ */
+export function identicalClusters(curves) {
+  const clusters = [];
+  for (const [id, points] of curves) {
+    if (!points.length) continue;
+    const home = clusters.find((c) => {
+      const { count } = agreement(c.members[0][1], points);
+      return count >= Math.min(MIN_AGREE, c.members[0][1].length, points.length);
+    });
+    if (home) home.members.push([id, points]);
+    else clusters.push({ members: [[id, points]] });
+  }
+  return clusters.filter((c) => c.members.length > 1).map(({ members }) => {
+    let upTo = Infinity;
+    for (let i = 0; i < members.length; i++) {
+      for (let j = i + 1; j < members.length; j++) {
+        const a = members[i][1];
+        const b = members[j][1];
+        const { upTo: x, count } = agreement(a, b);
+        if (count < Math.min(a.length, b.length)) upTo = Math.min(upTo, x); // they part
+      }
+    }
+    const lastX = members.map(([, pts]) => pts[pts.length - 1][0]).sort((p, q) => q - p);
+    if (upTo === Infinity) upTo = lastX[1]; // never parted: as far as two of them go
+    const ends = members.filter(([, pts]) => pts[pts.length - 1][0] < upTo)
+      .map(([id, pts]) => ({ id, last: pts[pts.length - 1][0] }));
+    return { ids: members.map(([id]) => id), upTo, ends };
+  });
+}
+
+const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+
+/** The value of a curve at x, or the nearest point's after it (z* = epoch 0 has no point). */
+function valueAt(points, x) {
+  const p = points.find((q) => q[0] >= x);
+  return p ? p[1] : null;
+}
+
 function hexToRgba(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
@@ -81,6 +155,8 @@ class CompareView extends HTMLElement {
     this.metricSelect = el("select", { id: "compare-metric", onchange: () => { this.metric = this.metricSelect.value; this.refresh(); } },
       METRICS.map(([k, label]) => el("option", { value: k, text: label })));
     this.bandBox = el("input", { type: "checkbox", id: "compare-band", checked: true, onchange: () => this.draw() });
+    this.bandLabel = el("label", { class: "check", hidden: true }, this.bandBox, "mean ± std over seeds");
+    this.overlayNotes = el("ul", { class: "overlay-notes", hidden: true, "aria-live": "polite" });
     this.logBox = el("input", { type: "checkbox", id: "compare-log", onchange: () => this.draw() });
     this.plot = el("div", { class: "plot", role: "img", "aria-label": "Overlaid curves chart" });
     this.placeholder = el("p", { class: "chart-empty", text: "Pick runs to overlay their curves." });
@@ -93,9 +169,11 @@ class CompareView extends HTMLElement {
         el("h3", { class: "chart-title", text: "Curves" }),
         el("div", { class: "inline-form compare-controls" },
           el("label", { for: "compare-metric", text: "metric" }), this.metricSelect,
-          el("label", { class: "check" }, this.bandBox, "mean ± std over seeds"),
+          this.bandLabel,
           el("label", { class: "check" }, this.logBox, "log scale"))),
-      el("div", { class: "chart-body" }, this.plot, this.placeholder));
+      el("div", { class: "chart-body" }, this.plot, this.placeholder),
+      el("p", { class: "muted chart-note overlay-key", text: "★ a run's best epoch (z*), ✕ where it stopped." }),
+      this.overlayNotes);
     const diffCard = el("section", { class: "card compare-diff", "aria-labelledby": "diff-heading" },
       el("h2", { id: "diff-heading", text: "Spec fields that differ" }), this.diffNote, el("div", { class: "table-scroll" }, this.diffTable));
     this.ab = el("ab-difference"); // two runs: same start and order? then B − A
@@ -134,7 +212,7 @@ class CompareView extends HTMLElement {
     if (this.gone) return;
     const studySelect = el("select", { id: "compare-study" },
       el("option", { value: "", text: "— add a study's runs —" }),
-      studies.map((s) => el("option", { value: String(s.id), text: `#${s.id} ${s.name || "study"} (${(s.runs || []).length} runs)` })));
+      studies.map((s) => el("option", { value: String(s.id), text: `study #${s.id} ${s.name || ""} (${(s.runs || []).length} runs)`.replace("  ", " ") })));
     studySelect.addEventListener("change", async () => {
       const id = studySelect.value;
       studySelect.value = "";
@@ -155,7 +233,7 @@ class CompareView extends HTMLElement {
       });
       this.checks.set(run.id, box);
       return el("li", {}, box, el("label", { for: id },
-        el("span", { class: "mono muted", text: `#${run.id} ` }), runTitle(run),
+        el("span", { class: "mono muted", text: `run #${run.id} ` }), runTitle(run),
         el("span", { class: "muted", text: ` · ${run.spec?.data?.dataset ?? ""} · ${run.status}` })));
     }));
     this.picker.replaceChildren(
@@ -255,11 +333,25 @@ class CompareView extends HTMLElement {
     const runs = this.chosenRuns();
     const differ = differingFields(runs.map((r) => r.spec));
     const groups = this.groups(runs, differ);
-    const band = this.bandBox.checked;
+    // "mean ± std over seeds" only means something where a group has several seeds.
+    const seeded = groups.some((g) => g.runs.length > 1);
+    this.bandLabel.hidden = !seeded;
+    this.dataset.seeded = String(seeded);
+    const band = seeded && this.bandBox.checked;
+    const curveOf = (run) => this.metrics.get(`${run.id}|${this.metric}`)?.points || [];
+    // Curves drawn one per run: those that coincide get distinct dashes and widths (the first
+    // widest, underneath) and a note saying up to which epoch they are the same.
+    const single = groups.filter((g) => !(band && g.runs.length > 1)).flatMap((g) => g.runs);
+    const clusters = identicalClusters(single.map((r) => [r.id, curveOf(r)]));
+    const style = new Map(); // run id → {dash, width}
+    for (const c of clusters) {
+      c.ids.forEach((id, k) => style.set(id, { dash: DASHES[k % DASHES.length], width: Math.max(1.6, 4.5 - 1.1 * k) }));
+    }
     const traces = [];
+    const markers = [];
     groups.forEach((group, gi) => {
       const color = PALETTE[gi % PALETTE.length];
-      const series = group.runs.map((r) => this.metrics.get(`${r.id}|${this.metric}`)?.points || []);
+      const series = group.runs.map(curveOf);
       if (band && group.runs.length > 1) {
         const { xs, mean, std } = meanStd(series);
         const label = `${group.label || "runs"} (mean of ${group.runs.length} seeds)`;
@@ -274,12 +366,16 @@ class CompareView extends HTMLElement {
         group.runs.forEach((run, ri) => {
           const pts = series[ri];
           const seed = differ.includes("seed") ? ` seed=${run.spec?.seed}` : "";
+          const own = style.get(run.id) || { dash: DASHES[ri % DASHES.length], width: 1.8 };
           traces.push({ x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), type: "scatter", mode: "lines",
-            name: `#${run.id} ${group.label || runTitle(run)}${seed}`.trim(), line: { color, width: 1.8, dash: ri ? "dot" : "solid" },
-            meta: `run|${run.id}` });
+            name: `run #${run.id} ${group.label || runTitle(run)}${seed}`.trim(), line: { color, width: own.width, dash: own.dash },
+            meta: `run|${run.id}`, legendgroup: `run-${run.id}` });
+          markers.push(...this.runMarks(run, pts, color));
         });
       }
     });
+    traces.push(...markers);
+    this.showOverlayNotes(clusters);
     this.placeholder.hidden = runs.length > 0;
     this.dataset.traces = String(traces.length);
     // data-settled: the chart shows every chosen run's final curve (tests and scripts wait on it).
@@ -290,6 +386,36 @@ class CompareView extends HTMLElement {
     const drawn = this.ready;
     drawn.then(() => { if (this.ready === drawn) this.dataset.settled = String(settled); },
       () => { this.placeholder.textContent = "The chart library could not be loaded."; });
+  }
+
+  /** A finished run's best epoch (★, z*) and last epoch (✕, where it stopped) on its curve. */
+  runMarks(run, pts, color) {
+    const r = run.result;
+    if (!r || !pts.length) return [];
+    const out = [];
+    const mark = (kind, x, symbol, text) => {
+      if (x === null || x === undefined) return;
+      const y = valueAt(pts, x) ?? pts[pts.length - 1][1];
+      out.push({ x: [x], y: [y], type: "scatter", mode: "markers", showlegend: false, legendgroup: `run-${run.id}`,
+        meta: `${kind}|${run.id}`, marker: { symbol, size: kind === "best" ? 13 : 11, color,
+          line: { color: "#1d2433", width: 1 } },
+        hovertemplate: `run #${run.id}: ${text}<extra></extra>` });
+    };
+    mark("best", r.best_epoch, "star", `best epoch ${r.best_epoch} (z*)`);
+    const stop = r.stopped_epoch ?? r.epochs_run;
+    const how = run.status === "cancelled" ? "cancelled" : run.status === "diverged" ? "diverged" : "stopped";
+    if (stop !== r.best_epoch) mark("stop", stop, "x", `${how} at epoch ${stop}`);
+    return out;
+  }
+
+  showOverlayNotes(clusters) {
+    const label = (id) => `run #${id}`;
+    this.overlayNotes.replaceChildren(...clusters.map((c) => el("li", {
+      class: "identical-note", dataset: { runs: c.ids.join(","), upTo: String(c.upTo) } },
+    `${c.ids.map(label).join(", ")}: these runs are identical up to epoch ${c.upTo}`
+      + (c.ends.length ? ` (${c.ends.map((e) => `${label(e.id)} stopped at epoch ${e.last}`).join(", ")}, identical as far as it ran)` : "")
+      + ` · drawn ${c.ids.map((_, k) => DASHES[k % DASHES.length]).join(", ")}.`)));
+    this.overlayNotes.hidden = clusters.length === 0;
   }
 
   showDiff() {
@@ -313,7 +439,7 @@ class CompareView extends HTMLElement {
     const rows = runs.map((run) => {
       const flat = flatten(run.spec);
       return el("tr", { dataset: { runId: String(run.id) } },
-        el("td", {}, el("a", { href: `#/runs/${encodeURIComponent(run.id)}`, text: `#${run.id} ${runTitle(run)}` })),
+        el("td", { class: "diff-run" }, el("a", { href: `#/runs/${encodeURIComponent(run.id)}`, text: `run #${run.id} ${runTitle(run)}` })),
         differ.map((p) => el("td", { class: "mono", text: show(flat[p]) })),
         el("td", {}, statusBadge(run.status)),
         el("td", { class: "num", text: show(run.result?.best_epoch) }),

@@ -1,9 +1,8 @@
 // <grad-noise>: the measured variance of the minibatch gradient g against the minibatch size
 // m, on log-log axes, with the least-squares slope of log Var[g] on log m. COURSE.md §2: for
 // sampling without structure Var[g] ∝ 1/m, a slope of −1. Earlier measurements stay faint.
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
-import { el, useStyle, releasePlot } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "grad-noise.css");
 
@@ -28,27 +27,18 @@ export function logLogFit(points) {
   return { slope, intercept: my - slope * mx };
 }
 
-class GradNoise extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class GradNoise extends PlotElement {
+  plotLabel() {
+    return "Gradient variance against minibatch size chart";
+  }
+
+  build(plot) {
     this.byEpoch = new Map(); // epoch -> Map(m -> variance)
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Gradient variance against minibatch size chart" });
     this.slopeText = el("p", { class: "grad-noise-slope", role: "status" });
     this.replaceChildren(
       el("div", { class: "chart-head" }, el("h3", { class: "chart-title", text: "Variance of g against m (log-log)" })),
       this.slopeText,
-      el("div", { class: "chart-body" }, this.plot));
-    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
-    this.sizer = watchWidth(this.plot, () => this.draw());
-  }
-
-  disconnectedCallback() {
-    this.sizer?.disconnect();
-    clearTimeout(this.timer);
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+      el("div", { class: "chart-body" }, plot));
   }
 
   get hasData() {
@@ -67,12 +57,12 @@ class GradNoise extends HTMLElement {
         added += 1;
       }
     }
-    if (added && !this.timer) this.timer = setTimeout(() => { this.timer = null; this.draw(); }, 80);
+    if (added) this.schedule();
   }
 
   layout() {
     return {
-      ...baseLayout(Number(this.getAttribute("height")) || 280, this.plot),
+      ...baseLayout(this.height(280), this.plot),
       margin: { l: 64, r: 16, t: 12, b: 44 },
       xaxis: { title: { text: "minibatch size m" }, type: "log", gridcolor: "#eef0f5", automargin: true,
         ...(this.ms?.length ? { tickvals: this.ms, ticktext: this.ms.map(String) } : {}) },
@@ -107,10 +97,11 @@ class GradNoise extends HTMLElement {
         line: { color: "#e07b00", dash: "dash", width: 2 } });
       this.dataset.slope = String(fit.slope);
       this.dataset.epoch = String(latest);
-      this.slopeText.textContent = `Epoch ${latest}: fitted slope ${fit.slope.toFixed(2)} ` +
-        "(guide #/guides/2: about −1, the variance of g falls like 1/m).";
+      this.slopeText.replaceChildren(`Epoch ${latest}: fitted slope ${fit.slope.toFixed(2)} (about −1 expected: `
+        + "the variance of g falls like 1/m; see the ",
+      el("a", { href: "#/guides/2", class: "guide-link", text: "guide of lesson 2" }), ").");
     }
-    this.ready = drawPlot(this.ready, plot, traces, { ...this.layout(), showlegend: true }, PLOT_CONFIG);
+    this.render(traces, { ...this.layout(), showlegend: true });
   }
 }
 

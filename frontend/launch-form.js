@@ -79,8 +79,9 @@ class LaunchForm extends HTMLElement {
     this.body.replaceChildren(this.form);
     this.scheduleEditor.bind(this.byKey);
     this.fillSweepFields();
+    await this.datasetChoices();
+    if (this.gone) return;
 
-    this.offerUploads();
     const from = this.getAttribute("from-run");
     const dataset = this.getAttribute("with-dataset");
     if (from) await this.copyFrom(from);
@@ -88,22 +89,6 @@ class LaunchForm extends HTMLElement {
     const lesson = this.getAttribute("lesson"); // a class's lesson: class-launch.js
     if (lesson) await applyLesson(this, lesson).catch((err) => this.fail(err.message));
     this.updatePreview();
-  }
-
-  /** The dataset field's suggestions also name this lab's uploads (folder:<id>, by title). */
-  async offerUploads() {
-    const list = this.querySelector("datalist[id$='data-dataset-options']");
-    if (!list) return;
-    let all = [];
-    try {
-      all = await listDatasets();
-    } catch {
-      return; // the field still takes any name; launching says what is wrong
-    }
-    if (this.gone) return;
-    for (const d of all.filter((x) => x.uploaded && x.available)) {
-      list.append(el("option", { value: d.name, label: `${d.title} (uploaded)` }));
-    }
   }
 
   /** "Train on this" from the Datasets page: the upload chosen, and a small CNN for its size. */
@@ -128,6 +113,42 @@ class LaunchForm extends HTMLElement {
     this.info.textContent = `Training on your dataset “${described?.title || name}” (${n} images${size}): `
       + "a small CNN to start with. Change what you want, then launch.";
     this.info.hidden = false;
+  /**
+   * The dataset field as a list of this lab's datasets: those whose files are missing here
+   * (available: false) are greyed out with the reason, and cannot be chosen.
+   */
+  async datasetChoices() {
+    const field = this.byKey.get("data.dataset");
+    if (!field) return;
+    let list;
+    try {
+      list = await listDatasets();
+    } catch {
+      return; // the text field stays: any name can still be typed
+    }
+    if (this.gone || !Array.isArray(list) || !list.length) return;
+    const text = field.input;
+    const select = el("select", { id: text.id, name: text.name, "aria-describedby": text.getAttribute("aria-describedby") });
+    const option = (d) => el("option", {
+      value: d.name, disabled: d.available === false, class: d.available === false ? "dataset-unavailable" : null,
+      dataset: { available: String(d.available !== false) },
+      text: `${d.title && d.title !== d.name ? `${d.title} (${d.name})` : d.name}`
+        + (d.available === false ? ` — not available on this lab${d.reason ? `: ${d.reason}` : ""}` : "") });
+    select.append(...list.map(option));
+    const write = (v) => {
+      const name = v === null || v === undefined ? field.defaultValue : String(v);
+      if (name && ![...select.options].some((o) => o.value === name)) {
+        select.append(el("option", { value: name, text: `${name} (not listed here)` }));
+      }
+      select.value = name;
+    };
+    write(field.read());
+    text.replaceWith(select);
+    if (text.nextElementSibling?.tagName === "DATALIST") text.nextElementSibling.remove();
+    field.input = select;
+    field.read = () => select.value;
+    field.write = write;
+    this.dataset.datasets = String(list.length);
   }
 
   async copyFrom(id) {
@@ -156,7 +177,12 @@ class LaunchForm extends HTMLElement {
     this.sweepValues = el("input", { type: "text", id: "sweep-values", autocomplete: "off", spellcheck: "false",
       placeholder: "e.g. 1, 32, 512", "aria-describedby": "sweep-values-help" });
     this.sweepError = el("p", { class: "field-error", id: "sweep-values-error", hidden: true });
-    this.sweepField.addEventListener("change", () => this.suggestValues());
+    this.sweepSeeds = el("input", { type: "checkbox", id: "sweep-seeds" });
+    this.sweepCount = el("small", { class: "field-help sweep-count", role: "status" });
+    const count = () => this.countSweep();
+    this.sweepField.addEventListener("change", () => { this.suggestValues(); count(); });
+    for (const input of [this.sweepValues, this.sweepSeeds, this.seedsInput]) input.addEventListener("input", count);
+    this.sweepSeeds.addEventListener("change", count);
     return el("fieldset", { class: "group study-controls" },
       el("legend", { text: "Studies: repeat or sweep this spec" }),
       el("div", { class: "study-row" },
@@ -173,6 +199,9 @@ class LaunchForm extends HTMLElement {
         el("div", { class: "field field-grow" },
           el("label", { class: "field-label", for: "sweep-values", text: "values" }), this.sweepValues, this.sweepError,
           el("small", { class: "field-help", id: "sweep-values-help", text: "Comma-separated; one run per value, everything else as in the form. Lists as JSON, e.g. [64], [128, 128]." })),
+        el("div", { class: "field pack-toggle" },
+          el("label", { class: "check-row", for: "sweep-seeds" }, this.sweepSeeds, "× seeds: repeat every value with the seeds above"),
+          this.sweepCount),
         el("button", { type: "button", class: "study-button", text: "Sweep this field", onclick: () => this.launchStudy("sweep") })));
   }
 
@@ -189,6 +218,22 @@ class LaunchForm extends HTMLElement {
       "model.init.scheme": "constant, pytorch, xavier_uniform, kaiming_uniform", "optim.momentum": "0, 0.9",
       "training.early_stopping.patience": "5, 20, 60", "model.batchnorm": "false, true", "seed": "0, 1, 2" };
     this.sweepValues.value = examples[this.sweepField.value] || "";
+    this.countSweep();
+  }
+
+  /** Says how many runs the sweep makes: values, or values × seeds (a grid × seeds study). */
+  countSweep() {
+    let values = 0;
+    try {
+      values = this.parseValues(this.sweepValues.value).length;
+    } catch {
+      this.sweepCount.textContent = "";
+      return;
+    }
+    const seeds = Number(this.seedsInput.value);
+    this.sweepCount.textContent = this.sweepSeeds.checked && Number.isInteger(seeds) && seeds >= 1
+      ? `${values} value${values === 1 ? "" : "s"} × ${seeds} seed${seeds === 1 ? "" : "s"} = ${values * seeds} runs`
+      : `${values} run${values === 1 ? "" : "s"}, one seed each`;
   }
 
   /** "0.1, 0.5" → [0.1, 0.5]; "true" → true; "[128, 128]; [64]" → lists; anything else stays text. */
@@ -230,6 +275,14 @@ class LaunchForm extends HTMLElement {
       }
       const path = this.sweepField.value;
       body = { name: `${name || "sweep"}: ${path}`, base: value, grid: { [path]: values } };
+      if (this.sweepSeeds.checked) {
+        // A grid × seeds study: every value repeated with seeds seed, seed + 1, … (the API's
+        // `seeds` adds a seed axis to the grid); the study view then tests the values' means.
+        const n = Number(this.seedsInput.value);
+        body.name = `${body.name} × ${n} seeds`;
+        body.seeds = n;
+        body.pack = this.packBox.checked;
+      }
     }
     this.busy = true;
     try {

@@ -3,9 +3,10 @@
 // Points are kept here and drawn with Plotly.react, at most once per RENDER_MS, so a live run
 // costs one small redraw per burst of messages. The raw traces come first, in key order
 // (data[0] is the first key); smoothed copies, event markers and vertical marks follow.
-import { drawPlot, plotly } from "./plotly-loader.js";
+import { PLOT_CONFIG, PlotElement, baseLayout, watchWidth } from "./plot-element.js";
+import { plotly } from "./plotly-loader.js";
 import { sketch } from "./sketch.js";
-import { el, useStyle, releasePlot } from "./ui.js";
+import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "metric-chart.css");
 
@@ -13,39 +14,9 @@ const COLORS = { train: "#3456d1", val: "#e07b00", lr: "#7a4fc4", other: ["#1f9d
 const MARKER_LIMIT = 60;
 const RENDER_MS = 60;
 
-export const PLOT_CONFIG = { responsive: true, displaylogo: false,
-  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"] };
-
-/**
- * Redraw `plot` whenever its width changes: a plot first drawn while hidden or before
- * the page's CSS arrived would otherwise keep Plotly's default 700 px.
- */
-export function watchWidth(plot, redraw) {
-  let width = plot.clientWidth;
-  const observer = new ResizeObserver(() => {
-    const now = plot.clientWidth;
-    if (now && now !== width) {
-      width = now;
-      redraw();
-    }
-  });
-  observer.observe(plot);
-  return observer;
-}
-
-/** The layout every chart shares; the width is the plot's own box, measured now. */
-export function baseLayout(height, plot = null) {
-  const width = plot ? plot.clientWidth : 0;
-  return {
-    height,
-    ...(width ? { width } : {}),
-    margin: { l: 56, r: 16, t: 28, b: 44 },
-    paper_bgcolor: "rgba(0,0,0,0)",
-    plot_bgcolor: "#ffffff",
-    font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", color: "#1d2433", size: 12 },
-    legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
-  };
-}
+// The shared plot helpers moved to plot-element.js; re-exported for the modules that import
+// them from here.
+export { PLOT_CONFIG, baseLayout, watchWidth };
 
 export function colorFor(key, index) {
   if (key.startsWith("train")) return COLORS.train;
@@ -82,10 +53,8 @@ export function smoothEma(values, beta) {
   return out;
 }
 
-class MetricChart extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class MetricChart extends PlotElement {
+  build(plot) {
     this.keys = (this.getAttribute("keys") || "").split(",").map((k) => k.trim()).filter(Boolean);
     this.keyPrefix = this.getAttribute("prefix") || "";
     this.eventKey = this.getAttribute("event-key") || "";
@@ -101,7 +70,6 @@ class MetricChart extends HTMLElement {
 
     const title = this.getAttribute("chart-title") || "Metric";
     this.yLog = this.hasAttribute("y-log");
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": `${title} chart` });
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first epoch…" });
     // A log axis shows the late, small changes of a loss that a linear axis flattens.
     this.logToggle = el("input", { type: "checkbox", checked: this.yLog,
@@ -118,23 +86,21 @@ class MetricChart extends HTMLElement {
     // Until Plotly has loaded, the curves are drawn as an SVG sketch in the same box.
     this.sketchBox = el("div", { class: "sketch-box" });
     this.body = el("div", { class: "chart-body", style: `min-height: ${this.height()}px` },
-      this.sketchBox, this.plot, this.placeholder);
+      this.sketchBox, plot, this.placeholder);
+    this.sizeTarget = this.body;
+    this.noteEl = el("p", { class: "chart-note muted", hidden: !this.getAttribute("note"), text: this.getAttribute("note") || "" });
     this.replaceChildren(
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: title }),
         el("div", { class: "chart-controls" }, controls)),
+      this.noteEl,
       this.body);
-    this.ready = null; // the chain of Plotly drawings, once Plotly has loaded
-    this.sizer = watchWidth(this.body, () => this.schedule());
   }
 
-  disconnectedCallback() {
-    // A route change removes the element for good; release Plotly's listeners.
-    clearTimeout(this.timer);
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+  /** A line of words under the title (e.g. a summary of the curve); empty hides it. */
+  setNote(text) {
+    this.noteEl.textContent = text || "";
+    this.noteEl.hidden = !text;
   }
 
   /** β of the debiased EMA; 0 shows the raw curves only. */
@@ -213,13 +179,9 @@ class MetricChart extends HTMLElement {
     return last;
   }
 
-  schedule() {
-    if (this.timer || !this.plot) return;
-    // The first points are drawn at once (the first paint); later bursts are coalesced.
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.draw();
-    }, this.revision ? RENDER_MS : 0);
+  /** The first points are drawn at once (the first paint); later bursts are coalesced. */
+  delay() {
+    return this.revision ? RENDER_MS : 0;
   }
 
   mapX(xs) {
@@ -317,6 +279,8 @@ class MetricChart extends HTMLElement {
                zeroline: false, automargin: true },
       yaxis: { title: { text: this.getAttribute("y-title") || "" }, type: this.yLog ? "log" : "linear",
                rangemode: this.yLog ? "normal" : "tozero", autorange: true,
+               // e.g. ".3s": 20k, 30k instead of a log axis's bare mantissas
+               ...(this.getAttribute("y-format") ? { tickformat: this.getAttribute("y-format") } : {}),
                gridcolor: "#eef0f5", zeroline: false, exponentformat: "power", automargin: true },
       hovermode: "x unified",
       showlegend: this.series.size > 1 || this.keyPrefix !== "" || this.events.length > 0,
@@ -334,10 +298,6 @@ class MetricChart extends HTMLElement {
       this.dataset.firstPaint = frame.toFixed(0);
       this.dataset.firstPaintWith = this.dataset.drawnWith;
     });
-  }
-
-  height() {
-    return Number(this.getAttribute("height")) || 300;
   }
 
   /** The curves as SVG, while Plotly loads (see sketch.js). */
@@ -387,8 +347,7 @@ class MetricChart extends HTMLElement {
       });
       return;
     }
-    this.ready = drawPlot(this.ready, plot, this.traces(), this.layout(), PLOT_CONFIG);
-    this.ready.then(() => {
+    this.render(this.traces(), this.layout()).then(() => {
       this.listenForClicks(plot);
       this.sketchBox.replaceChildren();
       this.dataset.drawnWith = "plotly";

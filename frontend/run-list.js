@@ -1,11 +1,15 @@
-// <run-list>: every run, newest first, refreshed every 2 s. Rows are kept by run id and
-// updated in place, so keyboard focus survives a refresh.
-import { listRuns } from "./api.js";
+// <run-list>: the runs, newest first, a page at a time (PAGE rows; the API's offset and limit),
+// filtered by status and by study, refreshed every 2 s. Rows are kept by run id and updated
+// in place, so keyboard focus survives a refresh. The page and filters live in the element's
+// data-* attributes (data-page from 1, data-status, data-study) for scripts and tests.
+import { listRuns, listStudies } from "./api.js";
 import { el, formatPercent, formatTime, statusBadge, useStyle, runTitle } from "./ui.js";
 
 useStyle(import.meta.url, "run-list.css");
 
 const REFRESH_MS = 2000;
+const PAGE = 20;
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "diverged"];
 
 class RunList extends HTMLElement {
   connectedCallback() {
@@ -16,10 +20,23 @@ class RunList extends HTMLElement {
       el("p", { text: "No runs yet." }),
       el("p", { class: "muted", text: "Launch one to watch its loss and accuracy curves grow epoch by epoch." }),
       el("a", { class: "button button-primary", href: "#/launch", text: "Launch your first run" }));
+    this.noMatch = el("p", { class: "muted run-list-empty", hidden: true, text: "No run matches these filters." });
+    this.page = 0;
+    this.statusFilter = el("select", { id: "runs-status", onchange: () => this.filtersChanged() },
+      el("option", { value: "", text: "any status" }), STATUSES.map((s) => el("option", { value: s, text: s })));
+    this.studyFilter = el("select", { id: "runs-study", onchange: () => this.filtersChanged() },
+      el("option", { value: "", text: "any study (or none)" }));
+    this.prevButton = el("button", { type: "button", text: "← Newer", onclick: () => this.turn(-1) });
+    this.nextButton = el("button", { type: "button", text: "Older →", onclick: () => this.turn(1) });
+    this.pageText = el("span", { class: "muted run-page", role: "status" });
+    this.filters = el("div", { class: "inline-form run-filters" },
+      el("label", { for: "runs-status", text: "status" }), this.statusFilter,
+      el("label", { for: "runs-study", text: "study" }), this.studyFilter,
+      el("span", { class: "run-pager" }, this.prevButton, this.pageText, this.nextButton));
     this.tbody = el("tbody");
     this.table = el("table", { class: "run-table", hidden: true },
       el("thead", {}, el("tr", {},
-        ["#", "Name", "Dataset", "Status", "Progress", "Test accuracy", "Created"].map(
+        ["#", "Name", "Dataset", "Study", "Status", "Progress", "Test accuracy", "Created"].map(
           (h) => el("th", { scope: "col", text: h })))),
       this.tbody);
     this.replaceChildren(
@@ -27,9 +44,47 @@ class RunList extends HTMLElement {
         el("h2", { class: "run-list-title", text: "Runs" }),
         el("a", { class: "button button-primary", href: "#/launch", text: "New run" })),
       this.error,
+      this.filters,
       el("section", { class: "card run-list-card", "aria-live": "polite" },
-        el("p", { class: "muted loading", text: "Loading runs…" }), this.table, this.empty),
+        el("p", { class: "muted loading", text: "Loading runs…" }), this.table, this.empty, this.noMatch),
     );
+    this.syncState();
+    this.refresh();
+    this.loadStudies();
+  }
+
+  async loadStudies() {
+    try {
+      const studies = await listStudies();
+      if (this.gone) return;
+      this.studyFilter.append(...studies.map((s) => el("option", { value: String(s.id),
+        text: `study #${s.id}${s.name ? ` ${s.name}` : ""}` })));
+    } catch {
+      // the status filter and paging still work
+    }
+  }
+
+  filtersChanged() {
+    this.page = 0;
+    this.syncState();
+    this.reload();
+  }
+
+  turn(step) {
+    this.page = Math.max(0, this.page + step);
+    this.syncState();
+    this.reload();
+  }
+
+  syncState() {
+    this.dataset.page = String(this.page + 1);
+    this.dataset.status = this.statusFilter.value;
+    this.dataset.study = this.studyFilter.value;
+  }
+
+  reload() {
+    clearTimeout(this.timer);
+    this.token = (this.token || 0) + 1;
     this.refresh();
   }
 
@@ -39,24 +94,41 @@ class RunList extends HTMLElement {
   }
 
   async refresh() {
+    const token = this.token;
     try {
-      const runs = await listRuns();
-      if (this.gone) return;
+      // One more than a page: whether an older page exists, without counting every run.
+      const runs = await listRuns({ status: this.statusFilter.value || null, studyId: this.studyFilter.value || null,
+        offset: this.page * PAGE, limit: PAGE + 1 });
+      if (this.gone || token !== this.token) return;
       this.error.hidden = true;
-      this.show(runs || []);
+      if (!runs.length && this.page > 0) {
+        this.turn(-1); // the page emptied (runs deleted): show the one before
+        return;
+      }
+      const more = runs.length > PAGE;
+      const shown = runs.slice(0, PAGE);
+      this.prevButton.disabled = this.page === 0;
+      this.nextButton.disabled = !more;
+      this.pageText.textContent = shown.length
+        ? `runs ${this.page * PAGE + 1}–${this.page * PAGE + shown.length}, newest first`
+        : "";
+      this.dataset.more = String(more);
+      this.show(shown);
     } catch (err) {
       if (this.gone) return;
       this.error.textContent = `Could not load the runs: ${err.message}`;
       this.error.hidden = false;
     } finally {
       this.querySelector(".loading")?.remove();
-      if (!this.gone) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+      if (!this.gone && token === this.token) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
     }
   }
 
   show(runs) {
+    const filtered = Boolean(this.statusFilter.value || this.studyFilter.value);
     this.table.hidden = runs.length === 0;
-    this.empty.hidden = runs.length !== 0;
+    this.empty.hidden = runs.length !== 0 || filtered;
+    this.noMatch.hidden = runs.length !== 0 || !filtered;
     const seen = new Set();
     runs.forEach((run, index) => {
       seen.add(run.id);
@@ -83,6 +155,7 @@ class RunList extends HTMLElement {
       id: el("td", { class: "mono muted", text: String(id) }),
       name: el("td", {}, el("a", { href })),
       dataset: el("td", { class: "mono" }),
+      study: el("td", {}, el("a", {})),
       status: el("td"),
       progress: el("td", { class: "progress-cell" }),
       accuracy: el("td", { class: "num" }),
@@ -102,6 +175,14 @@ class RunList extends HTMLElement {
     const c = this.cells.get(row);
     c.name.firstChild.textContent = runTitle(run);
     c.dataset.textContent = run.spec?.data?.dataset ?? "—";
+    const study = c.study.firstChild;
+    if (run.study_id !== null && run.study_id !== undefined) {
+      study.href = `#/studies/${encodeURIComponent(run.study_id)}`;
+      study.textContent = `study #${run.study_id}`;
+    } else {
+      study.removeAttribute("href");
+      study.textContent = "—";
+    }
     c.status.replaceChildren(statusBadge(run.status));
     const epoch = run.progress?.epoch ?? 0;
     const max = run.progress?.max_epochs ?? run.spec?.training?.max_epochs ?? 0;

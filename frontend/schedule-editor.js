@@ -1,10 +1,9 @@
 // <schedule-editor>: draws η over the epochs from the launch form's own fields, before
 // anything runs, and edits a piecewise table row by row. The form calls update() on every
 // change; the table rows write their JSON back into the form's optim.schedule.table field.
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
 import { scheduleCurve, stagesOf } from "./schedule.js";
-import { el, useStyle, releasePlot } from "./ui.js";
+import { el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "schedule-editor.css");
 
@@ -14,11 +13,12 @@ const STAGE_LIMIT = 12;
 /** 0.0001 stays 0.0001 (as the slide writes it), 0.1/3 becomes 0.0333333. */
 const showLr = (v) => (Number.isFinite(v) ? String(Number(v.toPrecision(6))) : "—");
 
-class ScheduleEditor extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Learning-rate schedule preview chart" });
+class ScheduleEditor extends PlotElement {
+  plotLabel() {
+    return "Learning-rate schedule preview chart";
+  }
+
+  build(plot) {
     this.logBox = el("input", { type: "checkbox", id: "schedule-log", checked: true, onchange: () => this.update() });
     this.stages = el("ol", { class: "schedule-stages", "aria-label": "Stages of the schedule" });
     this.tableRows = el("tbody");
@@ -35,17 +35,12 @@ class ScheduleEditor extends HTMLElement {
         el("h3", { class: "chart-title", text: "Schedule preview: η over the epochs" }),
         el("label", { class: "schedule-log" }, this.logBox, "log scale")),
       el("div", { class: "schedule-body" },
-        el("div", { class: "chart-body" }, this.plot),
+        el("div", { class: "chart-body" }, plot),
         el("div", { class: "schedule-side" }, this.stages, this.tableEditor)));
-    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
-    this.sizer = watchWidth(this.plot, () => this.update());
   }
 
-  disconnectedCallback() {
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+  resized() {
+    this.update();
   }
 
   /** fields: Map of dotted path → the form's field objects ({read, write, input}). */
@@ -104,8 +99,7 @@ class ScheduleEditor extends HTMLElement {
     const trace = { x: epochs, y: lrs, type: "scatter", mode: maxEpochs <= 60 ? "lines+markers" : "lines",
       line: { color: "#7a4fc4", width: 2, shape: "hv" }, marker: { size: 4 }, meta: "schedule",
       hovertemplate: "epoch %{x}: η = %{y:.3g}<extra></extra>" };
-    const plot = this.plot;
-    this.ready = drawPlot(this.ready, plot, [trace], this.layout(), PLOT_CONFIG);
+    this.render([trace], this.layout());
   }
 
   showRows(table) {

@@ -2,6 +2,7 @@
 // buildForm(schema) returns {root, fields, groups}: `root` holds one <fieldset> per nested
 // object; each field knows its dotted path, reads its value back (or says why it can't) and
 // can be written, so the form never needs to know the spec's shape in advance.
+import { makeOpsField } from "./augment-ops.js";
 import { el } from "./ui.js";
 
 export const OMIT = Symbol("omit");
@@ -79,8 +80,12 @@ function parseNumber(text, integer, path) {
   return n;
 }
 
-function makeField(root, name, node, path) {
+export function makeField(root, name, node, path) {
   const info = kindOf(root, node);
+  // A list of ops whose parameters the schema publishes per op (augment): a sub-form.
+  if (info.kind === "json" && info.items?.["x-op-params"]) {
+    return makeOpsField({ name, node, path, opSchemas: info.items["x-op-params"], makeParam: makeField, OMIT });
+  }
   const id = slug(path);
   const hasDefault = "default" in node;
   const help = [node.description || "", hasDefault ? `default: ${showDefault(node.default)}` : "",
@@ -138,9 +143,16 @@ function makeField(root, name, node, path) {
         if (types.has("integer") && /^[+-]?\d+$/.test(text)) return Number(text);
         if (types.has("number") && text !== "" && Number.isFinite(Number(text))) return Number(text);
         if (types.has("boolean") && (text === "true" || text === "false")) return text === "true";
+        if (types.has("array") && /^\[.*\]$/s.test(text)) {
+          try {
+            return JSON.parse(text);
+          } catch {
+            throw new FieldError("Write a list as JSON, e.g. [28, 28].");
+          }
+        }
         return text;
       };
-      write = (v) => { input.value = v === null || v === undefined ? "" : String(v); };
+      write = (v) => { input.value = v === null || v === undefined ? "" : Array.isArray(v) ? JSON.stringify(v) : String(v); };
       const options = info.branches.flatMap((b) => ("const" in b ? [b.const] : b.enum || []));
       if (options.length) input.setAttribute("placeholder", `a number or ${options.map((o) => `"${o}"`).join(", ")}`);
       break;

@@ -4,6 +4,7 @@ import { cancelRun, deleteStudy, getStudy, getStudyStats } from "./api.js";
 import "./compare-view.js";
 import "./forest-plot.js";
 import "./seed-curves.js";
+import "./study-heatmaps.js";
 import { FINISHED, el, formatNumber, formatPercent, statusBadge, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "study-view.css");
@@ -50,7 +51,8 @@ class StudyView extends HTMLElement {
         el("p", { class: "muted summary-note", text: "One row per run; click a column's title to sort by it." }),
         el("div", { class: "table-scroll" }, this.table)),
       this.statsSection(),
-      el("compare-view", { "study-id": this.studyId }));
+      el("compare-view", { "study-id": this.studyId }),
+      this.heatmaps = el("study-heatmaps"));
     this.refresh();
   }
 
@@ -95,6 +97,9 @@ class StudyView extends HTMLElement {
     this.cancelButton.hidden = done === runs.length;
     this.renderTable();
     this.refreshStats(study);
+    const labels = new Map((study.summary || []).map((r) => [r.run_id,
+      Object.entries(r.point || {}).map(([k, v]) => `${k}=${show(v)}`).join(", ")]));
+    this.heatmaps.runs = runs.map((r) => ({ id: r.id, status: r.status, label: labels.get(r.id) || "" }));
   }
 
   /** Seeds and significance: each grid point's mean and 95 % interval over its seeds, and each

@@ -70,7 +70,7 @@ def test_launch_run_from_form_and_watch_it_live(page: Page, server: str, artifac
 
     # Fill the generated form by its labels, as a user would.
     page.get_by_label("name", exact=True).fill("browser: digits MLP")
-    page.get_by_label("dataset", exact=True).fill("digits")
+    page.get_by_label("dataset", exact=True).select_option("digits")  # a list of the lab's datasets
     max_epochs = page.get_by_label("max_epochs", exact=True)
     expect(max_epochs).to_have_value("50")  # the schema's default is shown
     max_epochs.fill(str(EPOCHS))

@@ -136,7 +136,9 @@ def test_home_shows_every_lesson_and_launches_its_preset(
     expect(page.locator(".summary-table td[data-column='point:model.init.scheme']")).to_have_text(schemes)
     # The runs differ in exactly one field, and the compare table says which.
     expect(page.locator(".diff-table th.diff-field")).to_have_text(["model.init.scheme"])
-    expect(page.locator(".compare-chart .js-plotly-plot .scatterlayer .trace")).to_have_count(len(schemes))
+    # One curve per run (each run's best and stop epochs are marked by marker traces beside it).
+    page.wait_for_function("() => (document.querySelector('.compare-chart .js-plotly-plot')?.data || [])"
+                           f".filter((t) => String(t.meta).startsWith('run|')).length === {len(schemes)}")
     snap(page, artifacts, "study-view", docs=True)
 
     # With every weight equal, each layer has one distinct unit (COURSE.md §5).
@@ -468,7 +470,10 @@ def test_augmentation_lab_samples_are_seeded_and_jitter_shows_each_component(
     # Build the pipeline: the default crop and rotation, plus a brightness/contrast jitter.
     form.get_by_label("add", exact=True).select_option("color_jitter")
     form.get_by_role("button", name="Add op").click()
-    form.get_by_label("parameters of op 3 (JSON)").fill('{"brightness": 0.5, "contrast": 0.5}')
+    # Each op's parameters are fields of their own, from the schema's x-op-params.
+    op3 = form.get_by_role("group", name="parameters of op 3")
+    op3.get_by_label("brightness", exact=True).fill("0.5")
+    op3.get_by_label("contrast", exact=True).fill("0.5")
     form.get_by_label("samples N").fill("6")
     form.get_by_label("seed", exact=True).fill("3")
     page.get_by_role("button", name="Show samples").click()
@@ -488,12 +493,12 @@ def test_augmentation_lab_samples_are_seeded_and_jitter_shows_each_component(
     assert sample_sources(page)[:5] == first[1:]
 
     # A bad parameter is explained next to its op.
-    page.get_by_label("parameters of op 2 (JSON)").fill('{"degrees": -5}')
+    form.get_by_role("group", name="parameters of op 2").get_by_label("degrees", exact=True).fill("-5")
     page.get_by_role("button", name="Show samples").click()
-    error = page.locator(".op-row").nth(1).locator(".field-error")
+    error = page.locator(".op-row").nth(1).locator(".op-error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("degrees")
-    expect(page.locator(".op-row").nth(0).locator(".field-error")).to_be_hidden()
+    expect(page.locator(".op-row").nth(0).locator(".op-error")).to_be_hidden()
 
     # The 6-vs-9 trap: a 180° rotation of digit #6 (a 6), every sample the same upside-down 6.
     page.get_by_role("button", name="6-vs-9 trap: 180° rotation").click()
