@@ -113,6 +113,8 @@ class LaunchForm extends HTMLElement {
     this.info.textContent = `Training on your dataset “${described?.title || name}” (${n} images${size}): `
       + "a small CNN to start with. Change what you want, then launch.";
     this.info.hidden = false;
+  }
+
   /**
    * The dataset field as a list of this lab's datasets: those whose files are missing here
    * (available: false) are greyed out with the reason, and cannot be chosen.
