@@ -75,9 +75,9 @@ def test_upload_a_zip_see_its_card_and_train_on_it(page: Page, server: str, arti
     expect(page.get_by_label("dataset", exact=True)).to_have_value(f"folder:{dataset_id}")
     expect(page.get_by_label("arch", exact=True).locator("option:checked")).to_have_text("cnn")
     expect(page.locator("launch-form .notice-info")).to_contain_text("a small CNN")
-    # The dataset field also suggests the upload by its title.
-    expect(page.locator(f'#f-data-dataset-options option[value="folder:{dataset_id}"]')).to_have_attribute(
-        "label", "patterns (uploaded)")
+    # The dataset field lists the upload by its title, beside the lab's own datasets.
+    expect(page.locator(f'launch-form select option[value="folder:{dataset_id}"]')).to_have_text(
+        f"patterns (folder:{dataset_id})")
     page.get_by_role("button", name="Launch").click()
 
     expect(page).to_have_url(re.compile(r"#/runs/\d+$"))

@@ -312,10 +312,14 @@ class Stack:
         # z0's figures ({val,test}_{loss,accuracy}; K-lists for a pack): what an early-stopping
         # what-if starts from (best epoch 0). None when resumed: z0 is not there any more.
         self.initial: dict[str, Any] | None = None
+        self.initial_confusion: torch.Tensor | None = None
 
     def start(self) -> dict[str, Any]:
         """The initial model's validation figures; z* starts there (z* ← z0, COURSE.md §3)."""
-        initial = read(self.validate())
+        initial = self.validate(confusion=True)
+        # z0's matrix too: a run whose best epoch is 0 returns z0, and its view asks for it.
+        self.initial_confusion = initial.pop("confusion")
+        initial = read(initial)
         test = read(self.held_out())
         self.initial = {"val_loss": initial["loss"], "val_accuracy": initial["accuracy"],
                         "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
@@ -626,6 +630,10 @@ def run(
         return {k: v.detach() for k, v in model.state_dict().items()}
 
     single = not stack.stacked and not stack.own_data
+    if resume is None and stack.initial is not None:
+        _confusions(stack, members, stack.initial_confusion)
+        for member in members:
+            member.callbacks.on_confusion(0, member.confusion)
     if single and resume is None:
         members[0].callbacks.on_weights(0, weights)
     for epoch in range(first_epoch, max_epochs + 1):
