@@ -37,7 +37,7 @@ class ConfusionView extends HTMLElement {
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: "Confusion matrix (validation set)" }),
         el("div", { class: "confusion-controls" },
-          el("label", { for: sliderId, text: "epoch" }), this.slider, this.epochLabel)),
+          el("label", { for: sliderId, text: "matrix of epoch" }), this.slider, this.epochLabel)),
       el("p", { class: "chart-note muted", text: "Rows: true class; columns: predicted class; the number is how many validation examples. The diagonal is right." }),
       el("div", { class: "chart-body" }, this.plot),
       el("section", { class: "confusion-cell" }, this.cellTitle, this.cellNote, this.list));
