@@ -11,8 +11,9 @@ were 1.4× and 1.7× faster on two; the mnist1d CNN was faster on one in some ru
 others), so bigger steps are timed with one thread and with every usable core, and the faster
 count wins (one on a tie: it leaves the other cores to other workers).
 
-Busy cores. Only the cores that other processes leave idle count: the 1-minute load average is
-subtracted from the usable cores before anything is timed. Several threads chosen on a quiet
+Busy cores. Only the cores that other processes leave idle count: the threads other processes
+have runnable now (a median of a few looks at the kernel's count) are subtracted from the usable
+cores before anything is timed. Several threads chosen on a quiet
 machine collapse once another run trains beside them: on 2 cores with other runs going, the
 shapes CNN trained 8–15× slower on two threads than on one (issue 15's lesson-9 crop run, 1,284
 against 12,884 examples/s, fits this, not its augmentation: the batched crop costs about 0.1 ms
@@ -168,12 +169,25 @@ def _on_threads(threads: int, work: Callable[[], float]) -> float:
         torch.set_num_threads(previous)
 
 
-def busy_cores() -> float:
-    """Cores kept busy by other processes: the 1-minute load average (0 where unknown)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on this platform
-        return 0.0
+LOADAVG = Path("/proc/loadavg")  # "0.52 0.58 0.59 3/123 4567": the 4th field, running/all
+
+
+def busy_cores(samples: int = 5, gap: float = 0.01, source: Path = LOADAVG) -> float:
+    """Cores kept busy by other processes now: the threads the kernel has runnable, less the
+    one asking (/proc/loadavg's running count), the median of a few looks (0 where unknown).
+    Not the 1-minute load average: it lags, and counts this worker's own last run, so a worker
+    that had just trained offered itself one core on an idle machine (the shapes CNN then ran
+    1.46× slower than on two)."""
+    looks = []
+    for i in range(samples):
+        try:
+            running = source.read_text().split()[3].split("/")[0]
+        except (OSError, IndexError):
+            return 0.0  # not Linux: nothing known, every usable core is offered
+        looks.append(max(0, int(running) - 1))
+        if i + 1 < samples:
+            time.sleep(gap)
+    return float(statistics.median(looks))
 
 
 def choose_threads(spec: Spec, cores: int | None = None, clock: Clock = time.perf_counter,

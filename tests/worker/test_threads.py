@@ -134,3 +134,16 @@ def test_a_huge_batch_size_is_timed_on_a_bounded_batch() -> None:
     assert choose_threads(spec, cores=2, clock=steady, busy=idle) == 1  # 1000 rows: a tie
     every_ms = itertools.count(0.0, 0.001).__next__  # each reading 1 ms later
     assert pack_pays(spec, 4, "cpu", clock=every_ms)[1].startswith("4 runs stacked stepped")
+
+
+def test_busy_cores_are_the_runnable_threads_of_others_now(tmp_path) -> None:
+    """The kernel's running count less the asking thread, the median of the looks; not the
+    1-minute load average (which lags and counts this worker's own last run)."""
+    from worker.timing import busy_cores
+
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("7.90 3.10 1.00 1/312 4242\n")  # a high average, but only us running
+    assert busy_cores(samples=3, gap=0, source=loadavg) == 0.0
+    loadavg.write_text("0.10 0.20 0.30 3/312 4242\n")  # two others runnable right now
+    assert busy_cores(samples=3, gap=0, source=loadavg) == 2.0
+    assert busy_cores(samples=1, gap=0, source=tmp_path / "absent") == 0.0
