@@ -206,13 +206,17 @@ def _held_streams(base: str, run_id: int, viewers: int, seconds: float) -> colle
 
     async def one() -> str:
         url = base.replace("http", "ws") + f"/api/runs/{run_id}/stream?after=1000000000000000"
+        end = time.monotonic() + seconds
         try:
             async with websockets.connect(url, origin=base) as ws:
-                try:
-                    await asyncio.wait_for(ws.recv(), timeout=seconds)
-                except TimeoutError:
-                    return "held open"
-                return "message"
+                got = 0
+                while (left := end - time.monotonic()) > 0:  # held open the whole time
+                    try:
+                        await asyncio.wait_for(ws.recv(), timeout=left)
+                        got += 1
+                    except TimeoutError:
+                        break
+                return f"held open, {got} message(s)"
         except websockets.ConnectionClosed as exc:
             return f"closed {exc.rcvd.code if exc.rcvd else '?'}"
         except websockets.InvalidStatus as exc:
