@@ -197,7 +197,6 @@ def choose_threads(spec: Spec, cores: int | None = None, clock: Clock = time.per
     throwaway steps of the same network (an ensemble's: all members). ``data_root``: where an
     uploaded dataset is unpacked (its classes size the network)."""
     cores = max(1, min(cores or usable_cores(), MAX_THREADS))
-    cores = max(1, min(cores, round(cores - busy())))
     info = dataset_info(spec.data.dataset, data_root)
     members = spec.ensemble.members
     single = spec.model_copy(update={"ensemble": spec.ensemble.model_copy(update={"members": 1})})
@@ -206,6 +205,10 @@ def choose_threads(spec: Spec, cores: int | None = None, clock: Clock = time.per
         model = build_model(single, info.input_shape, max(len(info.classes), 2))
         macs = macs_per_example(model, tuple(info.input_shape)) * timing_batch(spec) * members
         if macs < SMALL_STEP_MACS or cores == 1:
+            return 1
+        # Asked only now: its looks take ~40 ms, which a small model's run need not pay.
+        cores = max(1, min(cores, round(cores - busy())))
+        if cores == 1:
             return 1
         step = throwaway_step(spec, members)
         if _on_threads(cores, lambda: step_seconds(step, clock, steps=1)) > LONG_STEP_SECONDS:
