@@ -105,8 +105,8 @@ def get_metrics(
     run = service.get_run(session=session, run_id=run_id)
     if points is None:
         cap = get_settings().max_metric_points
-        if service.count_points(session=session, run_id=run_id, after=after, keys=_keys(keys),
-                                at_most=cap + 1) > cap:
+        if service.more_points_than(session=session, run_id=run_id, cap=cap, after=after,
+                                    keys=_keys(keys)):
             raise SpecInvalid.one("points", (
                 f"more than max_metric_points ({cap}) points after cursor {after}: ask for "
                 f"points=N (each series downsampled to N) or fewer keys"))

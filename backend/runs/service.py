@@ -259,13 +259,27 @@ def get_points(
     return series, cursor
 
 
-def count_points(*, session: Session, run_id: int, after: int = 0,
-                 keys: Sequence[str] | None = None, at_most: int) -> int:
-    """How many points ``get_points`` would return, counted up to ``at_most`` only."""
+def more_points_than(*, session: Session, run_id: int, cap: int, after: int = 0,
+                     keys: Sequence[str] | None = None) -> bool:
+    """Whether ``get_points`` would return more than ``cap`` points, settled by a cheap bound
+    where one does: ids are unique across runs, so the run's newest id less the cursor bounds
+    the count from above; from the start, the rollups' counts (every non-null point) bound it
+    from below. Only in between are the points counted, and then only up to cap + 1: counting
+    a 300,000-point run on every request kept both cores busy under a flood of them."""
+    if last_cursor(session=session, run_id=run_id) - after <= cap:
+        return False
+    if after == 0:
+        rolled = select(func.coalesce(func.sum(MetricRollup.n), 0)).where(
+            MetricRollup.run_id == run_id)
+        if keys:
+            rolled = rolled.where(MetricRollup.key.in_(keys))
+        if (session.scalar(rolled) or 0) > cap:
+            return True
     query = select(MetricPoint.id).where(MetricPoint.run_id == run_id, MetricPoint.id > after)
     if keys:
         query = query.where(MetricPoint.key.in_(keys))
-    return session.scalar(select(func.count()).select_from(query.limit(at_most).subquery())) or 0
+    counted = select(func.count()).select_from(query.limit(cap + 1).subquery())
+    return (session.scalar(counted) or 0) > cap
 
 
 CSV_PAGE = 10_000
@@ -354,11 +368,24 @@ def get_model(*, session: Session, run_id: int) -> bytes:
     return blobs.read_blob(session, "model", run_id)
 
 
+# The run's distinct keys, one index probe per key (a loose index scan, written out because
+# neither SQLite nor PostgreSQL does one for DISTINCT): a 300,000-point run's keys in well
+# under a millisecond instead of reading every point.
+_KEYS = text("""
+WITH RECURSIVE k(key) AS (
+    SELECT MIN(key) FROM metric_points WHERE run_id = :run_id
+    UNION ALL
+    SELECT (SELECT MIN(key) FROM metric_points WHERE run_id = :run_id AND key > k.key)
+    FROM k WHERE k.key IS NOT NULL
+)
+SELECT key FROM k WHERE key IS NOT NULL
+""")
+
+
 def series_keys(*, session: Session, run_id: int) -> list[str]:
-    """The run's series (``heldout/…`` only once it has ended)."""
-    return visible(session.scalars(
-        select(MetricPoint.key).where(MetricPoint.run_id == run_id).distinct().order_by(MetricPoint.key)
-    ), shows_held_out(session=session, run_id=run_id))
+    """The run's series in key order (``heldout/…`` only once it has ended)."""
+    return visible(session.scalars(_KEYS, {"run_id": run_id}),
+                   shows_held_out(session=session, run_id=run_id))
 
 
 def log_boundaries(*, session: Session, run_id: int, grids: Iterable[tuple[int, dict[str, Any]]]) -> None:
