@@ -174,6 +174,38 @@ def _finish(run_id: int, token: str, status: str, result: dict[str, Any] | None,
     return status
 
 
+@dataclass
+class Ending:
+    """How one attempt at a run ends: what its body set, or what ``attempt`` made of the
+    exception that stopped it."""
+    status: str = "failed"
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    model: bytes | None = None
+    abandoned: bool = False  # the run was deleted or taken over: nothing may be written
+
+    def finish(self, run: Claimed) -> str:
+        if self.abandoned:
+            return "abandoned"
+        return _finish(run.run_id, run.token, self.status, self.result, self.error, self.model)
+
+
+@contextmanager
+def attempt(run: Claimed, what: str) -> Iterator[Ending]:
+    """The body of one attempt: any failure, set-up included, ends the run at once with its
+    own message (never by a heartbeat timeout); a lost run (deleted, or its lease taken over)
+    ends the attempt without a write."""
+    ending = Ending()
+    try:
+        yield ending
+    except (RunGone, LeaseLost) as exc:
+        log.info("run %s: stopping this attempt: %s", run.run_id, exc)
+        ending.abandoned = True
+    except Exception as exc:
+        log.exception("%s %s failed", what, run.run_id)
+        ending.status, ending.error = "failed", public_error(exc)
+
+
 def _device(spec: Spec) -> str:
     return worker_device() if spec.device == "auto" else spec.device
 
@@ -188,10 +220,9 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
     reporter.max_epochs = run.spec.training.max_epochs  # snapshots kept for forks
     resume = None
     spec = run.spec
-    status, result, error, model = "failed", None, None, None
-    try:
-        # Everything before training is inside the try: any failure ends the run at once with
-        # its own message (an unreadable checkpoint, a deleted dataset, the thread timing).
+    with attempt(run, "run") as ending:
+        # Everything before training is inside: an unreadable checkpoint, a deleted dataset or
+        # the thread timing fails the run at once with its own message.
         if run.stored is not None:
             epoch, blob = run.stored
             resume = Snapshot.loads(blob)
@@ -199,8 +230,7 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
             reporter.points.append(("events/resume", epoch + 1, float(run.attempt)))
             log.info("run %s: attempt %s resumes after epoch %s", run.run_id, run.attempt, epoch)
         data_root = prepare_data(spec)
-        # After the data is there (an upload's classes size the timed network); inside the
-        # try, so that a failure to choose fails the run with its message.
+        # After the data is there (an upload's classes size the timed network).
         threads = run_threads(spec, data_root)
         log.info("run %s: %d torch thread(s) on %s", run.run_id, threads, _device(spec))
         if resume is None and run.forked_from is not None:
@@ -208,16 +238,11 @@ def _train_alone(run: Claimed, declined: str | None = None) -> str:
         outcome = train(spec, reporter.callbacks(), device=_device(spec), data_root=data_root,
                         resume=resume)
         reporter.flush()
-        status, result, model = outcome.status, outcome.result, model_bytes(spec, outcome)
-        if declined:
-            result = {**result, "pack": {"declined": declined}}
-    except (RunGone, LeaseLost) as exc:
-        log.info("run %s: stopping this attempt: %s", run.run_id, exc)
-        return "abandoned"
-    except Exception as exc:
-        log.exception("run %s failed", run.run_id)
-        error = public_error(exc)
-    return _finish(run.run_id, run.token, status, result, error, model)
+        result = outcome.result if not declined else {**outcome.result,
+                                                      "pack": {"declined": declined}}
+        ending.status, ending.result, ending.model = (outcome.status, result,
+                                                      model_bytes(spec, outcome))
+    return ending.finish(run)
 
 
 def _start_of_fork(run: Claimed, reporter: RunReporter, data_root: Path) -> dict[str, Any]:
@@ -317,8 +342,8 @@ def _lr_range(run: Claimed) -> str:
     from worker.engine.lr_range import lr_range_test, spread
 
     o, spec = run.options or {}, run.spec
-    status, result, error, sweeps = "failed", None, None, []
-    try:
+    sweeps: list[dict[str, Any]] = []
+    with attempt(run, "LR range test") as ending:
         data_root = prepare_data(spec)
         run_threads(spec, data_root)
         for k in range(int(o.get("seeds", 3))):
@@ -337,7 +362,7 @@ def _lr_range(run: Claimed) -> str:
                 break
         first = sweeps[0]
         rules = ("suggested_lr", "rule", "min_lr", "alternative_lr", "alternative_rule")
-        result = {"lr_range": {
+        ending.result = {"lr_range": {
             **{key: first[key] for key in rules},
             "start": o["start"], "end": o["end"], "steps": o["steps"],
             "seeds": [{"seed": s["seed"], "suggested_lr": s["suggested_lr"],
@@ -345,14 +370,8 @@ def _lr_range(run: Claimed) -> str:
                        "stopped_early": s["stopped_early"]} for s in sweeps],
             "spread": spread([s["suggested_lr"] for s in sweeps]),
             "alternative_spread": spread([s["alternative_lr"] for s in sweeps])}}
-        status = "succeeded" if len(sweeps) == int(o.get("seeds", 3)) else "cancelled"
-    except (RunGone, LeaseLost) as exc:
-        log.info("run %s: stopping this attempt: %s", run.run_id, exc)
-        return "abandoned"
-    except Exception as exc:
-        log.exception("LR range test %s failed", run.run_id)
-        error = public_error(exc)
-    return _finish(run.run_id, run.token, status, result, error, None)
+        ending.status = "succeeded" if len(sweeps) == int(o.get("seeds", 3)) else "cancelled"
+    return ending.finish(run)
 
 
 def execute_pack(run_ids: list[int]) -> list[str]:
