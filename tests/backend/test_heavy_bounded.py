@@ -5,6 +5,7 @@ threads under a small limit."""
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -118,12 +119,18 @@ def test_heavy_pieces_take_turns_in_a_bounded_number_of_threads(monkeypatch) -> 
     monkeypatch.setenv("EPOQUE_HEAVY_CONCURRENCY", "2")
     get_settings.cache_clear()
     busy, most, lock = [0], [0], threading.Lock()
+    # The first two pieces wait for each other: proof that two run at once, whatever the
+    # machine's load (a bound of one would break the barrier), where a sleep only made it likely.
+    pair = threading.Barrier(2, timeout=30)
+    started = itertools.count()
 
     def work(value: int) -> int:
         with lock:
             busy[0] += 1
             most[0] = max(most[0], busy[0])
-        time.sleep(0.005)  # long enough for unbounded threads to overlap; nothing is timed
+        if next(started) < 2:
+            pair.wait()
+        time.sleep(0.005)  # room for unbounded threads to overlap a third; nothing is timed
         with lock:
             busy[0] -= 1
         return value
@@ -150,4 +157,4 @@ def test_heavy_pieces_take_turns_in_a_bounded_number_of_threads(monkeypatch) -> 
 
     results = anyio.run(main)
     assert results == [list(range(5))] * 4 + [[4], [5]]
-    assert most[0] == 2
+    assert most[0] == 2  # the pair met, and no third piece ever ran beside them
