@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.own_loop import on_own_loop
 from tests.worker.test_distributed import _serve
 
 
@@ -20,13 +20,6 @@ async def _burst(base: str, n: int) -> list[httpx.Response]:
                                       for i in range(n)))
 
 
-def _on_own_loop(coro):
-    """Run ``coro`` on a new event loop in a thread of its own: the browser tests' Playwright
-    leaves a loop running in the main thread, where asyncio.run refuses to start."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_500_concurrent_creations(database, configure, tmp_path, request) -> None:
     db_url = None if database == "sqlite" else request.getfixturevalue("pg_url")
@@ -34,7 +27,7 @@ def test_500_concurrent_creations(database, configure, tmp_path, request) -> Non
     port = free_port()
     api = _serve(env, port, tmp_path / "api.log")
     try:
-        responses = _on_own_loop(_burst(f"http://127.0.0.1:{port}", 500))
+        responses = on_own_loop(asyncio.run, _burst(f"http://127.0.0.1:{port}", 500))
         runs = httpx.get(f"http://127.0.0.1:{port}/api/runs", params={"limit": 1000}).json()
         health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=10)
     finally:

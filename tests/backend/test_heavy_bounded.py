@@ -22,6 +22,7 @@ from backend.db import new_session
 from backend.runs import service
 from backend.runs.lifecycle import claim_run, finish_run, record_epoch
 from backend.runs.predictors import predictors
+from tests.own_loop import on_own_loop
 from worker.engine.models import build_model
 from worker.engine.spec import parse_spec
 
@@ -155,6 +156,6 @@ def test_heavy_pieces_take_turns_in_a_bounded_number_of_threads(monkeypatch) -> 
                 group.start_soon(one, k)
         return results
 
-    results = anyio.run(main)
+    results = on_own_loop(anyio.run, main)
     assert results == [list(range(5))] * 4 + [[4], [5]]
     assert most[0] == 2  # the pair met, and no third piece ever ran beside them
