@@ -6,6 +6,7 @@
 //
 // A subclass implements build(plot) (its DOM around the plot box) and draw() (which calls
 // render(traces, layout)); it may override plotLabel(), resized(), delay() and sizeTarget.
+// after(ms, fn) is its timer for polls and refreshes, stopped when the element leaves.
 import { drawPlot } from "./plotly-loader.js";
 import { el, releasePlot } from "./ui.js";
 
@@ -47,6 +48,7 @@ export class PlotElement extends HTMLElement {
     this.gone = false;
     this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.timer = null;
+    this.waiting = null; // after()'s timer
     this.plot = el("div", { class: "plot", role: "img", "aria-label": this.plotLabel() });
     this.build(this.plot);
     this.sizer = watchWidth(this.sizeTarget || this.plot, () => this.resized());
@@ -55,7 +57,8 @@ export class PlotElement extends HTMLElement {
   disconnectedCallback() {
     this.gone = true;
     clearTimeout(this.timer);
-    this.timer = null;
+    clearTimeout(this.waiting);
+    this.timer = this.waiting = null;
     this.sizer?.disconnect();
     this.sizer = null;
     const plot = this.plot;
@@ -94,6 +97,15 @@ export class PlotElement extends HTMLElement {
       this.timer = null;
       if (this.plot) this.draw();
     }, this.delay());
+  }
+
+  /** Call fn once after ms (a poll, a refresh), unless the element has left the page by then. */
+  after(ms, fn) {
+    clearTimeout(this.waiting);
+    this.waiting = setTimeout(() => {
+      this.waiting = null;
+      if (!this.gone) fn();
+    }, ms);
   }
 
   draw() {}
