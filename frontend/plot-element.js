@@ -5,7 +5,8 @@
 // Plotly's listeners when the element leaves the page (a route change removes it for good).
 //
 // A subclass implements build(plot) (its DOM around the plot box) and draw() (which calls
-// render(traces, layout)); it may override plotLabel(), resized(), delay() and sizeTarget.
+// render(traces, layout)); it may override plotLabel(), cardClass(), resized(), delay() and
+// sizeTarget.
 // after(ms, fn) is its timer for polls and refreshes, stopped when the element leaves.
 import { drawPlot } from "./plotly-loader.js";
 import { el, releasePlot } from "./ui.js";
@@ -44,7 +45,7 @@ export function baseLayout(height, plot = null) {
 export class PlotElement extends HTMLElement {
   connectedCallback() {
     if (this.plot) return;
-    this.classList.add("chart-card");
+    if (this.cardClass()) this.classList.add(this.cardClass());
     this.gone = false;
     this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.timer = null;
@@ -69,6 +70,11 @@ export class PlotElement extends HTMLElement {
   /** The plot box's accessible name. */
   plotLabel() {
     return `${this.getAttribute("chart-title") || "Metric"} chart`;
+  }
+
+  /** The class that frames the element; "" for a figure that sits inside someone else's frame. */
+  cardClass() {
+    return "chart-card";
   }
 
   /** Lay out the element's children around `plot` (the box Plotly draws in). */
