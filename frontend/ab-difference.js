@@ -4,9 +4,8 @@
 // knob starts to matter shows as where the curve leaves 0. Call `show(runs, metric, points)`
 // with the compared runs, the metric key and {run id: [[x, value], ...]}.
 import { getSameStart } from "./api.js";
-import { drawPlot } from "./plotly-loader.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { el, releasePlot, runTitle, useStyle } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { el, runTitle, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "ab-difference.css");
 
@@ -21,25 +20,21 @@ export function difference(a, b) {
   return out.sort((p, q) => p[0] - q[0]);
 }
 
-class AbDifference extends HTMLElement {
+class AbDifference extends PlotElement {
   #answers = new Map(); // "a|b" → the server's answer
 
-  connectedCallback() {
-    if (this.plot) return;
-    this.hidden = true;
-    this.verdict = el("p", { class: "ab-verdict", role: "status" });
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Difference curve B − A" });
-    this.replaceChildren(el("h2", { class: "ab-title", text: "Controlled A/B" }), this.verdict, this.plot);
-    this.classList.add("card");
-    this.ready = null;
-    this.sizer = watchWidth(this.plot, () => this.draw());
+  plotLabel() {
+    return "Difference curve B − A";
   }
 
-  disconnectedCallback() {
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+  cardClass() {
+    return "card";
+  }
+
+  build(plot) {
+    this.hidden = true;
+    this.verdict = el("p", { class: "ab-verdict", role: "status" });
+    this.replaceChildren(el("h2", { class: "ab-title", text: "Controlled A/B" }), this.verdict, plot);
   }
 
   async show(runs, metric, points) {
@@ -89,7 +84,7 @@ class AbDifference extends HTMLElement {
       showlegend: false,
     };
     this.dataset.points = String(diff.length);
-    this.ready = drawPlot(this.ready, this.plot, [trace], layout, PLOT_CONFIG);
+    this.render([trace], layout);
   }
 }
 

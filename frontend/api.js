@@ -119,11 +119,14 @@ export const getSameStart = (id, other) => request("GET", `${runPath(id)}/same-s
 export const metricsCsvUrl = (id) => `${runPath(id)}/metrics.csv`;
 export const modelUrl = (id) => `${runPath(id)}/model`;
 
-/** The decision-boundary grid of a 2-D run: the newest, or the one of `epoch`. */
-export function getBoundary(id, epoch = null) {
+/** A run's per-epoch figure `what` (boundary, confusion): of `epoch`, else the newest. */
+function getAtEpoch(id, what, epoch) {
   const qs = epoch === null || epoch === undefined ? "" : `?epoch=${encodeURIComponent(epoch)}`;
-  return request("GET", `${runPath(id)}/boundary${qs}`);
+  return request("GET", `${runPath(id)}/${what}${qs}`);
 }
+
+/** The decision-boundary grid of a 2-D run: the newest, or the one of `epoch`. */
+export const getBoundary = (id, epoch = null) => getAtEpoch(id, "boundary", epoch);
 
 /** What early stopping with each patience p would have returned, from an ended run's curves:
  * [{patience, best_epoch, stopped_epoch, val_accuracy, test_accuracy, complete}]. */
@@ -137,10 +140,7 @@ export const getRunHealth = (id) => request("GET", `${runPath(id)}/health`);
 
 /** The confusion matrix on S_v: {epoch, epochs, classes, matrix}; of `epoch`, else the
  * returned model's (the newest while running). */
-export function getConfusion(id, epoch = null) {
-  const qs = epoch === null || epoch === undefined ? "" : `?epoch=${encodeURIComponent(epoch)}`;
-  return request("GET", `${runPath(id)}/confusion${qs}`);
-}
+export const getConfusion = (id, epoch = null) => getAtEpoch(id, "confusion", epoch);
 
 /** The loss landscape around the returned model: {status: "done", alphas, betas, loss, path,
  * path_epochs, centre_loss, examples}, or (being computed, HTTP 202) {status, progress}. */

@@ -1,6 +1,7 @@
 // <boundary-plot run-id="N">: the decision boundary of a 2-D run, redrawn whenever the stream
 // says a newer grid exists. A slider goes back to the grids of earlier epochs.
 import { getBoundary } from "./api.js";
+import { EpochSlider } from "./epoch-slider.js";
 import { PlotElement, baseLayout } from "./plot-element.js";
 import { el, useStyle } from "./ui.js";
 
@@ -15,18 +16,17 @@ class BoundaryPlot extends PlotElement {
 
   build(plot) {
     this.runId = this.getAttribute("run-id");
-    this.epochs = [];
-    this.follow = true;
     this.placeholder = el("p", { class: "chart-empty", text: "Waiting for the first grid…" });
-    const sliderId = `boundary-epoch-${this.runId}`;
-    this.slider = el("input", { type: "range", id: sliderId, min: "0", max: "0", step: "1", value: "0",
-      disabled: true, oninput: () => this.pick(Number(this.slider.value)) });
-    this.epochLabel = el("output", { for: sliderId, class: "boundary-epoch", text: "" });
+    this.slider = new EpochSlider(this, { name: "boundary", label: "grid of epoch",
+      fetch: (epoch) => getBoundary(this.runId, epoch),
+      show: (grid) => {
+        this.grid = grid;
+        this.draw();
+      },
+      fail: (err) => { this.placeholder.textContent = `Could not load the boundary: ${err.message}`; } });
     this.replaceChildren(
       el("div", { class: "chart-head" },
-        el("h3", { class: "chart-title", text: "Decision boundary" }),
-        el("div", { class: "boundary-controls" },
-          el("label", { for: sliderId, text: "grid of epoch" }), this.slider, this.epochLabel)),
+        el("h3", { class: "chart-title", text: "Decision boundary" }), this.slider.controls),
       el("p", { class: "chart-note muted", text: "Colour: the model's probability of class 1 (or its predicted class), on a grid over the standardised inputs; the black line is p = ½." }),
       el("div", { class: "chart-body" }, plot, this.placeholder));
     // A confusion cell's validation points (confusion-view.js), ringed over the map.
@@ -34,7 +34,7 @@ class BoundaryPlot extends PlotElement {
       if (String(event.detail?.runId) !== String(this.runId)) return;
       this.highlight = event.detail.points.length ? event.detail : null;
       this.dataset.highlighted = String(event.detail.points.length);
-      if (this.grid) this.show(this.grid);
+      this.draw();
     };
     document.addEventListener("confusion-examples", this.onExamples);
     // No request yet: the run's stream announces every grid, the newest one first (newer()),
@@ -46,42 +46,9 @@ class BoundaryPlot extends PlotElement {
     super.disconnectedCallback();
   }
 
-  resized() {
-    if (this.grid) this.show(this.grid);
-  }
-
   /** The stream says a grid newer than what is shown exists. */
   newer(epoch) {
-    if (this.follow && epoch !== this.shownEpoch) this.load(null);
-  }
-
-  pick(index) {
-    const epoch = this.epochs[index];
-    if (epoch === undefined) return;
-    this.follow = index === this.epochs.length - 1;
-    this.epochLabel.textContent = String(epoch);
-    this.load(epoch);
-  }
-
-  async load(epoch) {
-    if (this.loading) {
-      this.pending = { epoch };
-      return;
-    }
-    this.loading = true;
-    try {
-      const grid = await getBoundary(this.runId, epoch);
-      if (this.gone) return;
-      this.show(grid);
-    } catch (err) {
-      if (this.gone) return;
-      if (err.status !== 404) this.placeholder.textContent = `Could not load the boundary: ${err.message}`;
-    } finally {
-      this.loading = false;
-      const next = this.pending;
-      this.pending = null;
-      if (next && !this.gone) this.load(next.epoch);
-    }
+    if (epoch !== this.slider.epoch) this.slider.refresh();
   }
 
   layout() {
@@ -93,17 +60,9 @@ class BoundaryPlot extends PlotElement {
     };
   }
 
-  show(grid) {
-    if (!grid || !Array.isArray(grid.x)) return;
-    this.grid = grid;
-    this.epochs = Array.isArray(grid.epochs) ? grid.epochs : [grid.epoch];
-    const index = Math.max(0, this.epochs.indexOf(grid.epoch));
-    this.slider.max = String(Math.max(0, this.epochs.length - 1));
-    this.slider.value = String(index);
-    this.slider.disabled = this.epochs.length < 2;
-    this.epochLabel.textContent = String(grid.epoch);
-    this.shownEpoch = grid.epoch;
-    this.dataset.epoch = String(grid.epoch);
+  draw() {
+    const grid = this.grid;
+    if (!grid || !Array.isArray(grid.x) || !this.plot) return;
     const binary = grid.probs_of === "class_1";
     const traces = [];
     if (binary) {
@@ -140,10 +99,10 @@ class BoundaryPlot extends PlotElement {
         name: this.highlight.label, marker: { size: 13, color: "rgba(0,0,0,0)", line: { color: "#d1242f", width: 2.5 } },
         hovertemplate: "x₁ %{x:.2f}, x₂ %{y:.2f}<extra>validation example</extra>", showlegend: true });
     }
-    this.placeholder.hidden = true;
-    const plot = this.plot;
-    if (!plot) return;
-    this.render(traces, this.layout());
+    this.render(traces, this.layout()).then(() => {
+      this.placeholder.hidden = true;
+      this.dataset.drawn = String(grid.epoch);
+    }, () => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }
 }
 

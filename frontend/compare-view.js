@@ -2,10 +2,9 @@
 // the spec fields that differ between them. Runs that differ only by their seed form a group,
 // drawn as its mean with a ± one-standard-deviation band.
 import { getMetrics, getRun, getStudy, listRuns, listStudies } from "./api.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
 import "./ab-difference.js";
-import { FINISHED, el, formatNumber, formatPercent, releasePlot, runTitle, statusBadge, useStyle } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { FINISHED, el, formatNumber, formatPercent, runTitle, statusBadge, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "compare-view.css");
 
@@ -143,8 +142,18 @@ function hexToRgba(hex, alpha) {
   return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
 }
 
-class CompareView extends HTMLElement {
-  connectedCallback() {
+// A page, but one Plotly figure (the overlay; <ab-difference> draws its own): PlotElement owns
+// the figure's lifecycle and the refresh timer.
+class CompareView extends PlotElement {
+  plotLabel() {
+    return "Overlaid curves chart";
+  }
+
+  cardClass() {
+    return ""; // the page; the chart has its own card below
+  }
+
+  build(plot) {
     this.selected = (this.getAttribute("runs") || "").split(",").map((s) => s.trim()).filter(Boolean).map(Number);
     this.studyId = this.getAttribute("study-id");
     this.withPicker = this.hasAttribute("picker");
@@ -158,7 +167,6 @@ class CompareView extends HTMLElement {
     this.bandLabel = el("label", { class: "check", hidden: true }, this.bandBox, "mean ± std over seeds");
     this.overlayNotes = el("ul", { class: "overlay-notes", hidden: true, "aria-live": "polite" });
     this.logBox = el("input", { type: "checkbox", id: "compare-log", onchange: () => this.draw() });
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Overlaid curves chart" });
     this.placeholder = el("p", { class: "chart-empty", text: "Pick runs to overlay their curves." });
     this.diffTable = el("table", { class: "data-table diff-table" });
     this.diffNote = el("p", { class: "muted diff-note" });
@@ -171,7 +179,7 @@ class CompareView extends HTMLElement {
           el("label", { for: "compare-metric", text: "metric" }), this.metricSelect,
           this.bandLabel,
           el("label", { class: "check" }, this.logBox, "log scale"))),
-      el("div", { class: "chart-body" }, this.plot, this.placeholder),
+      el("div", { class: "chart-body" }, plot, this.placeholder),
       el("p", { class: "muted chart-note overlay-key", text: "★ a run's best epoch (z*), ✕ where it stopped." }),
       this.overlayNotes);
     const diffCard = el("section", { class: "card compare-diff", "aria-labelledby": "diff-heading" },
@@ -187,17 +195,8 @@ class CompareView extends HTMLElement {
     } else {
       this.replaceChildren(this.notice, main);
     }
-    this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
-    this.sizer = watchWidth(this.plot, () => this.draw());
     if (this.withPicker) this.loadPicker();
     this.refresh();
-  }
-
-  disconnectedCallback() {
-    this.gone = true;
-    clearTimeout(this.timer);
-    this.sizer?.disconnect();
-    releasePlot(this.plot, this.ready);
   }
 
   async loadPicker() {
@@ -259,7 +258,7 @@ class CompareView extends HTMLElement {
 
   /** Reload the runs (and the study's list of runs), then the metrics of unfinished ones. */
   async refresh() {
-    clearTimeout(this.timer);
+    clearTimeout(this.waiting); // a poll due now would only repeat this refresh
     const token = (this.token = (this.token || 0) + 1);
     try {
       if (this.studyId) {
@@ -290,7 +289,7 @@ class CompareView extends HTMLElement {
       this.fail(`Could not load the runs: ${err.message} (retrying)`);
     }
     const live = this.selected.some((id) => !FINISHED.has(this.runs.get(id)?.status));
-    if (!this.gone && (live || !this.notice.hidden)) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+    if (!this.gone && (live || !this.notice.hidden)) this.after(REFRESH_MS, () => this.refresh());
   }
 
   chosenRuns() {
@@ -382,8 +381,7 @@ class CompareView extends HTMLElement {
     const settled = runs.length > 0 && runs.every((r) => FINISHED.has(r.status)
       && this.metrics.get(`${r.id}|${this.metric}`)?.final);
     this.dataset.settled = "false";
-    this.ready = drawPlot(this.ready, this.plot, traces, this.layout(), PLOT_CONFIG);
-    const drawn = this.ready;
+    const drawn = this.render(traces, this.layout());
     drawn.then(() => { if (this.ready === drawn) this.dataset.settled = String(settled); },
       () => { this.placeholder.textContent = "The chart library could not be loaded."; });
   }

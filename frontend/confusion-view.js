@@ -4,10 +4,10 @@
 // its predicted probabilities as bars (and, for ensembles and MC dropout, their spread).
 // 2-D points are also announced ("confusion-examples" on document) for the boundary plot.
 import { getCellExamples, getConfusion } from "./api.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
+import { EpochSlider } from "./epoch-slider.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
 import { sketch } from "./sketch.js";
-import { el, formatPercent, releasePlot, useStyle } from "./ui.js";
+import { el, formatPercent, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "confusion-view.css");
 
@@ -17,102 +17,48 @@ const LIMIT = 20; // examples listed per cell
 // Class names, with their index in front where the name is not the index itself.
 const axisLabels = (classes) => classes.map((c, i) => (String(c) === String(i) ? String(c) : `${i}: ${c}`));
 
-class ConfusionView extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class ConfusionView extends PlotElement {
+  plotLabel() {
+    return "Confusion matrix heatmap";
+  }
+
+  build(plot) {
     this.hidden = true; // until the run has a matrix
     this.runId = this.getAttribute("run-id");
-    this.epochs = [];
-    this.follow = true; // show the newest (or the returned model's) until the slider moves
-    const sliderId = `confusion-epoch-${this.runId}`;
-    this.slider = el("input", { type: "range", id: sliderId, min: "0", max: "0", step: "1", value: "0",
-      disabled: true, oninput: () => this.pick(Number(this.slider.value)) });
-    this.epochLabel = el("output", { for: sliderId, class: "confusion-epoch", text: "" });
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Confusion matrix heatmap" });
+    this.slider = new EpochSlider(this, { name: "confusion", label: "matrix of epoch",
+      fetch: (epoch) => getConfusion(this.runId, epoch),
+      show: (confusion) => {
+        this.hidden = false;
+        this.shown = confusion;
+        this.draw();
+      },
+      fail: (err) => {
+        this.hidden = false;
+        this.cellNote.textContent = `Could not load the confusion matrix: ${err.message}`;
+      } });
     this.cellTitle = el("h4", { class: "confusion-cell-title", text: "" });
     this.cellNote = el("p", { class: "muted confusion-cell-note", text: "Click a cell to see its examples." });
     this.list = el("ul", { class: "confusion-examples" });
     this.replaceChildren(
       el("div", { class: "chart-head" },
-        el("h3", { class: "chart-title", text: "Confusion matrix (validation set)" }),
-        el("div", { class: "confusion-controls" },
-          el("label", { for: sliderId, text: "matrix of epoch" }), this.slider, this.epochLabel)),
+        el("h3", { class: "chart-title", text: "Confusion matrix (validation set)" }), this.slider.controls),
       el("p", { class: "chart-note muted", text: "Rows: true class; columns: predicted class; the number is how many validation examples. The diagonal is right." }),
-      el("div", { class: "chart-body" }, this.plot),
+      el("div", { class: "chart-body" }, plot),
       el("section", { class: "confusion-cell" }, this.cellTitle, this.cellNote, this.list));
-    this.ready = null;
-    this.sizer = watchWidth(this.plot, () => this.shown && this.draw(this.shown));
     // No request yet: a matrix is stored with its epoch's validation figures, so the first
     // val_loss points (add()) say one exists; asking before would be a 404.
   }
 
-  disconnectedCallback() {
-    this.gone = true;
-    clearTimeout(this.timer);
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
-  }
-
   /** New metric points: an epoch ended, so a newer matrix may exist. */
   add(series) {
-    if (!series || !(series.val_loss || series.val_accuracy) || !this.follow || this.timer) return;
-    if (!this.shown && !this.loading) {
-      this.load(null);
-      return;
-    }
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (this.follow) this.load(null);
-    }, REFRESH_MS);
+    if (!series || !(series.val_loss || series.val_accuracy) || !this.slider.follow || this.waiting) return;
+    if (!this.shown && !this.slider.loading) this.slider.refresh();
+    else this.after(REFRESH_MS, () => this.slider.refresh());
   }
 
-  pick(index) {
-    const epoch = this.epochs[index];
-    if (epoch === undefined) return;
-    this.follow = index === this.epochs.length - 1;
-    this.epochLabel.textContent = String(epoch);
-    this.load(epoch);
-  }
-
-  async load(epoch) {
-    if (this.loading) {
-      this.pending = { epoch };
-      return;
-    }
-    this.loading = true;
-    try {
-      const confusion = await getConfusion(this.runId, epoch);
-      if (!this.gone) this.show(confusion);
-    } catch (err) {
-      if (!this.gone && err.status !== 404) {
-        this.hidden = false;
-        this.cellNote.textContent = `Could not load the confusion matrix: ${err.message}`;
-      }
-    } finally {
-      this.loading = false;
-      const next = this.pending;
-      this.pending = null;
-      if (next && !this.gone) this.load(next.epoch);
-    }
-  }
-
-  show(confusion) {
-    this.hidden = false;
-    this.shown = confusion;
-    this.epochs = Array.isArray(confusion.epochs) ? confusion.epochs : [confusion.epoch];
-    const index = Math.max(0, this.epochs.indexOf(confusion.epoch));
-    this.slider.max = String(Math.max(0, this.epochs.length - 1));
-    this.slider.value = String(index);
-    this.slider.disabled = this.epochs.length < 2;
-    this.epochLabel.textContent = String(confusion.epoch);
-    this.dataset.epoch = String(confusion.epoch);
-    this.draw(confusion);
-  }
-
-  draw(confusion) {
+  draw() {
+    const confusion = this.shown;
+    if (!confusion) return;
     const { classes, matrix } = confusion;
     const labels = axisLabels(classes);
     // Colour by each row's share, so a rare class's errors show as clearly as a common one's;
@@ -136,11 +82,10 @@ class ConfusionView extends HTMLElement {
       yaxis: { title: { text: "true class" }, type: "category", autorange: "reversed" },
     };
     const first = !this.ready;
-    this.ready = drawPlot(this.ready, this.plot, traces, layout, PLOT_CONFIG);
-    this.ready.then(() => {
+    this.render(traces, layout).then(() => {
       if (first && this.plot) this.plot.on("plotly_click", (e) => this.clicked(e));
       if (this.plot) this.dataset.drawn = String(confusion.epoch);
-    }).catch(() => {
+    }, () => {
       this.cellNote.textContent = "The chart library could not be loaded.";
     });
   }

@@ -2,29 +2,25 @@
 // seeds and its 95 % t interval (GET /api/studies/{id}/stats), so overlapping intervals and
 // clear gaps are seen at a glance. Set `stats` (the endpoint's answer) and `label` (a point's
 // name). Rows whose interval is unknown (fewer than 2 seeds) show the mean alone.
-import { drawPlot } from "./plotly-loader.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { el, releasePlot, useStyle } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "forest-plot.css");
 
-class ForestPlot extends HTMLElement {
+class ForestPlot extends PlotElement {
   #stats = null;
 
-  connectedCallback() {
-    if (this.plot) return;
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Forest plot: each grid point's mean and 95 % interval over seeds" });
-    this.replaceChildren(this.plot);
-    this.ready = null;
-    this.sizer = watchWidth(this.plot, () => this.draw());
-    if (this.#stats) this.draw();
+  plotLabel() {
+    return "Forest plot: each grid point's mean and 95 % interval over seeds";
   }
 
-  disconnectedCallback() {
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
+  cardClass() {
+    return ""; // it sits in the study's statistics card
+  }
+
+  build(plot) {
+    super.build(plot);
+    if (this.#stats) this.draw();
   }
 
   set stats(stats) {
@@ -60,8 +56,7 @@ class ForestPlot extends HTMLElement {
       showlegend: false,
     };
     this.dataset.points = String(groups.length);
-    this.ready = drawPlot(this.ready, this.plot, [trace], layout, PLOT_CONFIG);
-    const drawn = this.ready;
+    const drawn = this.render([trace], layout);
     drawn.then(() => { if (this.ready === drawn) this.dataset.drawn = String(groups.length); }, () => {});
   }
 }

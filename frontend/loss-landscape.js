@@ -3,19 +3,20 @@
 // optimiser's path (each epoch's weights projected on the plane) drawn on it. Computed on a
 // worker when asked for: a progress bar follows it until the server has it.
 import { getLandscape } from "./api.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
-import { el, formatNumber, releasePlot, useStyle } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { el, formatNumber, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "loss-landscape.css");
 
 const POLL_MS = 700;
 const RESOLUTION = 21;
 
-class LossLandscape extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class LossLandscape extends PlotElement {
+  plotLabel() {
+    return "Loss landscape contour plot";
+  }
+
+  build(plot) {
     this.runId = this.getAttribute("run-id");
     this.button = el("button", { type: "button", class: "landscape-button", text: "Compute the loss landscape",
       onclick: () => this.load() });
@@ -23,24 +24,12 @@ class LossLandscape extends HTMLElement {
       "aria-label": "loss landscape progress" });
     this.status = el("p", { class: "muted landscape-status", "aria-live": "polite",
       text: `A ${RESOLUTION} × ${RESOLUTION} grid of training losses around the returned model; computed on a worker when asked for (single networks of up to about a million weights).` });
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Loss landscape contour plot" });
-    this.body = el("div", { class: "chart-body", hidden: true }, this.plot);
+    this.body = el("div", { class: "chart-body", hidden: true }, plot);
     this.replaceChildren(
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: "Loss landscape around z*" }),
         el("div", { class: "landscape-actions" }, this.button, this.progress)),
       this.status, this.body);
-    this.ready = null;
-    this.sizer = watchWidth(this.plot, () => this.shown && this.draw(this.shown));
-  }
-
-  disconnectedCallback() {
-    this.gone = true;
-    clearTimeout(this.timer);
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
   }
 
   async load() {
@@ -61,14 +50,15 @@ class LossLandscape extends HTMLElement {
       this.progress.value = answer.progress;
       this.dataset.progress = String(answer.progress);
       this.status.textContent = `Computing the loss landscape on a worker (${answer.status}, ${Math.round(100 * answer.progress)} %)…`;
-      this.timer = setTimeout(() => this.load(), POLL_MS);
+      this.after(POLL_MS, () => this.load());
       return;
     }
     this.progress.value = 1;
     this.progress.hidden = true;
     this.button.hidden = true;
     this.status.textContent = `Training loss on ${answer.examples} examples of the training set at z* + α·d₁ + β·d₂; directions filter-normalised (each neuron's or filter's row scaled to z*'s), biases and batchnorm fixed. The line is the optimiser's path: each stored epoch's weights projected on the plane (least squares). Loss at z*: ${formatNumber(answer.centre_loss, 4)}.${this.reachNote(answer)}`;
-    this.draw(answer);
+    this.shown = answer;
+    this.draw();
   }
 
   /** How far the path strays from z* on the plane: random directions in many dimensions are
@@ -80,8 +70,10 @@ class LossLandscape extends HTMLElement {
       ? ": random directions are nearly orthogonal to the direction the optimiser moved in (Li et al. 2018, §7)" : ""}.`;
   }
 
-  draw(found) {
-    this.shown = found;
+  draw() {
+    const found = this.shown;
+    if (!found) return;
+    this.body.hidden = false; // before the layout measures the plot's width
     const [a, b] = [found.path.map((p) => p[0]), found.path.map((p) => p[1])];
     const traces = [
       { type: "contour", x: found.alphas, y: found.betas, z: found.loss, ncontours: 30, colorscale: "Viridis",
@@ -98,15 +90,12 @@ class LossLandscape extends HTMLElement {
     ];
     const layout = {
       ...baseLayout(440, this.plot),
-      margin: { l: 56, r: 16, t: 28, b: 44 },
       xaxis: { title: { text: "α (along d₁)" }, zeroline: false, constrain: "domain",
         range: [found.alphas[0], found.alphas[found.alphas.length - 1]] },
       yaxis: { title: { text: "β (along d₂)" }, zeroline: false, scaleanchor: "x", constrain: "domain",
         range: [found.betas[0], found.betas[found.betas.length - 1]] },
     };
-    this.body.hidden = false;
-    this.ready = drawPlot(this.ready, this.plot, traces, layout, PLOT_CONFIG);
-    this.ready.then(() => { this.dataset.drawn = String(found.alphas.length); }).catch(() => {
+    this.render(traces, layout).then(() => { this.dataset.drawn = String(found.alphas.length); }, () => {
       this.status.textContent = "The chart library could not be loaded.";
     });
   }

@@ -3,19 +3,20 @@
 // loss are drawn on a log-η axis with the suggestion marked and its rule written on the chart,
 // and "use this η" writes it into the form's optim.lr. With run-id="N" it shows that test.
 import { createLrRangeTest, getMetrics, getRun } from "./api.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { drawPlot } from "./plotly-loader.js";
-import { FINISHED, el, formatNumber, releasePlot, useStyle } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { FINISHED, el, formatNumber, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "lr-range.css");
 
 const KEYS = ["lr_range/loss", "lr_range/smoothed_loss"];
 const POLL_MS = 500;
 
-class LrRangeFinder extends HTMLElement {
-  connectedCallback() {
-    if (this.plot) return;
-    this.classList.add("chart-card");
+class LrRangeFinder extends PlotElement {
+  plotLabel() {
+    return "LR range test: loss against η";
+  }
+
+  build(plot) {
     this.button = el("button", { type: "button", class: "lr-range-button", text: "Find η (LR range test)",
       onclick: () => this.launch() });
     this.useButton = el("button", { type: "button", class: "button-primary lr-range-use", text: "use this η", hidden: true,
@@ -24,26 +25,14 @@ class LrRangeFinder extends HTMLElement {
       text: "Trains the form's network for up to 100 minibatches while η grows from 10⁻⁶ to 10, on 3 seeds, and suggests an η." });
     this.summary = el("p", { class: "lr-range-summary", hidden: true });
     this.link = el("a", { class: "lr-range-link", hidden: true, text: "" });
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "LR range test: loss against η" });
-    this.body = el("div", { class: "chart-body", hidden: true }, this.plot);
+    this.body = el("div", { class: "chart-body", hidden: true }, plot);
     const runId = this.getAttribute("run-id");
     this.replaceChildren(
       el("div", { class: "chart-head" },
         el("h3", { class: "chart-title", text: "LR range test" }),
         el("div", { class: "lr-range-actions" }, runId ? null : this.button, runId ? null : this.useButton)),
       this.status, this.body, this.summary, this.link);
-    this.ready = null;
-    this.sizer = watchWidth(this.plot, () => this.shown && this.draw(...this.shown));
     if (runId) this.follow(runId);
-  }
-
-  disconnectedCallback() {
-    this.gone = true;
-    clearTimeout(this.timer);
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
   }
 
   async launch() {
@@ -78,7 +67,7 @@ class LrRangeFinder extends HTMLElement {
     if (!FINISHED.has(run.status)) {
       const { epoch, max_epochs: total } = run.progress;
       this.status.textContent = `LR range test #${id} ${run.status}: ${epoch} of ${total} seeds swept…`;
-      this.timer = setTimeout(() => this.follow(id), POLL_MS);
+      this.after(POLL_MS, () => this.follow(id));
       return;
     }
     this.link.href = `#/runs/${encodeURIComponent(id)}`;
@@ -96,7 +85,7 @@ class LrRangeFinder extends HTMLElement {
       return;
     }
     if (this.gone) return;
-    this.draw(metrics.series, run.result.lr_range);
+    this.show(metrics.series, run.result.lr_range);
     this.done("");
   }
 
@@ -106,8 +95,20 @@ class LrRangeFinder extends HTMLElement {
     if (message) this.status.textContent = message;
   }
 
-  draw(series, found) {
-    this.shown = [series, found];
+  show(series, found) {
+    this.shown = { series, found };
+    this.draw();
+    const { spread } = found;
+    this.suggested = found.suggested_lr;
+    this.dataset.suggested = String(found.suggested_lr);
+    this.summary.textContent = `Suggested η = ${formatNumber(found.suggested_lr, 4)}. Over ${found.seeds.length} seeds the suggestion ranged from ${formatNumber(spread.min, 4)} to ${formatNumber(spread.max, 4)} (std of log₁₀ η: ${spread.log10_std.toFixed(2)}).`;
+    this.summary.hidden = false;
+    this.useButton.hidden = !this.launchForm;
+  }
+
+  draw() {
+    if (!this.shown) return;
+    const { series, found } = this.shown;
     const raw = series["lr_range/loss"] || [];
     const smooth = series["lr_range/smoothed_loss"] || [];
     const finite = smooth.map((p) => p[1]).filter((v) => Number.isFinite(v));
@@ -120,9 +121,9 @@ class LrRangeFinder extends HTMLElement {
     ];
     const line = (x, color, dash, name) => ({ type: "line", name, xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
       line: { color, width: 2, dash } });
+    this.body.hidden = false; // before the layout measures the plot's width
     const layout = {
       ...baseLayout(320, this.plot),
-      margin: { l: 56, r: 16, t: 28, b: 44 },
       xaxis: { type: "log", title: { text: "η (log scale)" }, exponentformat: "power" },
       yaxis: { title: { text: "training loss" }, range: [0, top] },
       shapes: [line(found.suggested_lr, "#d1242f", "solid", "suggested"),
@@ -132,17 +133,9 @@ class LrRangeFinder extends HTMLElement {
         text: `suggested η = ${formatNumber(found.suggested_lr, 4)}: ${found.rule}<br>` +
           `dotted: η = ${formatNumber(found.alternative_lr, 4)}, ${found.alternative_rule}` }],
     };
-    this.body.hidden = false;
-    this.ready = drawPlot(this.ready, this.plot, traces, layout, PLOT_CONFIG);
-    this.ready.then(() => { this.dataset.drawn = this.runId; }).catch(() => {
+    this.render(traces, layout).then(() => { this.dataset.drawn = this.runId; }, () => {
       this.status.textContent = "The chart library could not be loaded.";
     });
-    const { spread } = found;
-    this.suggested = found.suggested_lr;
-    this.dataset.suggested = String(found.suggested_lr);
-    this.summary.textContent = `Suggested η = ${formatNumber(found.suggested_lr, 4)}. Over ${found.seeds.length} seeds the suggestion ranged from ${formatNumber(spread.min, 4)} to ${formatNumber(spread.max, 4)} (std of log₁₀ η: ${spread.log10_std.toFixed(2)}).`;
-    this.summary.hidden = false;
-    this.useButton.hidden = !this.launchForm;
   }
 
   /** Write the suggestion into the launch form's η. */

@@ -3,7 +3,7 @@
 // Points are kept here and drawn with Plotly.react, at most once per RENDER_MS, so a live run
 // costs one small redraw per burst of messages. The raw traces come first, in key order
 // (data[0] is the first key); smoothed copies, event markers and vertical marks follow.
-import { PLOT_CONFIG, PlotElement, baseLayout, watchWidth } from "./plot-element.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
 import { plotly } from "./plotly-loader.js";
 import { sketch } from "./sketch.js";
 import { el, useStyle } from "./ui.js";
@@ -13,10 +13,6 @@ useStyle(import.meta.url, "metric-chart.css");
 const COLORS = { train: "#3456d1", val: "#e07b00", lr: "#7a4fc4", other: ["#1f9d8a", "#c2407a", "#6d7a1f", "#8a5a2b", "#3a8fd1", "#9b59b6"] };
 const MARKER_LIMIT = 60;
 const RENDER_MS = 60;
-
-// The shared plot helpers moved to plot-element.js; re-exported for the modules that import
-// them from here.
-export { PLOT_CONFIG, baseLayout, watchWidth };
 
 export function colorFor(key, index) {
   if (key.startsWith("train")) return COLORS.train;

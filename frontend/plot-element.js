@@ -5,7 +5,9 @@
 // Plotly's listeners when the element leaves the page (a route change removes it for good).
 //
 // A subclass implements build(plot) (its DOM around the plot box) and draw() (which calls
-// render(traces, layout)); it may override plotLabel(), resized(), delay() and sizeTarget.
+// render(traces, layout)); it may override plotLabel(), cardClass(), resized(), delay() and
+// sizeTarget.
+// after(ms, fn) is its timer for polls and refreshes, stopped when the element leaves.
 import { drawPlot } from "./plotly-loader.js";
 import { el, releasePlot } from "./ui.js";
 
@@ -43,10 +45,11 @@ export function baseLayout(height, plot = null) {
 export class PlotElement extends HTMLElement {
   connectedCallback() {
     if (this.plot) return;
-    this.classList.add("chart-card");
+    if (this.cardClass()) this.classList.add(this.cardClass());
     this.gone = false;
     this.ready = null; // the chain of Plotly drawings; the first one loads Plotly
     this.timer = null;
+    this.waiting = null; // after()'s timer
     this.plot = el("div", { class: "plot", role: "img", "aria-label": this.plotLabel() });
     this.build(this.plot);
     this.sizer = watchWidth(this.sizeTarget || this.plot, () => this.resized());
@@ -55,7 +58,8 @@ export class PlotElement extends HTMLElement {
   disconnectedCallback() {
     this.gone = true;
     clearTimeout(this.timer);
-    this.timer = null;
+    clearTimeout(this.waiting);
+    this.timer = this.waiting = null;
     this.sizer?.disconnect();
     this.sizer = null;
     const plot = this.plot;
@@ -66,6 +70,11 @@ export class PlotElement extends HTMLElement {
   /** The plot box's accessible name. */
   plotLabel() {
     return `${this.getAttribute("chart-title") || "Metric"} chart`;
+  }
+
+  /** The class that frames the element; "" for a figure that sits inside someone else's frame. */
+  cardClass() {
+    return "chart-card";
   }
 
   /** Lay out the element's children around `plot` (the box Plotly draws in). */
@@ -94,6 +103,15 @@ export class PlotElement extends HTMLElement {
       this.timer = null;
       if (this.plot) this.draw();
     }, this.delay());
+  }
+
+  /** Call fn once after ms (a poll, a refresh), unless the element has left the page by then. */
+  after(ms, fn) {
+    clearTimeout(this.waiting);
+    this.waiting = setTimeout(() => {
+      this.waiting = null;
+      if (!this.gone) fn();
+    }, ms);
   }
 
   draw() {}

@@ -3,9 +3,8 @@
 // two points' bands part, the seeds no longer explain the gap. Set `study` (GET
 // /api/studies/{id}: its summary rows) and `label` (a point's name); curves are read once a run has finished.
 import { getMetrics } from "./api.js";
-import { drawPlot } from "./plotly-loader.js";
-import { PLOT_CONFIG, baseLayout, watchWidth } from "./metric-chart.js";
-import { FINISHED, el, releasePlot, useStyle } from "./ui.js";
+import { PlotElement, baseLayout } from "./plot-element.js";
+import { FINISHED, el, useStyle } from "./ui.js";
 
 useStyle(import.meta.url, "forest-plot.css");
 
@@ -45,32 +44,28 @@ export function meanInterval(curves) {
 
 const rgba = (hex, a) => `rgba(${parseInt(hex.slice(1, 3), 16)},${parseInt(hex.slice(3, 5), 16)},${parseInt(hex.slice(5, 7), 16)},${a})`;
 
-class SeedCurves extends HTMLElement {
+class SeedCurves extends PlotElement {
   #study = null;
   #curves = new Map(); // "run id|metric" → points of a finished run
 
-  connectedCallback() {
-    if (this.plot) return;
+  plotLabel() {
+    return "Learning curves: mean and 95 % interval over seeds per grid point";
+  }
+
+  cardClass() {
+    return ""; // it sits in the study's statistics card
+  }
+
+  build(plot) {
     this.metric = METRICS[0];
     const id = `seed-curves-metric-${Math.random().toString(36).slice(2, 8)}`;
     this.select = el("select", { id, onchange: () => { this.metric = this.select.value; this.load(); } },
       METRICS.map((m) => el("option", { value: m, text: m.replaceAll("_", " ") })));
-    this.plot = el("div", { class: "plot", role: "img", "aria-label": "Learning curves: mean and 95 % interval over seeds per grid point" });
     this.replaceChildren(
       el("div", { class: "seed-curves-head" },
         el("label", { for: id, text: "curve" }), this.select),
-      this.plot);
-    this.ready = null;
-    this.sizer = watchWidth(this.plot, () => this.draw());
+      plot);
     if (this.#study) this.load();
-  }
-
-  disconnectedCallback() {
-    this.gone = true;
-    this.sizer?.disconnect();
-    const plot = this.plot;
-    this.plot = null;
-    releasePlot(plot, this.ready);
   }
 
   set study(study) {
@@ -130,8 +125,11 @@ class SeedCurves extends HTMLElement {
       legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top" },
       hovermode: "x unified",
     };
-    this.dataset.groups = String(traces.length / 3);
-    this.ready = drawPlot(this.ready, this.plot, traces, layout, PLOT_CONFIG);
+    const shown = String(traces.length / 3);
+    this.dataset.groups = shown;
+    // data-drawn: Plotly shows these groups (tests wait on it).
+    const drawn = this.render(traces, layout);
+    drawn.then(() => { if (this.ready === drawn) this.dataset.drawn = shown; }, () => {});
   }
 }
 

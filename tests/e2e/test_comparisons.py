@@ -149,6 +149,7 @@ def test_a_seeded_studys_forest_plot_verdicts_and_interval_bands(
     # Learning curves: each point's mean and 95 % t interval over its seeds, epoch by epoch.
     curves = page.locator("seed-curves")
     expect(curves).to_have_attribute("data-groups", "3", timeout=30_000)
+    expect(curves).to_have_attribute("data-drawn", "3", timeout=30_000)  # Plotly drew them
     study = httpx.get(f"{server}/api/studies/{sid}").json()
     first = [r["run_id"] for r in study["summary"] if r["point"]["optim.lr"] == 0.1]
     values = [dict(series(server, rid, "val_accuracy")["val_accuracy"])[4] for rid in first]

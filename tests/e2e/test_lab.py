@@ -304,12 +304,22 @@ def test_run_view_marks_early_stopping_and_shows_diagnostics(
     boundary = httpx.get(f"{server}/api/runs/{run['id']}/boundary").json()
     plot = page.locator("boundary-plot")
     expect(plot).to_have_attribute("data-epoch", str(boundary["epoch"]))
+    expect(plot).to_have_attribute("data-drawn", str(boundary["epoch"]))
     traces = plot_data(page, "boundary-plot")
     shown = traces[0]
     assert shown["z"] == boundary["probs"] and shown["x"] == boundary["x"]
     # The training examples are drawn over the map, where the API says they are.
     examples = [t for t in traces if t.get("mode") == "markers"]
     assert examples and examples[0]["x"] == boundary["points"]["x"]
+    # Its slider goes back to the first stored grid, and forward again to the newest.
+    slider = plot.get_by_label("grid of epoch")
+    first = httpx.get(f"{server}/api/runs/{run['id']}/boundary", params={"epoch": boundary["epochs"][0]}).json()
+    assert first["epoch"] != boundary["epoch"]
+    slider.fill("0")
+    expect(plot).to_have_attribute("data-drawn", str(first["epoch"]))
+    assert plot_data(page, "boundary-plot")[0]["z"] == first["probs"]
+    slider.fill(str(len(boundary["epochs"]) - 1))
+    expect(plot).to_have_attribute("data-drawn", str(boundary["epoch"]))
 
     # The returned model and the metrics download.
     model = page.get_by_role("link", name="Download model")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -58,11 +59,29 @@ def test_confusion_matrix_slider_and_a_clicked_cell(page: Page, server: str, art
     assert shown["customdata"] == returned["matrix"]
     assert shown["x"] == shown["y"] == [str(i) for i in range(10)] == returned["classes"]
 
-    # The slider goes back to epoch 1's matrix, as the API stores it.
-    first = httpx.get(f"{api}/confusion", params={"epoch": returned["epochs"][0]}).json()
-    view.locator("input[type=range]").fill("0")
+    # The slider goes back to epoch 1's matrix, as the API stores it, dragged there over
+    # epochs[1] and epochs[2]: picks made while a request is out wait, the newest replacing the
+    # older, so epochs[2] is never asked for, and an overtaken answer is never drawn.
+    epochs = returned["epochs"]
+    assert len(epochs) >= 3 and returned["epoch"] != epochs[0]
+    first = httpx.get(f"{api}/confusion", params={"epoch": epochs[0]}).json()
+    asked: list[int] = []
+    page.on("request", lambda r: asked.extend(int(e) for e in parse_qs(urlparse(r.url).query).get("epoch", []))
+            if "/confusion?" in r.url else None)
+    view.get_by_label("matrix of epoch").evaluate("""(slider, picks) => {
+        const host = slider.closest("confusion-view");
+        window.drawnSeen = [];
+        new MutationObserver(() => window.drawnSeen.push(host.dataset.drawn))
+            .observe(host, { attributes: true, attributeFilter: ["data-drawn"] });
+        for (const i of picks) {
+            slider.value = String(i);
+            slider.dispatchEvent(new Event("input"));
+        }
+    }""", [1, 2, 0])
     expect(view).to_have_attribute("data-drawn", str(first["epoch"]))
     assert plot_data(page, sel)[0]["customdata"] == first["matrix"]
+    assert set(page.evaluate("window.drawnSeen")) == {str(first["epoch"])}
+    assert asked[-1] == epochs[0] and epochs[2] not in asked and len(asked) <= 2, asked
     view.locator("input[type=range]").fill(str(returned["epochs"].index(returned["epoch"])))
     expect(view).to_have_attribute("data-drawn", str(returned["epoch"]))
 
