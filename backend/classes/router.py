@@ -161,7 +161,8 @@ def get_board(class_id: ClassId, request: Request, session: SessionDep) -> dict[
     teacher's token also each run's spec, result and times."""
     principal = member(request, class_id)
     klass = classes.get_class(session=session, class_id=class_id)
-    return boards.board(session=session, klass=klass, detailed=principal.is_teacher)
+    return boards.board(session=session, klass=klass, detailed=principal.is_teacher,
+                        viewer=principal)
 
 
 @router.get("/{class_id}/export", response_class=StreamingResponse)

@@ -200,6 +200,17 @@ def visible_to(*, session: Session, principal: Principal | None) -> dict[str, in
     return {"class_id": klass.id, "student": principal.student or 0}
 
 
+def may_change(principal: Principal | None, run: Run) -> bool:
+    """Whether ``principal`` may cancel, fork, set the η of or delete ``run``: the teacher
+    any run of the class, a student her own. Without a class token the lab's own token
+    guard decides, not this (True). The guard enforces it; run rows carry it as
+    ``can_control`` so the pages show only the controls that would be obeyed."""
+    if principal is None:
+        return True
+    return run.class_id == principal.class_id and (
+        principal.is_teacher or run.student == principal.student)
+
+
 # -- launching a run ------------------------------------------------------------------------
 
 

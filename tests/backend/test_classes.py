@@ -286,3 +286,34 @@ def test_a_students_fork_stays_in_her_class_and_a_classmates_is_refused(client) 
         f"/api/runs/{adas}", headers=bearer(ada)).json()["student"])
     assert {r["id"] for r in client.get("/api/runs", headers=bearer(ada)).json()} == \
         {adas, child["id"]}
+
+
+def test_runs_say_whether_their_viewer_may_control_them(client) -> None:
+    """The pages show cancel, η, fork and delete only where the server says ``can_control``:
+    a student on her own runs, the teacher on every run of the class."""
+    a = new_class(client)
+    ada, grace = join(client, a["join_code"], "Ada"), join(client, a["join_code"], "Grace")
+    teacher = bearer(a["teacher_token"])
+    adas = client.post("/api/runs", json={}, headers=bearer(ada)).json()
+    assert adas["can_control"] is True  # the creation's answer, to its creator
+    graces = client.post("/api/runs", json={}, headers=bearer(grace)).json()["id"]
+    adas = adas["id"]
+
+    def control(run_id: int, headers: dict[str, str]) -> bool:
+        return client.get(f"/api/runs/{run_id}", headers=headers).json()["can_control"]
+
+    assert (control(adas, bearer(ada)), control(graces, bearer(ada))) == (True, False)
+    assert (control(adas, bearer(grace)), control(graces, bearer(grace))) == (False, True)
+    assert control(adas, teacher) and control(graces, teacher)
+    assert control(adas, {})  # no class token: the lab's own guard decides
+    listed = {r["id"]: r["can_control"] for r in client.get(
+        "/api/runs", headers=bearer(ada)).json()}
+    assert listed == {adas: True, graces: False}
+    # the board's rows say the same, to each viewer
+    for headers, expected in [(bearer(ada), {"Ada": True, "Grace": False}),
+                              (teacher, {"Ada": True, "Grace": True})]:
+        board = client.get(f"/api/classes/{a['id']}/board", headers=headers).json()
+        assert {s["name"]: s["runs"][0]["can_control"] for s in board["students"]} == expected
+    # and what it says is what the guard does
+    assert client.post(f"/api/runs/{graces}/cancel", headers=bearer(ada)).status_code == 403
+    assert client.post(f"/api/runs/{graces}/cancel", headers=teacher).status_code == 200
