@@ -1,9 +1,10 @@
 // <class-board class-id="…">: per student their runs, statuses and best test accuracy, and the
 // challenge ranking; refreshed every few seconds. The teacher (this browser created the class)
-// also gets the zip export and each run's η and epochs. A live run has a Cancel button where
+// also gets the zip export, the class's settings form and each run's η and epochs. A live run has a Cancel button where
 // the server says this viewer may cancel it (can_control: the teacher any, a student her own).
 import { cancelClassRun, downloadExport, getBoard, teacherToken } from "./classes-api.js";
 import { el, FINISHED, formatPercent, statusBadge, useStyle } from "./ui.js";
+import "./class-settings.js";
 
 useStyle(import.meta.url, "classes.css");
 
@@ -19,9 +20,12 @@ class ClassBoard extends HTMLElement {
     this.table = el("div", { class: "class-board-table" });
     this.exportButton = this.teacher
       ? el("button", { type: "button", text: "Export the class (zip)", onclick: () => this.export() }) : "";
+    // The teacher changes the class here; a change shows on the board at once.
+    this.settings = this.teacher ? el("class-settings", { "class-id": this.classId }) : "";
+    this.addEventListener("class-changed", () => this.refresh());
     this.replaceChildren(
       el("div", { class: "class-head" }, this.heading, this.exportButton),
-      this.status, this.challenge, this.table);
+      this.settings, this.status, this.challenge, this.table);
     this.refresh();
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
   }

@@ -153,3 +153,31 @@ def test_controls_show_only_on_runs_the_viewer_may_steer(
     expect(page.locator("table.board .badge")).to_have_text(["cancelled", "cancelled"],
                                                             timeout=60_000)
     expect(page.locator(".board-cancel")).to_have_count(0)
+
+
+@pytest.mark.console_422  # a refused setting on purpose
+def test_the_teacher_changes_the_class_settings_on_its_board(page: Page, server: str) -> None:
+    klass = httpx.post(f"{server}/api/classes", json={
+        "name": "Settings", "presets": ["sgd-momentum"], "locked": ["model.hidden"]}).json()
+    page.goto("/#/")
+    page.evaluate("c => localStorage.setItem('epoque-teacher-classes', JSON.stringify([c]))",
+                  {**klass, "name": "Settings"})
+    page.goto(f"/#/classes/{klass['id']}/board")
+    page.get_by_text("Settings", exact=True).click()  # the <details>' summary
+    expect(page.locator("#settings-locked")).to_have_value("model.hidden")
+    # a field the server refuses: its 422 is shown, naming the field
+    page.fill("#settings-locked", "model.hidden, model.width")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.locator(".class-settings-message")).to_contain_text("locked.1")
+    page.fill("#settings-locked", "model.hidden, optim.lr")
+    page.fill("#settings-name", "Settings, renamed")
+    page.fill("#settings-max-queued", "1")
+    page.uncheck("#settings-show")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.locator(".class-settings-message")).to_contain_text("Saved")
+    expect(page.locator("class-board h1")).to_have_text("Settings, renamed: board")
+    now = httpx.get(f"{server}/api/classes/{klass['id']}",
+                    headers={"Authorization": f"Bearer {klass['teacher_token']}"}).json()
+    assert (now["name"], now["locked"], now["max_queued_per_student"],
+            now["show_classmates"]) == ("Settings, renamed", ["model.hidden", "optim.lr"], 1,
+                                        False)
