@@ -1,8 +1,10 @@
 // <class-board class-id="…">: per student their runs, statuses and best test accuracy, and the
 // challenge ranking; refreshed every few seconds. The teacher (this browser created the class)
-// also gets the zip export and each run's η and epochs.
-import { downloadExport, getBoard, teacherToken } from "./classes-api.js";
-import { el, formatPercent, statusBadge, useStyle } from "./ui.js";
+// also gets the zip export, the class's settings form and each run's η and epochs. A live run has a Cancel button where
+// the server says this viewer may cancel it (can_control: the teacher any, a student her own).
+import { cancelClassRun, downloadExport, getBoard, teacherToken } from "./classes-api.js";
+import { el, FINISHED, formatPercent, statusBadge, useStyle } from "./ui.js";
+import "./class-settings.js";
 
 useStyle(import.meta.url, "classes.css");
 
@@ -18,9 +20,12 @@ class ClassBoard extends HTMLElement {
     this.table = el("div", { class: "class-board-table" });
     this.exportButton = this.teacher
       ? el("button", { type: "button", text: "Export the class (zip)", onclick: () => this.export() }) : "";
+    // The teacher changes the class here; a change shows on the board at once.
+    this.settings = this.teacher ? el("class-settings", { "class-id": this.classId }) : "";
+    this.addEventListener("class-changed", () => this.refresh());
     this.replaceChildren(
       el("div", { class: "class-head" }, this.heading, this.exportButton),
-      this.status, this.challenge, this.table);
+      this.settings, this.status, this.challenge, this.table);
     this.refresh();
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
   }
@@ -49,7 +54,11 @@ class ClassBoard extends HTMLElement {
       el("td", {}, el("ul", { class: "board-runs" }, s.runs.map((r) => el("li", {},
         el("a", { href: `#/runs/${encodeURIComponent(r.id)}`, text: `#${r.id}` }), " ", statusBadge(r.status),
         r.test_accuracy !== null ? ` ${formatPercent(r.test_accuracy)}` : ` ${r.epoch}/${r.max_epochs}`,
-        this.teacher && r.spec ? el("span", { class: "muted", text: ` η ${r.spec.optim?.lr}` }) : ""))))));
+        this.teacher && r.spec ? el("span", { class: "muted", text: ` η ${r.spec.optim?.lr}` }) : "",
+        r.can_control && !FINISHED.has(r.status)
+          ? el("button", { type: "button", class: "button-small board-cancel", text: "Cancel",
+            "aria-label": `Cancel run #${r.id}`, onclick: () => this.cancel(r.id) })
+          : ""))))));
     this.table.replaceChildren(el("table", { class: "board" },
       el("thead", {}, el("tr", {}, ...["Student", "Runs", "Best test accuracy", "Runs (status, test accuracy)"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: "4", class: "muted", text: "No student has joined yet." })))));
@@ -68,6 +77,15 @@ class ClassBoard extends HTMLElement {
           el("strong", { text: r.name }), ` ${formatPercent(r.test_accuracy)} `,
           el("a", { href: `#/runs/${encodeURIComponent(r.run_id)}`, text: `run #${r.run_id}` }))))
         : el("p", { class: "muted", text: "No finished run counts yet." })));
+  }
+
+  async cancel(runId) {
+    try {
+      await cancelClassRun(this.classId, runId);
+      this.refresh();
+    } catch (err) {
+      this.status.textContent = `Could not cancel run #${runId}: ${err.message}`;
+    }
   }
 
   async export() {

@@ -56,7 +56,11 @@ export async function joinClass(code, name) {
 
 /** The class (lessons, base specs, locked fields, quotas), as its teacher when this browser created it. */
 export const getClass = (id) => request("GET", classPath(id), undefined, false, teacherToken(id));
+/** Change the class's settings (any of the creation's fields), as its teacher: the class as GET gives it. */
+export const updateClass = (id, changes) => request("PATCH", classPath(id), changes, false, teacherToken(id));
 export const getBoard = (id) => request("GET", `${classPath(id)}/board`, undefined, false, teacherToken(id));
+/** Cancel a run of class `id` from its board, as its teacher when this browser created the class. */
+export const cancelClassRun = (id, runId) => request("POST", `/api/runs/${encodeURIComponent(runId)}/cancel`, undefined, false, teacherToken(id));
 
 /** The class's zip (specs, metrics CSV, results, board.html) as a Blob: the teacher's token goes in a header. */
 export async function downloadExport(id) {

@@ -73,7 +73,7 @@ class ForkForm extends HTMLElement {
         ` after epoch ${epoch}: its points up to there are that run's.`);
       this.parentLink.hidden = false;
     }
-    this.hint.hidden = false;
+    this.hint.hidden = Boolean(this.readOnly);
     if (first) this.loadForks();
   }
 
@@ -82,7 +82,8 @@ class ForkForm extends HTMLElement {
   /** The form for a fork after `epoch`, filled with the run's own knobs. */
   open(epoch) {
     const spec = this.#run?.spec;
-    if (!spec) return;
+    // A run this viewer may not fork (a classmate's): the server would answer 403.
+    if (!spec || this.readOnly) return;
     this.#epoch = epoch;
     const o = spec.optim || {};
     this.heading.textContent = `Fork from epoch ${epoch}`;

@@ -286,6 +286,11 @@ class RunView extends HTMLElement {
     // message: a finished run never goes back to running.
     if (this.run && FINISHED.has(this.run.status) && !FINISHED.has(run.status)) return;
     this.run = run;
+    // The server says whether this viewer may steer the run (a class's student: her own runs
+    // only); the stream's messages, shared by every viewer, leave it out: keep the last word.
+    if (typeof run.can_control === "boolean") this.canControl = run.can_control;
+    this.dataset.control = this.canControl === false ? "no" : "yes";
+    this.forks.readOnly = this.canControl === false;
     this.forks.run = run;
     this.dataset.status = run.status;
     if (FINISHED.has(run.status) && run.result) this.whatIf.run = run;
@@ -310,11 +315,12 @@ class RunView extends HTMLElement {
       : `epoch ${epoch} / ${max}${early}`;
 
     const finished = FINISHED.has(run.status);
-    this.deleteButton.hidden = !finished;
-    this.cancelButton.hidden = finished;
+    const control = this.canControl !== false;
+    this.deleteButton.hidden = !finished || !control;
+    this.cancelButton.hidden = finished || !control;
     const packRuns = run.result?.pack?.run_ids;
     const declined = run.result?.pack?.declined;
-    this.lrForm.hidden = finished || run.pack != null;
+    this.lrForm.hidden = finished || run.pack != null || !control;
     this.packNote.hidden = !declined && (run.pack == null || (finished && !packRuns));
     this.packNote.textContent = packRuns
       ? `Trained together with runs ${packRuns.join(", ")} (seeds of one study) as one stacked network.`

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.classes.models import Classroom
-from backend.classes.service import students_of
+from backend.classes.service import Principal, may_change, students_of
 from backend.runs.models import FINAL_STATUSES, Run
 
 
@@ -22,10 +22,12 @@ def test_accuracy(run: Run) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _run_row(run: Run, detailed: bool) -> dict[str, Any]:
+def _run_row(run: Run, detailed: bool, viewer: Principal | None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": run.id, "name": run.name, "status": run.status, "preset": run.class_preset,
         "epoch": run.epoch, "max_epochs": run.max_epochs, "test_accuracy": test_accuracy(run)}
+    if viewer is not None:  # whether the board's viewer may cancel it (not in the export)
+        row["can_control"] = may_change(viewer, run)
     if detailed:  # the teacher's board: enough to grade without opening each run
         row.update(spec=run.spec, result=run.result, error=run.error, worker=run.worker,
                    created_at=run.created_at.isoformat(),
@@ -60,7 +62,8 @@ def challenge_ranking(klass: Classroom, by_student: dict[int, list[Run]],
     return {"preset": preset, "max_epochs": max_epochs, "ranking": rows}
 
 
-def board(*, session: Session, klass: Classroom, detailed: bool) -> dict[str, Any]:
+def board(*, session: Session, klass: Classroom, detailed: bool,
+          viewer: Principal | None = None) -> dict[str, Any]:
     students = students_of(session=session, class_id=klass.id)
     names = {s.id: s.name for s in students}
     runs = session.scalars(select(Run).where(Run.class_id == klass.id).order_by(Run.id)).all()
@@ -79,10 +82,10 @@ def board(*, session: Session, klass: Classroom, detailed: bool) -> dict[str, An
         for run in mine:
             counts[run.status] = counts.get(run.status, 0) + 1
         rows.append({"id": student.id, "name": student.name, "runs": [
-            _run_row(run, detailed) for run in mine], "statuses": counts,
+            _run_row(run, detailed, viewer) for run in mine], "statuses": counts,
             "best_test_accuracy": best and best[0], "best_run_id": best and best[1]})
     return {"class": {"id": klass.id, "name": klass.name, "presets": klass.presets,
                       "challenge": klass.challenge},
             "students": rows,
-            "teacher_runs": [_run_row(run, detailed) for run in teacher_runs],
+            "teacher_runs": [_run_row(run, detailed, viewer) for run in teacher_runs],
             "challenge": challenge_ranking(klass, by_student, names)}

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.auth import WRITE_METHODS
 from backend.classes.models import Classroom
-from backend.classes.service import CLASS_PREFIXES, Principal, resolve
+from backend.classes.service import CLASS_PREFIXES, Principal, may_change, resolve
 from backend.db import new_session
 from backend.runs.models import Run
 
@@ -59,7 +59,7 @@ def verdict(principal: Principal, method: str, path: str) -> tuple[int, str] | N
                 return None  # the route answers its own 404
             if run.class_id != principal.class_id:
                 return 404, f"run {run_id} not found"
-            if principal.is_teacher or run.student == principal.student:
+            if may_change(principal, run):
                 return None
             if write and action not in _HARMLESS_RUN_WRITES:
                 return 403, (f"run {run_id} is a classmate's: only its student or the "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Body, Path, Request, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.classes import board as boards
 from backend.classes import export
@@ -17,6 +17,7 @@ from backend.config import get_settings
 from backend.deps import MAX_ID, SessionDep
 from backend.errors import DomainError
 from backend.presets.catalog import BY_ID
+from backend.spec_errors import SpecInvalid
 
 router = APIRouter(prefix="/api/classes", tags=["classes"])
 
@@ -105,12 +106,7 @@ def member(request: Request, class_id: int, *, teacher: bool = False) -> Princip
 def create_class(body: ClassIn, session: SessionDep) -> ClassCreated:
     """A new class (with the lab's API token when one is set). The teacher token is shown
     once: keep it."""
-    klass, token = classes.create_class(
-        session=session, name=body.name, presets=body.presets, locked=body.locked,
-        max_runs_per_student=body.max_runs_per_student,
-        max_queued_per_student=body.max_queued_per_student,
-        show_classmates=body.show_classmates,
-        challenge=body.challenge.model_dump() if body.challenge else None)
+    klass, token = classes.create_class(session=session, **body.model_dump())
     return ClassCreated(id=klass.id, join_code=klass.join_code, teacher_token=token)
 
 
@@ -135,12 +131,7 @@ def who_am_i(request: Request) -> dict[str, Any]:
             "student": principal.student, "name": principal.name}
 
 
-@router.get("/{class_id}")
-def get_class(class_id: ClassId, request: Request, session: SessionDep) -> dict[str, Any]:
-    """The class: its lessons (the presets, in full), locked fields and quotas; for the
-    teacher also its join code and students."""
-    principal = member(request, class_id)
-    klass = classes.get_class(session=session, class_id=class_id)
+def _class_out(session: SessionDep, klass: Any, principal: Principal) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": klass.id, "name": klass.name,
         "presets": [BY_ID[p] for p in klass.presets if p in BY_ID],
@@ -151,8 +142,39 @@ def get_class(class_id: ClassId, request: Request, session: SessionDep) -> dict[
     if principal.is_teacher:
         out["join_code"] = klass.join_code
         out["students"] = [{"id": s.id, "name": s.name}
-                           for s in classes.students_of(session=session, class_id=class_id)]
+                           for s in classes.students_of(session=session, class_id=klass.id)]
     return out
+
+
+@router.get("/{class_id}")
+def get_class(class_id: ClassId, request: Request, session: SessionDep) -> dict[str, Any]:
+    """The class: its lessons (the presets, in full), locked fields and quotas; for the
+    teacher also its join code and students."""
+    principal = member(request, class_id)
+    klass = classes.get_class(session=session, class_id=class_id)
+    return _class_out(session, klass, principal)
+
+
+@router.patch("/{class_id}")
+def update_class(
+    class_id: ClassId, request: Request, session: SessionDep,
+    changes: Annotated[dict[str, Any], Body(
+        description="Any of the creation's fields (" + ", ".join(ClassIn.model_fields) + "); "
+        "the others keep their values. The join code and tokens do not change.",
+        openapi_examples={"quotas": {"value": {"max_queued_per_student": 3, "locked": []}}})],
+) -> dict[str, Any]:
+    """Change the class's settings (the teacher only). The result is checked as a whole,
+    exactly as a new class is; the answer is the class as GET gives it."""
+    principal = member(request, class_id, teacher=True)
+    klass = classes.get_class(session=session, class_id=class_id)
+    # Unknown keys (join_code, a typo) are refused by ClassIn's extra="forbid", by name.
+    merged = {**classes.class_settings(klass), **changes}
+    try:  # as FastAPI checks a creation's body: the same strict model, the same errors
+        settings = ClassIn.model_validate(merged)
+    except ValidationError as exc:
+        raise SpecInvalid.from_validation(exc) from None
+    classes.update_class(session=session, klass=klass, settings=settings.model_dump())
+    return _class_out(session, klass, principal)
 
 
 @router.get("/{class_id}/board")
@@ -161,7 +183,8 @@ def get_board(class_id: ClassId, request: Request, session: SessionDep) -> dict[
     teacher's token also each run's spec, result and times."""
     principal = member(request, class_id)
     klass = classes.get_class(session=session, class_id=class_id)
-    return boards.board(session=session, klass=klass, detailed=principal.is_teacher)
+    return boards.board(session=session, klass=klass, detailed=principal.is_teacher,
+                        viewer=principal)
 
 
 @router.get("/{class_id}/export", response_class=StreamingResponse)

@@ -133,22 +133,36 @@ def _check_class(presets: list[str], locked: list[str], challenge: dict[str, Any
                             "type": "value_error"} for field, msg in errors])
 
 
+# The settings a class is created with and its teacher may change later (not its join code or
+# its token): create_class and update_class write them through the same checks.
+SETTINGS = ("name", "presets", "locked", "max_runs_per_student", "max_queued_per_student",
+            "show_classmates", "challenge")
+
+
+def _apply(klass: Classroom, settings: dict[str, Any]) -> None:
+    """Check ``settings`` (every one of SETTINGS) as a whole and write them on ``klass``."""
+    _check_class(settings["presets"], settings["locked"], settings["challenge"])
+    for key in SETTINGS:
+        setattr(klass, key, settings[key])
+    klass.locked = sorted(set(settings["locked"]))
+
+
 def create_class(
     *, session: Session, name: str, presets: list[str], locked: list[str],
     max_runs_per_student: int, max_queued_per_student: int, show_classmates: bool = True,
     challenge: dict[str, Any] | None = None,
 ) -> tuple[Classroom, str]:
     """The new class and its teacher token (returned once: only its digest is stored)."""
-    _check_class(presets, locked, challenge)
+    settings = {"name": name, "presets": presets, "locked": locked,
+                "max_runs_per_student": max_runs_per_student,
+                "max_queued_per_student": max_queued_per_student,
+                "show_classmates": show_classmates, "challenge": challenge}
     token = TEACHER_PREFIX + secrets.token_urlsafe(24)
     for _ in range(10):  # a code already taken (1 in 887 million each time): draw again
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        klass = Classroom(
-            name=name, presets=presets, locked=sorted(set(locked)),
-            max_runs_per_student=max_runs_per_student,
-            max_queued_per_student=max_queued_per_student, show_classmates=show_classmates,
-            challenge=challenge, join_code=code, teacher_token_hash=hash_token(token),
-            created_at=utcnow())
+        klass = Classroom(join_code=code, teacher_token_hash=hash_token(token),
+                          created_at=utcnow())
+        _apply(klass, settings)
         session.add(klass)
         try:
             session.commit()
@@ -157,6 +171,19 @@ def create_class(
             continue
         return klass, token
     raise Unavailable("could not draw a free join code; try again")
+
+
+def class_settings(klass: Classroom) -> dict[str, Any]:
+    """The class's SETTINGS as they were given, to merge a change over."""
+    return {key: getattr(klass, key) for key in SETTINGS}
+
+
+def update_class(*, session: Session, klass: Classroom, settings: dict[str, Any]) -> Classroom:
+    """New settings for an existing class; runs already launched keep their specs, the new
+    locks and quotas hold for the runs launched from now on."""
+    _apply(klass, settings)
+    session.commit()
+    return klass
 
 
 def join_class(*, session: Session, join_code: str, name: str) -> tuple[Student, str]:
@@ -198,6 +225,17 @@ def visible_to(*, session: Session, principal: Principal | None) -> dict[str, in
     if principal.is_teacher or klass.show_classmates:
         return {"class_id": klass.id}
     return {"class_id": klass.id, "student": principal.student or 0}
+
+
+def may_change(principal: Principal | None, run: Run) -> bool:
+    """Whether ``principal`` may cancel, fork, set the η of or delete ``run``: the teacher
+    any run of the class, a student her own. Without a class token the lab's own token
+    guard decides, not this (True). The guard enforces it; run rows carry it as
+    ``can_control`` so the pages show only the controls that would be obeyed."""
+    if principal is None:
+        return True
+    return run.class_id == principal.class_id and (
+        principal.is_teacher or run.student == principal.student)
 
 
 # -- launching a run ------------------------------------------------------------------------

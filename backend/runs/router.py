@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from backend import heavy
-from backend.classes.service import submit_class_run, visible_to
+from backend.classes.service import may_change, submit_class_run, visible_to
 from backend.config import get_settings
 from backend.deps import MAX_ID, Cursor, OptionalId, RunId, SessionDep
 from backend.runs import (
@@ -34,6 +34,13 @@ from worker.engine.spec import Spec
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 
+def _row(run: Any, served: set[str] | None, request: Request) -> RunOut:
+    """The run as this request's sender sees it: with ``can_control`` for them."""
+    out = RunOut.of(run, served)
+    out.can_control = may_change(getattr(request.state, "principal", None), run)
+    return out
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RunOut)
 def create_run(
     session: SessionDep, spec: Spec, request: Request,
@@ -51,9 +58,9 @@ def create_run(
     if principal is not None:
         run = submit_class_run(session=session, principal=principal, preset=preset,
                                given=spec.model_dump(mode="json", exclude_unset=True))
-        return RunOut.of(run, served)
+        return _row(run, served, request)
     run = service.submit_run(session=session, spec_data=spec.model_dump(mode="json"))
-    return RunOut.of(run, served)
+    return _row(run, served, request)
 
 
 @router.get("", response_model=list[RunOut])
@@ -72,13 +79,13 @@ def list_runs(
         **visible_to(session=session, principal=getattr(request.state, "principal", None)),
     )
     served = served_queues(session=session)
-    return [RunOut.of(run, served) for run in runs]
+    return [_row(run, served, request) for run in runs]
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: RunId, session: SessionDep) -> RunOut:
+def get_run(run_id: RunId, session: SessionDep, request: Request) -> RunOut:
     run = service.get_run(session=session, run_id=run_id)
-    return RunOut.of(run, served_queues(session=session))
+    return _row(run, served_queues(session=session), request)
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)

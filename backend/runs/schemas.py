@@ -42,6 +42,10 @@ class RunOut(BaseModel):
     options: dict[str, Any] | None = None
     # A fork's parent run and the epoch it forked at (SPEC.md: forked_from {run, epoch}).
     forked_from: dict[str, int] | None = None
+    # Whether this request's sender may cancel, fork, set η of or delete it (a class's student:
+    # her own runs only; backend/classes/service.may_change). None where the answer is shared
+    # by every viewer (the stream, a study's runs): keep what the run's own GET said.
+    can_control: bool | None = None
 
     @classmethod
     def of(cls, run: Run, served: set[str] | None = None) -> RunOut:

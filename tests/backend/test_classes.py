@@ -286,3 +286,97 @@ def test_a_students_fork_stays_in_her_class_and_a_classmates_is_refused(client) 
         f"/api/runs/{adas}", headers=bearer(ada)).json()["student"])
     assert {r["id"] for r in client.get("/api/runs", headers=bearer(ada)).json()} == \
         {adas, child["id"]}
+
+
+def test_runs_say_whether_their_viewer_may_control_them(client) -> None:
+    """The pages show cancel, η, fork and delete only where the server says ``can_control``:
+    a student on her own runs, the teacher on every run of the class."""
+    a = new_class(client)
+    ada, grace = join(client, a["join_code"], "Ada"), join(client, a["join_code"], "Grace")
+    teacher = bearer(a["teacher_token"])
+    adas = client.post("/api/runs", json={}, headers=bearer(ada)).json()
+    assert adas["can_control"] is True  # the creation's answer, to its creator
+    graces = client.post("/api/runs", json={}, headers=bearer(grace)).json()["id"]
+    adas = adas["id"]
+
+    def control(run_id: int, headers: dict[str, str]) -> bool:
+        return client.get(f"/api/runs/{run_id}", headers=headers).json()["can_control"]
+
+    assert (control(adas, bearer(ada)), control(graces, bearer(ada))) == (True, False)
+    assert (control(adas, bearer(grace)), control(graces, bearer(grace))) == (False, True)
+    assert control(adas, teacher) and control(graces, teacher)
+    assert control(adas, {})  # no class token: the lab's own guard decides
+    listed = {r["id"]: r["can_control"] for r in client.get(
+        "/api/runs", headers=bearer(ada)).json()}
+    assert listed == {adas: True, graces: False}
+    # the board's rows say the same, to each viewer
+    for headers, expected in [(bearer(ada), {"Ada": True, "Grace": False}),
+                              (teacher, {"Ada": True, "Grace": True})]:
+        board = client.get(f"/api/classes/{a['id']}/board", headers=headers).json()
+        assert {s["name"]: s["runs"][0]["can_control"] for s in board["students"]} == expected
+    # and what it says is what the guard does
+    assert client.post(f"/api/runs/{graces}/cancel", headers=bearer(ada)).status_code == 403
+    assert client.post(f"/api/runs/{graces}/cancel", headers=teacher).status_code == 200
+
+
+def test_the_teacher_changes_the_class_settings(client) -> None:
+    created = new_class(client, challenge={"preset": "sgd-momentum", "max_epochs": 20})
+    teacher = bearer(created["teacher_token"])
+    ada = join(client, created["join_code"], "Ada")
+    path = f"/api/classes/{created['id']}"
+    before = client.get(path, headers=teacher).json()
+    changed = client.patch(path, headers=teacher, json={
+        "name": "Optimisation 102", "locked": ["optim.lr", "model.hidden", "optim.lr"],
+        "max_queued_per_student": 1, "show_classmates": False, "challenge": None})
+    assert changed.status_code == 200, changed.text
+    after = changed.json()
+    assert after == client.get(path, headers=teacher).json()  # the class as GET gives it
+    assert (after["name"], after["locked"], after["max_queued_per_student"]) == (
+        "Optimisation 102", ["model.hidden", "optim.lr"], 1)
+    assert after["show_classmates"] is False and after["challenge"] is None
+    # what was not sent keeps its value; the join code and the tokens do not change
+    for key in ("presets", "max_runs_per_student", "join_code", "students"):
+        assert after[key] == before[key], key
+    assert client.get("/api/classes/me", headers=teacher).json()["role"] == "teacher"
+    # the new rules hold for the next runs: η now locked, one queued run each
+    locked = client.post("/api/runs", json={"optim": {"lr": 0.5}}, headers=bearer(ada))
+    assert locked.status_code == 422 and locked.json()["detail"][0]["field"] == "optim.lr"
+    assert client.post("/api/runs", json={}, headers=bearer(ada)).status_code == 201
+    assert client.post("/api/runs", json={}, headers=bearer(ada)).status_code == 429
+
+
+def test_changing_a_class_is_the_teachers_and_checked_as_its_creation(client, configure,
+                                                                       monkeypatch) -> None:
+    created = new_class(client)
+    teacher = bearer(created["teacher_token"])
+    path = f"/api/classes/{created['id']}"
+    ada = join(client, created["join_code"], "Ada")
+    refused = client.patch(path, headers=bearer(ada), json={"max_runs_per_student": 1000})
+    assert refused.status_code == 403
+    assert client.patch(path, json={"name": "x"}).status_code == 401
+    for body, field in [({"presets": ["nope"]}, "presets.0"),
+                        ({"presets": []}, "presets"),
+                        ({"locked": ["optim.lr", "model.width"]}, "locked.1"),
+                        ({"max_queued_per_student": 0}, "max_queued_per_student"),
+                        ({"max_runs_per_student": "9"}, "max_runs_per_student"),
+                        ({"name": ""}, "name"), ({"name": None}, "name"),
+                        ({"challenge": {"preset": "ensemble"}}, "challenge.preset"),
+                        # the challenge's lesson dropped from the class's lessons
+                        ({"presets": ["minibatch-size"], "challenge": {"preset": "sgd-momentum"}},
+                         "challenge.preset"),
+                        ({"join_code": "ABCDEF"}, "join_code"),
+                        ({"teacher_token": "ept_mine"}, "teacher_token")]:
+        response = client.patch(path, headers=teacher, json=body)
+        assert response.status_code == 422, body
+        assert response.json()["detail"][0]["field"] == field, (body, response.json())
+        assert response.json()["detail"][0]["msg"]
+    assert client.get(path, headers=teacher).json()["max_runs_per_student"] == \
+        CLASS["max_runs_per_student"]  # nothing refused was kept
+    # an unknown class: 404 to the lab's token (the teacher of every class)
+    monkeypatch.setenv("EPOQUE_API_TOKEN", LAB_TOKEN)
+    configure()
+    with TestClient(create_app()) as lab:
+        assert lab.patch("/api/classes/999999", json={"name": "x"},
+                         headers=bearer(LAB_TOKEN)).status_code == 404
+        assert lab.patch(path, json={"name": "By the lab"},
+                         headers=bearer(LAB_TOKEN)).json()["name"] == "By the lab"

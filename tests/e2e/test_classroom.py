@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.conftest import Hold
 from tests.e2e.test_lab import snap
 
 pytestmark = pytest.mark.browser
@@ -101,3 +102,82 @@ def test_teacher_creates_a_class_two_students_launch_the_board_shows_both(
     expect(page.locator(".ranking li")).to_have_count(2)
     expect(page.locator(".ranking li").first).to_contain_text(ranked[0])
     snap(page, artifacts, "classroom-board", docs=True)
+
+
+@pytest.mark.timeout(300)
+def test_controls_show_only_on_runs_the_viewer_may_steer(
+        page: Page, browser: object, server: str, hold: Hold) -> None:
+    """A student sees Cancel (and η, delete, fork) on her own run, not on a classmate's, whose
+    buttons would answer 403; the teacher's board offers Cancel on every live run."""
+    hold.every_run_at(1)  # both runs stay live (held at epoch 1, or queued behind it)
+    klass = httpx.post(f"{server}/api/classes", json={
+        "name": "Controls", "presets": ["sgd-momentum"], "locked": []}).json()
+
+    def joined(name: str) -> tuple[dict, int]:
+        student = httpx.post(f"{server}/api/classes/join", json={
+            "join_code": klass["join_code"], "name": name}).json()
+        run = httpx.post(f"{server}/api/runs", json={"training": {"max_epochs": 3}},
+                         headers={"Authorization": f"Bearer {student['student_token']}"})
+        assert run.status_code == 201, run.text
+        return student, run.json()["id"]
+
+    (ada_student, adas), (_, graces) = joined("Ada"), joined("Grace")
+    with student_page(browser, server) as ada:
+        ada.goto("/#/")  # Ada's browser: what joining keeps (classes-api.js joinClass)
+        ada.evaluate("""s => {
+          localStorage.setItem("epoque-class-token", s.student_token);
+          localStorage.setItem("epoque-class-student", JSON.stringify(
+            {student_id: s.student_id, class_id: s.class_id, name: s.name}));
+        }""", ada_student)
+        ada.goto(f"/#/runs/{graces}")
+        expect(ada.locator("run-view")).to_have_attribute("data-control", "no")
+        expect(ada.get_by_role("button", name="Cancel run")).to_be_hidden()
+        expect(ada.locator(".lr-form")).to_be_hidden()
+        expect(ada.locator(".fork-hint")).to_be_hidden()
+        ada.goto(f"/#/runs/{adas}")
+        expect(ada.locator("run-view")).to_have_attribute("data-control", "yes")
+        expect(ada.get_by_role("button", name="Cancel run")).to_be_visible()
+        ada.goto(f"/#/classes/{klass['id']}/board")
+        expect(ada.locator("table.board tbody tr")).to_have_count(2)
+        expect(ada.locator(".board-cancel")).to_have_count(1)
+        expect(ada.get_by_role("button", name=f"Cancel run #{adas}")).to_be_visible()
+
+    page.goto("/#/")
+    page.evaluate("c => localStorage.setItem('epoque-teacher-classes', JSON.stringify([c]))",
+                  {**klass, "name": "Controls"})
+    page.goto(f"/#/classes/{klass['id']}/board")
+    expect(page.locator(".board-cancel")).to_have_count(2)
+    for run_id in (adas, graces):  # the teacher cancels both: the worker is free again
+        page.get_by_role("button", name=f"Cancel run #{run_id}").click()
+    hold.release_all()  # a held run reads its cancel at the end of the epoch it waits in
+    expect(page.locator("table.board .badge")).to_have_text(["cancelled", "cancelled"],
+                                                            timeout=60_000)
+    expect(page.locator(".board-cancel")).to_have_count(0)
+
+
+@pytest.mark.console_422  # a refused setting on purpose
+def test_the_teacher_changes_the_class_settings_on_its_board(page: Page, server: str) -> None:
+    klass = httpx.post(f"{server}/api/classes", json={
+        "name": "Settings", "presets": ["sgd-momentum"], "locked": ["model.hidden"]}).json()
+    page.goto("/#/")
+    page.evaluate("c => localStorage.setItem('epoque-teacher-classes', JSON.stringify([c]))",
+                  {**klass, "name": "Settings"})
+    page.goto(f"/#/classes/{klass['id']}/board")
+    page.get_by_text("Settings", exact=True).click()  # the <details>' summary
+    expect(page.locator("#settings-locked")).to_have_value("model.hidden")
+    # a field the server refuses: its 422 is shown, naming the field
+    page.fill("#settings-locked", "model.hidden, model.width")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.locator(".class-settings-message")).to_contain_text("locked.1")
+    page.fill("#settings-locked", "model.hidden, optim.lr")
+    page.fill("#settings-name", "Settings, renamed")
+    page.fill("#settings-max-queued", "1")
+    page.uncheck("#settings-show")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.locator(".class-settings-message")).to_contain_text("Saved")
+    expect(page.locator("class-board h1")).to_have_text("Settings, renamed: board")
+    now = httpx.get(f"{server}/api/classes/{klass['id']}",
+                    headers={"Authorization": f"Bearer {klass['teacher_token']}"}).json()
+    assert (now["name"], now["locked"], now["max_queued_per_student"],
+            now["show_classmates"]) == ("Settings, renamed", ["model.hidden", "optim.lr"], 1,
+                                        False)
