@@ -4,6 +4,7 @@ threads under a small limit."""
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
 import threading
@@ -59,20 +60,26 @@ def test_predict_builds_each_runs_model_once(configure, monkeypatch) -> None:
         assert predictors.builds == builds + 3  # one model kept: the other was evicted
 
 
-def test_csv_streams_the_same_rows_as_the_points(configure) -> None:
-    configure()
-    many = service.CSV_PAGE + 5
-    points = [("b_loss", x, x / 7) for x in range(many)] + [("a_acc", 1, None), ("b_loss", -1, 2.0)]
+def test_csv_streams_the_same_rows_as_the_points(db_url, configure) -> None:
+    """Every point once, pages and series in order, floats exact (repr round-trips), NaN as an
+    empty cell and a key that needs CSV quoting quoted: on SQLite and PostgreSQL."""
+    configure(database_url=db_url)
+    many = 2 * service.CSV_PAGE + 5
+    odd = 'loss, "smoothed"'
+    points = [("b_loss", x, x / 7) for x in range(many)] + [
+        ("a_acc", 1, None), ("b_loss", -1, 2.0), (odd, 3, 0.1 + 0.2), (odd, 4, -1e-300)]
     with TestClient(create_app()) as client:
         run_id = _finished_run(client, points)
         with new_session() as session:
             series, _ = service.get_points(session=session, run_id=run_id)
-        expected = ["key,x,value"] + [f"{key},{x},{'' if v is None else v}"
-                                      for key, pts in series.items() for x, v in pts]
+        expected = [["key", "x", "value"]] + [[key, str(x), "" if v is None else repr(v)]
+                                              for key, pts in series.items() for x, v in pts]
         answer = client.get(f"/api/runs/{run_id}/metrics.csv")
         assert "content-length" not in answer.headers  # streamed, never built whole
-        body = answer.text.splitlines()
-        assert body == expected and len(body) == many + 3
+        body = list(csv.reader(io.StringIO(answer.text)))
+        assert body == expected and len(body) == many + 5
+        assert [float(v) for k, _, v in body if k == odd] == [0.1 + 0.2, -1e-300]
+        assert f'"loss, ""smoothed""",3,{0.1 + 0.2!r}' in answer.text
         only = client.get(f"/api/runs/{run_id}/metrics.csv", params={"keys": "a_acc"})
         assert only.text.splitlines() == ["key,x,value", "a_acc,1,"]
 
