@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from celery import Celery
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.config import Settings, get_settings
 
@@ -18,6 +19,27 @@ LANDSCAPE_TASK = "epoque.landscape"  # a run's loss landscape (run id, resolutio
 QUEUES = ("cpu", "gpu")
 
 
+class EmbeddedChannel(kombu_sqlalchemy.Channel):
+    """kombu's SQLite channel, safe when several processes open a new broker file at once.
+    kombu creates the tables, then each queue's row, after a look, under a lock of its own
+    process only: two workers started together on a new lab both saw no row, the second
+    insert failed on the UNIQUE name, and that worker died before it registered. Whatever
+    another process created first is there when looked at again."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        try:
+            return super()._open()
+        except (IntegrityError, OperationalError):  # the other process's tables now exist
+            return super()._open()
+
+    def _get_or_create(self, queue):  # type: ignore[no-untyped-def]
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:  # the other process's row now exists
+            self.session.rollback()
+            return super()._get_or_create(queue)
+
+
 def make_celery(settings: Settings) -> Celery:
     app = Celery("epoque", broker=settings.broker)
     options: dict[str, object] = {}
@@ -25,6 +47,7 @@ def make_celery(settings: Settings) -> Celery:
         # kombu hands these options to create_engine, so the polling interval cannot go here:
         # it is an attribute of the transport class (default 1 s, too slow for a live lab).
         kombu_sqlalchemy.Transport.polling_interval = settings.broker_poll_seconds
+        kombu_sqlalchemy.Transport.Channel = EmbeddedChannel
         options = {"connect_args": {"timeout": 30}}
     else:
         # Training runs can last hours. Redis re-delivers an unacked message after this, so keep
