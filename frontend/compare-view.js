@@ -402,7 +402,8 @@ class CompareView extends PlotElement {
     mark("best", r.best_epoch, "star", `best epoch ${r.best_epoch} (z*)`);
     const stop = r.stopped_epoch ?? r.epochs_run;
     const how = run.status === "cancelled" ? "cancelled" : run.status === "diverged" ? "diverged" : "stopped";
-    if (stop !== r.best_epoch) mark("stop", stop, "x", `${how} at epoch ${stop}`);
+    // A plain stop on z* adds nothing to the star; a cancel or divergence there is news.
+    if (stop !== r.best_epoch || how !== "stopped") mark("stop", stop, "x", `${how} at epoch ${stop}`);
     return out;
   }
 

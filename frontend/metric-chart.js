@@ -252,7 +252,9 @@ class MetricChart extends PlotElement {
       }
     }
     if (m.best !== null && m.best !== undefined) vline("best", m.best, "#1f7a4d", "dash", m.bestLabel || `best ${m.best}`, 0.98);
-    if (m.stop !== null && m.stop !== undefined && m.stop !== m.best) {
+    // Drawn even on the best epoch's line: a run cancelled (or diverged) right at z* must still
+    // say so; the two labels sit at different heights.
+    if (m.stop !== null && m.stop !== undefined) {
       vline("stop", m.stop, "#b4232c", "dot", m.stopLabel || `stop ${m.stop}`, 0.86);
     }
     if (this.eventKey) {

@@ -70,6 +70,14 @@ def test_a_cancelled_run_is_described_as_cancelled_not_early_stopped(
     assert shape(page, LOSS, "patience") is None
     annotations = page.evaluate(f"() => {PLOT.format(sel=LOSS)}.layout.annotations.map((a) => a.text)")
     assert f"cancelled {stopped}" in annotations
+    # Whether the cancel lands on z* depends on when the worker sees it; the chart must say
+    # "cancelled" there too (it once drew only z*'s line, and this test failed 1 run in 5).
+    page.evaluate(f"""() => document.querySelector('{LOSS}').setMarks(
+        {{best: {stopped}, bestLabel: 'best {stopped} (z*)', stop: {stopped}, stopLabel: 'cancelled {stopped}'}})""")
+    page.wait_for_function(f"""() => ['best', 'stop'].every((name) => ({PLOT.format(sel=LOSS)}?.layout?.shapes || [])
+        .some((s) => s.name === name && s.x0 === {stopped}))""")
+    annotations = page.evaluate(f"() => {PLOT.format(sel=LOSS)}.layout.annotations.map((a) => a.text)")
+    assert f"cancelled {stopped}" in annotations
     # No reference to a file students do not have; the guide is one click away instead.
     expect(page.locator("run-view")).not_to_contain_text("COURSE.md")
     snap(page, artifacts, "run-view-cancelled", element=page.locator("run-banner"))
