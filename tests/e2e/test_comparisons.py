@@ -10,7 +10,16 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_lab import PLOT, plot_data, post_run, series, shape, snap, wait_finished
+from tests.e2e.test_lab import (
+    PLOT,
+    plot_data,
+    post_run,
+    series,
+    shape,
+    snap,
+    wait_finished,
+    wait_for_shape,
+)
 
 SERVER_ENV = {"EPOQUE_PACKS": "always"}
 
@@ -103,8 +112,7 @@ def test_the_p_slider_moves_the_stop_marker(page: Page, server: str, artifacts: 
             f"p = {p}: z* at epoch {answer['best_epoch']}, stopping at epoch "
             f"{answer['stopped_epoch']}")
         assert answer["stopped_epoch"] > answer["best_epoch"]
-        page.wait_for_function(f"""() => ({PLOT.format(sel=LOSS)}.layout.shapes || []).some(
-            (s) => s.name === 'stop' && s.x0 === {answer['stopped_epoch']})""")
+        wait_for_shape(page, LOSS, "stop", x0=answer["stopped_epoch"])
         if answer["best_epoch"] > 0:
             assert shape(page, LOSS, "best")["x0"] == answer["best_epoch"]
     assert answers[0]["stopped_epoch"] < answers[1]["stopped_epoch"]  # the marker really moved

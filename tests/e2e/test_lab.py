@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import DOCS_SHOTS, serve
 
@@ -87,6 +88,26 @@ def plot_layout(page: Page, selector: str) -> dict[str, Any]:
 def shape(page: Page, selector: str, name: str) -> dict[str, Any] | None:
     shapes = plot_layout(page, selector).get("shapes") or []
     return next((s for s in shapes if s.get("name") == name), None)
+
+
+def wait_for_shape(page: Page, selector: str, name: str, x0: float | None = None) -> dict[str, Any]:
+    """The chart's vertical mark ``name`` (at ``x0`` if given), once drawn; a timeout fails with
+    what the chart shows instead (a missing mark and a chart never drawn look alike otherwise)."""
+    at = "" if x0 is None else f" && s.x0 === {x0}"
+    try:
+        page.wait_for_function(f"() => ({PLOT.format(sel=selector)}?.layout?.shapes || [])"
+                               f".some((s) => s.name === '{name}'{at})")
+    except PlaywrightTimeout:
+        state = page.evaluate(f"""() => {{
+            const chart = document.querySelector('{selector}');
+            const plot = {PLOT.format(sel=selector)};
+            return {{drawnWith: chart?.dataset.drawnWith, points: chart?.dataset.points, marks: chart?.marks,
+                     shapes: (plot?.layout?.shapes || []).map((s) => [s.name, s.x0])}};
+        }}""")
+        pytest.fail(f"{selector}: no {name!r} mark{'' if x0 is None else f' at {x0}'}; the chart shows {state}")
+    found = shape(page, selector, name)
+    assert found is not None
+    return found
 
 
 def ema(values: list[float], beta: float) -> list[float]:
@@ -246,7 +267,7 @@ def test_run_view_live_lr_by_hand_smoothing_time_axis_and_cancel(
     result = httpx.get(f"{server}/api/runs/{run['id']}").json()["result"]
     page.get_by_label("epoch", exact=True).check()
     page.wait_for_function(f"() => {PLOT.format(sel=loss)}?.layout?.xaxis?.title?.text === 'epoch'")
-    page.wait_for_function(f"() => ({PLOT.format(sel=loss)}?.layout?.shapes || []).some((s) => s.name === 'stop')")
+    wait_for_shape(page, loss, "stop")
     stop = shape(page, loss, "stop")
     assert stop is not None and stop["x0"] == result["stopped_epoch"]
 

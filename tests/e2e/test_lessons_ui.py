@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Hold
-from tests.e2e.test_lab import PLOT, plot_data, post_run, shape, snap, wait_finished
+from tests.e2e.test_lab import PLOT, plot_data, post_run, shape, snap, wait_finished, wait_for_shape
 
 SERVER_ENV = {"EPOQUE_PACKS": "always"}
 
@@ -65,8 +65,7 @@ def test_a_cancelled_run_is_described_as_cancelled_not_early_stopped(
     expect(banner).not_to_contain_text("Early stopping with patience")
     expect(banner).not_to_contain_text("so it stopped at epoch")
     # The chart marks the cancel where it happened; no patience window is shaded for it.
-    page.wait_for_function(f"() => ({PLOT.format(sel=LOSS)}?.layout?.shapes || []).some((s) => s.name === 'stop')")
-    assert shape(page, LOSS, "stop")["x0"] == stopped
+    assert wait_for_shape(page, LOSS, "stop")["x0"] == stopped
     assert shape(page, LOSS, "patience") is None
     annotations = page.evaluate(f"() => {PLOT.format(sel=LOSS)}.layout.annotations.map((a) => a.text)")
     assert f"cancelled {stopped}" in annotations
@@ -74,8 +73,8 @@ def test_a_cancelled_run_is_described_as_cancelled_not_early_stopped(
     # "cancelled" there too (it once drew only z*'s line, and this test failed 1 run in 5).
     page.evaluate(f"""() => document.querySelector('{LOSS}').setMarks(
         {{best: {stopped}, bestLabel: 'best {stopped} (z*)', stop: {stopped}, stopLabel: 'cancelled {stopped}'}})""")
-    page.wait_for_function(f"""() => ['best', 'stop'].every((name) => ({PLOT.format(sel=LOSS)}?.layout?.shapes || [])
-        .some((s) => s.name === name && s.x0 === {stopped}))""")
+    wait_for_shape(page, LOSS, "best", x0=stopped)
+    wait_for_shape(page, LOSS, "stop", x0=stopped)
     annotations = page.evaluate(f"() => {PLOT.format(sel=LOSS)}.layout.annotations.map((a) => a.text)")
     assert f"cancelled {stopped}" in annotations
     # No reference to a file students do not have; the guide is one click away instead.
@@ -103,8 +102,7 @@ def test_best_epoch_0_gets_its_z_star_mark_and_banner(page: Page, server: str, a
     expect(banner).to_contain_text(f"stopped at epoch {patience}")
     expect(banner.get_by_role("link", name="guide of lesson 3")).to_have_attribute("href", "#/guides/3")
     for chart in (LOSS, ACCURACY):
-        page.wait_for_function(f"() => ({PLOT.format(sel=chart)}?.layout?.shapes || []).some((s) => s.name === 'best')")
-        assert shape(page, chart, "best")["x0"] == 0
+        assert wait_for_shape(page, chart, "best")["x0"] == 0
         window = shape(page, chart, "patience")
         assert (window["x0"], window["x1"]) == (0, patience)
         texts = page.evaluate(f"() => {PLOT.format(sel=chart)}.layout.annotations.map((a) => a.text)")
