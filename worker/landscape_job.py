@@ -13,9 +13,9 @@ from sqlalchemy import update
 from backend.db import new_session, utcnow
 from backend.errors import DomainError
 from backend.public_text import public_error
-from backend.runs import landscape as store
 from backend.runs import service
 from backend.runs.models import RunLandscape
+from backend.runs.trajectory import trajectory
 from worker.engine import load_dataset
 from worker.engine.landscape import MAX_EXAMPLES, landscape
 from worker.engine.modelfile import read_model
@@ -43,7 +43,7 @@ def execute_landscape(run_id: int, resolution: int, data_root: Any) -> str:
         session.commit()
         try:
             blob = service.get_model(session=session, run_id=run_id)
-            sketches = store.trajectory(session=session, run_id=run_id)
+            sketches = trajectory(session=session, run_id=run_id)
         except DomainError as exc:  # the run, or its model, is gone
             _set(run_id, resolution, status="failed", error=exc.message)
             return "failed"

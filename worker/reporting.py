@@ -18,7 +18,6 @@ from typing import Any
 from backend.config import get_settings
 from backend.db import new_session
 from backend.notify import publish
-from backend.runs.landscape import log_trajectory
 from backend.runs.lifecycle import EpochUpdate, record_epoch, record_epochs
 from backend.runs.service import Point
 from backend.runs.snapshots import snapshot_epochs
@@ -109,7 +108,7 @@ class RunReporter:
         sketch = path_sketch(state, self.directions)
         if not all(math.isfinite(v) for row in sketch for v in row):
             return  # a diverged epoch: no point on the path
-        self.sketch_bytes += 20 * sum(len(row) for row in sketch)  # about 20 bytes a number
+        self.sketch_bytes += 8 * sum(len(row) for row in sketch)  # float64s (runs/trajectory.py)
         if self.sketch_bytes > TRAJECTORY_BUDGET:
             self.sketch_seed = None
             return
@@ -163,10 +162,7 @@ class RunReporter:
             self.cancel, self.requested_lr = record_epoch(
                 session=session, run_id=self.run_id, token=self.token, epoch=self.epoch,
                 points=self.points, boundaries=self.boundaries, checkpoint=self.checkpoint,
-                snapshots=self.snapshots, confusions=self.confusions)
-            if self.sketches:
-                log_trajectory(session=session, run_id=self.run_id, sketches=self.sketches)
-                session.commit()
+                snapshots=self.snapshots, confusions=self.confusions, sketches=self.sketches)
         publish(self.run_id)
         self.points, self.boundaries, self.checkpoint, self.confusions = [], [], None, []
         self.sketches = []

@@ -1,41 +1,25 @@
 """Loss landscapes (GET /api/runs/{id}/landscape): the first GET of a resolution queues the
 computation on the worker (worker/landscape_job.py) and answers 202 with its progress, later
 ones 202 until it is done, then 200 with the stored result. The path comes from the weight
-sketches the run stored per epoch (run_trajectory; worker/engine/landscape.py)."""
+sketches the run stored per epoch (backend/runs/trajectory.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from backend.broker import enqueue_landscape
 from backend.db import utcnow
 from backend.errors import Conflict, Unavailable
 from backend.runs import service
-from backend.runs.models import RunLandscape, RunTrajectory
-
-Sketch = list[list[float]]
+from backend.runs.models import RunLandscape
 
 # A queued or running landscape not touched for this long lost its worker (its progress is
 # written at least every row of the grid): the next request queues it again.
 STALE_SECONDS = 600
-
-
-def log_trajectory(*, session: Session, run_id: int, sketches: Iterable[tuple[int, Sketch]]) -> None:
-    """Store epochs' weight sketches (an epoch already stored, by a resumed run, is kept)."""
-    rows = [{"run_id": run_id, "epoch": epoch, "sketch": sketch} for epoch, sketch in sketches]
-    if rows:
-        session.execute(service.insert_for(session)(RunTrajectory).on_conflict_do_nothing(), rows)
-
-
-def trajectory(*, session: Session, run_id: int) -> list[tuple[int, Sketch]]:
-    return [(e, s) for e, s in session.execute(
-        select(RunTrajectory.epoch, RunTrajectory.sketch).where(RunTrajectory.run_id == run_id)
-        .order_by(RunTrajectory.epoch))]
 
 
 def get_or_start(*, session: Session, run_id: int, resolution: int,

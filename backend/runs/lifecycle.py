@@ -22,6 +22,7 @@ from backend.errors import Conflict, NotFound
 from backend.runs import blobs
 from backend.runs.models import Run, RunCheckpoint, RunModel, RunSnapshot
 from backend.runs.service import Point, insert_for, log_boundaries, log_confusions, log_points
+from backend.runs.trajectory import Sketch, log_trajectory
 
 
 class RunGone(NotFound):
@@ -81,6 +82,7 @@ class EpochUpdate(NamedTuple):
     # (epoch, matrix) on S_v, in the points' transaction: a viewer told of an epoch's
     # validation points finds its matrix (a second commit left a moment of 404s).
     confusions: Iterable[tuple[int, list[list[int]]]] = ()
+    sketches: Iterable[tuple[int, Sketch]] = ()  # (epoch, weight sketch): the landscape's path
 
 
 Controls = tuple[bool, float | None]  # (cancel requested, η requested by hand)
@@ -91,12 +93,14 @@ def record_epoch(
     boundaries: Iterable[tuple[int, dict[str, Any]]] = (), checkpoint: bytes | None = None,
     snapshots: Iterable[tuple[int, bytes]] = (),
     confusions: Iterable[tuple[int, list[list[int]]]] = (),
+    sketches: Iterable[tuple[int, Sketch]] = (),
 ) -> Controls:
     """One transaction per flush: the points, the progress they represent and, sometimes, the
     checkpoint of that same epoch — if the run is still ours. Returns the live controls
     (cancel requested, η requested by hand), read by the same statement."""
     answer = record_epochs(session=session, updates=[
-        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint, snapshots, confusions)])
+        EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint, snapshots, confusions,
+                    sketches)])
     if run_id not in answer:
         raise _lost(session, run_id)
     return answer[run_id]
@@ -129,6 +133,7 @@ def record_epochs(*, session: Session, updates: Iterable[EpochUpdate]) -> dict[i
             continue
         log_boundaries(session=session, run_id=u.run_id, grids=u.boundaries)
         log_confusions(session=session, run_id=u.run_id, matrices=u.confusions)
+        log_trajectory(session=session, run_id=u.run_id, sketches=u.sketches)
         if u.checkpoint is not None:
             checkpoints.append({"run_id": u.run_id, "attempt": attempts[u.run_id],
                                 "epoch": u.epoch,

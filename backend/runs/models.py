@@ -202,7 +202,7 @@ class RunTrajectory(Base):
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sketch: Mapped[list[list[float]]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # float64 bytes (backend/runs/trajectory.py)
 
 
 class RunLandscape(Base):

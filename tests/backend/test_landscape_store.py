@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from backend.db import new_session, utcnow
 from backend.errors import Conflict
-from backend.runs import blobs, landscape, service
+from backend.runs import blobs, landscape, service, trajectory
 from backend.runs.models import RunLandscape, RunModel
 from worker.engine.spec import parse_spec
 
@@ -68,12 +68,12 @@ def test_landscape_states(configure, db_url) -> None:
             200, {"alphas": [0.0], "loss": [[1.5]], "status": "done", "progress": 1.0})
         other = landscape.get_or_start(session=session, run_id=run_id, resolution=11)
         assert other[0] == 202  # each resolution is its own landscape
-        landscape.log_trajectory(session=session, run_id=run_id,
+        trajectory.log_trajectory(session=session, run_id=run_id,
                                  sketches=[(0, [[1.0], [2.0]]), (1, [[3.0], [4.0]])])
-        landscape.log_trajectory(session=session, run_id=run_id, sketches=[(1, [[9.0], [9.0]])])
+        trajectory.log_trajectory(session=session, run_id=run_id, sketches=[(1, [[9.0], [9.0]])])
         session.commit()
-        assert landscape.trajectory(session=session, run_id=run_id) == [
+        assert trajectory.trajectory(session=session, run_id=run_id) == [
             (0, [[1.0], [2.0]]), (1, [[3.0], [4.0]])]  # a resumed epoch keeps the first sketch
         service.delete_run(session=session, run_id=run_id)
         assert session.query(RunLandscape).count() == 0
-        assert landscape.trajectory(session=session, run_id=run_id) == []
+        assert trajectory.trajectory(session=session, run_id=run_id) == []

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from backend.app import create_app
 from backend.db import new_session
-from backend.runs.landscape import trajectory
+from backend.runs.trajectory import trajectory
 from tests.conftest import wait_for
 from tests.worker.test_worker_looking_inside import finished
 from worker.engine import load_dataset
