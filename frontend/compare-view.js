@@ -258,7 +258,7 @@ class CompareView extends PlotElement {
 
   /** Reload the runs (and the study's list of runs), then the metrics of unfinished ones. */
   async refresh() {
-    clearTimeout(this.waiting); // a poll due now would only repeat this refresh
+    this.stopAfter(); // a poll due now would only repeat this refresh
     const token = (this.token = (this.token || 0) + 1);
     try {
       if (this.studyId) {

@@ -51,7 +51,7 @@ class ConfusionView extends PlotElement {
 
   /** New metric points: an epoch ended, so a newer matrix may exist. */
   add(series) {
-    if (!series || !(series.val_loss || series.val_accuracy) || !this.slider.follow || this.waiting) return;
+    if (!series || !(series.val_loss || series.val_accuracy) || !this.slider.follow || this.due) return;
     if (!this.shown && !this.slider.loading) this.slider.refresh();
     else this.after(REFRESH_MS, () => this.slider.refresh());
   }

@@ -7,7 +7,8 @@
 // A subclass implements build(plot) (its DOM around the plot box) and draw() (which calls
 // render(traces, layout)); it may override plotLabel(), cardClass(), resized(), delay() and
 // sizeTarget.
-// after(ms, fn) is its timer for polls and refreshes, stopped when the element leaves.
+// after(ms, fn) is its timer for polls and refreshes (stopAfter() cancels it, `due` says
+// whether it is set), stopped when the element leaves.
 import { drawPlot } from "./plotly-loader.js";
 import { el, releasePlot } from "./ui.js";
 
@@ -112,6 +113,17 @@ export class PlotElement extends HTMLElement {
       this.waiting = null;
       if (!this.gone) fn();
     }, ms);
+  }
+
+  /** Cancel after()'s pending call, if any. */
+  stopAfter() {
+    clearTimeout(this.waiting);
+    this.waiting = null;
+  }
+
+  /** Whether after()'s call is still to come. */
+  get due() {
+    return this.waiting !== null;
   }
 
   draw() {}

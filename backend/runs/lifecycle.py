@@ -95,8 +95,8 @@ def record_epoch(
     confusions: Iterable[tuple[int, list[list[int]]]] = (),
     sketches: Iterable[tuple[int, Sketch]] = (),
 ) -> Controls:
-    """One transaction per flush: the points, the progress they represent and, sometimes, the
-    checkpoint of that same epoch — if the run is still ours. Returns the live controls
+    """One transaction per flush: the points, the progress they represent, the epochs' weight
+    sketches and, sometimes, the checkpoint of that same epoch — if the run is still ours. Returns the live controls
     (cancel requested, η requested by hand), read by the same statement."""
     answer = record_epochs(session=session, updates=[
         EpochUpdate(run_id, token, epoch, points, boundaries, checkpoint, snapshots, confusions,
