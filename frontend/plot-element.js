@@ -108,7 +108,7 @@ export class PlotElement extends HTMLElement {
 
   /** Call fn once after ms (a poll, a refresh), unless the element has left the page by then. */
   after(ms, fn) {
-    clearTimeout(this.waiting);
+    this.stopAfter();
     this.waiting = setTimeout(() => {
       this.waiting = null;
       if (!this.gone) fn();
@@ -123,7 +123,7 @@ export class PlotElement extends HTMLElement {
 
   /** Whether after()'s call is still to come. */
   get due() {
-    return this.waiting !== null;
+    return Boolean(this.waiting);
   }
 
   draw() {}

@@ -9,6 +9,8 @@ Create Date: 2026-12-01 04:00:00
 import json
 import sys
 from array import array
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -38,7 +40,7 @@ def _decode(data: bytes) -> list[list[float]]:
     return [flat[:n].tolist(), flat[n:].tolist()]
 
 
-def _convert(source: str, target: str, codec) -> None:  # type: ignore[no-untyped-def]
+def _convert(source: str, target: str, codec: Callable[[Any], Any]) -> None:
     """Rewrite every row's ``source`` column into ``target``, a run at a time (a run keeps up
     to a few MB of sketches)."""
     conn = op.get_bind()
@@ -56,17 +58,18 @@ def _convert(source: str, target: str, codec) -> None:  # type: ignore[no-untype
                          .values({target: codec(value)}))
 
 
-def upgrade() -> None:
-    op.add_column('run_trajectory', sa.Column('data', sa.LargeBinary(), nullable=True))
-    _convert('sketch', 'data', _encode)
+def _move(source: str, target: str, kind: sa.types.TypeEngine, codec: Callable[[Any], Any]) -> None:
+    """Replace column ``source`` by ``target`` (of type ``kind``), each row's value converted."""
+    op.add_column('run_trajectory', sa.Column(target, kind, nullable=True))
+    _convert(source, target, codec)
     with op.batch_alter_table('run_trajectory') as batch:
-        batch.drop_column('sketch')
-        batch.alter_column('data', existing_type=sa.LargeBinary(), nullable=False)
+        batch.drop_column(source)
+        batch.alter_column(target, existing_type=kind, nullable=False)
+
+
+def upgrade() -> None:
+    _move('sketch', 'data', sa.LargeBinary(), _encode)
 
 
 def downgrade() -> None:
-    op.add_column('run_trajectory', sa.Column('sketch', sa.JSON(), nullable=True))
-    _convert('data', 'sketch', _decode)
-    with op.batch_alter_table('run_trajectory') as batch:
-        batch.drop_column('data')
-        batch.alter_column('sketch', existing_type=sa.JSON(), nullable=False)
+    _move('data', 'sketch', sa.JSON(), _decode)
